@@ -68,7 +68,7 @@ class ResultsLocked(RuntimeError):
 
 
 class ResultsFile:
-    """`with ResultsFile(path) as rf: rf.append(record)`; `rf.records` holds what was there."""
+    """`with ResultsFile(path) as rf: rf.append(record)`; `rf.records` holds what was there before."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = pathlib.Path(path)
@@ -76,7 +76,8 @@ class ResultsFile:
         self.records: list[dict] = []
         self.skipped_lines = 0
 
-    def __enter__(self) -> "ResultsFile":
+    def open(self) -> "ResultsFile":
+        """Take the lock (or raise ResultsLocked) and read what is already there."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(str(self.path) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -111,11 +112,17 @@ class ResultsFile:
             os.close(fd)
         self.records.append(record)
 
-    def __exit__(self, *exc) -> None:
+    def close(self) -> None:
         if self._lock_fd is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    def __enter__(self) -> "ResultsFile":
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def read_results(path: str | os.PathLike) -> tuple[list[dict], int]:

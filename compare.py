@@ -1,0 +1,202 @@
+"""Train the same MLP in PyTorch and in JAX over a config (one run, a preset grid, a TOML file)
+and write a results file and a report that contrast loss, accuracy, convergence and step speed.
+
+    python compare.py --config grid                   # the lab report's 432 runs, both backends
+    python compare.py --config baseline --backend jax # one backend alone
+    python compare.py --config smoke --set hidden_size=64,128
+    python compare.py --list --config grid            # what would run, then "432 runs"
+    python compare.py --report runs/grid              # rebuild the report from results.jsonl alone
+
+Runs go backend after backend for each config (interleaved), from the same initial weights and the
+same batch order, so a grid stopped halfway is still a fair comparison. Results are appended to
+OUT/results.jsonl one whole line per finished run; rerunning with the same --out skips those.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pathlib
+import signal
+import sys
+import time
+import traceback
+
+from shared.cli import ArgumentParser, add_run_args, fail, sweep_from_args
+from shared.config import Config
+from shared.data import DataError, load_dataset
+from shared.results import ResultsFile, ResultsLocked, make_record, read_results
+
+BACKENDS = {"torch": "impls.torch_mlp.train", "jax": "impls.flax_mlp.train"}
+INSTALL_HINT = {"torch": "pip install 'mlp-twins[torch]'", "jax": "pip install 'mlp-twins[jax]'"}
+
+
+def parse_args(argv=None):
+    p = ArgumentParser(prog="compare.py", description=__doc__.split("\n\n")[0],
+                       epilog="Results: OUT/results.jsonl (schema in README.md); report: OUT/report.md + PNGs.")
+    add_run_args(p)
+    p.add_argument("--backend", default="both", choices=("torch", "jax", "both"),
+                   help="which framework(s) to run (default: both)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="where results.jsonl and the report go (default: runs/<config name>)")
+    p.add_argument("--list", action="store_true", help="print the expanded runs and 'N runs', train nothing")
+    p.add_argument("--report", default=None, metavar="OUT",
+                   help="rebuild OUT/report.md and its figures from OUT/results.jsonl alone, train nothing")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar: one plain status line per finished run (for logs)")
+    p.add_argument("--log-steps", action="store_true",
+                   help="also print the seed-format training log (Epoch [1/5], Step [100/600], Loss: ...)")
+    return p.parse_args(argv)
+
+
+def describe(cfg: Config) -> str:
+    return (f"{cfg.dataset} {'-'.join(map(str, cfg.layer_sizes))} {cfg.activation} {cfg.output} "
+            f"batch={cfg.batch_size} lr={cfg.learning_rate:g} epochs={cfg.epochs} seed={cfg.seed} "
+            f"init={cfg.init}{' tf32' if cfg.tf32 else ''}")
+
+
+def load_backends(names: list[str], device: str) -> dict:
+    """Import each backend's train module and check the device now, not three hours into a grid."""
+    mods = {}
+    for name in names:
+        try:
+            mods[name] = importlib.import_module(BACKENDS[name])
+        except ImportError as e:
+            fail(f"backend {name} is not installed ({e}); install it with {INSTALL_HINT[name]} or use --backend")
+        try:
+            mods[name].resolve_device(device)
+        except RuntimeError as e:
+            fail(f"--device {device}: {e}")
+    return mods
+
+
+def status_line(cfg: Config, recs: dict[str, dict]) -> str:
+    parts = []
+    for name, r in recs.items():
+        if r["status"] == "ok":
+            acc = r["epochs"][-1]["test_accuracy"] * 100
+            parts.append(f"{name} {acc:.2f}% {r['step_time_us']:.0f}us/step")
+        else:
+            parts.append(f"{name} {r['status'].upper()}")
+    return f"{describe(cfg)} | " + " | ".join(parts)
+
+
+def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
+    backends = ["torch", "jax"] if args.backend == "both" else [args.backend]
+    mods = load_backends(backends, args.device)
+    try:
+        results = ResultsFile(out / "results.jsonl").open()
+    except ResultsLocked as e:
+        fail(str(e))
+    except OSError as e:
+        fail(f"--out {out}: cannot write there ({e})")
+    done = {(r["backend"], Config(**r["config"]).key()) for r in results.records if _valid(r)}
+    todo = [(cfg, b) for cfg in runs for b in backends if (b, cfg.key()) not in done]
+    skipped = len(runs) * len(backends) - len(todo)
+    if skipped:
+        print(f"[compare] {skipped} finished runs found in {out / 'results.jsonl'}; skipping them", file=sys.stderr)
+
+    datasets: dict = {}
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), unit="run", dynamic_ncols=True, file=sys.stderr)
+    say = (bar.write if bar else print)
+    interrupted = False
+    try:
+        for cfg in runs:
+            mine = [(c, b) for c, b in todo if c is cfg]
+            if not mine:
+                continue
+            if cfg.dataset not in datasets:
+                try:
+                    datasets[cfg.dataset] = load_dataset(cfg.dataset, args.data_dir)
+                except DataError as e:
+                    fail(str(e))
+            data = datasets[cfg.dataset]
+            recs = {}
+            for _, name in mine:
+                if bar:
+                    bar.set_description(f"{name} {cfg.hidden_layers}x{cfg.hidden_size} b{cfg.batch_size} lr{cfg.learning_rate:g}")
+                recs[name] = train_one(mods[name], name, cfg, data, args)
+                results.append(recs[name])  # whole line, fsync'd: a kill after this keeps it
+                if bar:
+                    bar.update(1)
+            say(status_line(cfg, recs))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if bar:
+            bar.close()
+        results.close()
+    if interrupted:
+        print(f"[compare] interrupted; {len(results.records)} runs are safe in {out / 'results.jsonl'}. "
+              f"Run the same command again to resume.", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _valid(record: dict) -> bool:
+    try:
+        Config(**record["config"])
+        return True
+    except Exception:
+        return False
+
+
+def train_one(mod, name: str, cfg: Config, data, args) -> dict:
+    """One backend on one config; an exception becomes an `error` record and the grid goes on."""
+    t0 = time.perf_counter()
+    log = print if args.log_steps else None
+    try:
+        return mod.train(cfg, data, device=args.device, log=log)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # recorded, not fatal: one broken config must not sink a 432-run grid
+        text = f"{type(e).__name__}: {e}"
+        print(f"[compare] {name} failed on {describe(cfg)}: {text}", file=sys.stderr)
+        if os.environ.get("MLP_TWINS_DEBUG"):
+            traceback.print_exc()
+        return make_record(backend=name, cfg=cfg, data=data, status="error", error=text, epochs=[], loss_curve=[],
+                           timing={}, wall_s=time.perf_counter() - t0, device=args.device, versions={})
+
+
+def build_report(out: pathlib.Path) -> int:
+    from shared.report import write_report
+
+    path = out / "results.jsonl"
+    records, bad = read_results(path)
+    if not records:
+        fail(f"--report {out}: no results in {path}" + (f" ({bad} unreadable lines)" if bad else ""))
+    report = write_report(records, out)
+    print(f"[compare] report: {report} ({len(records)} results" + (f", {bad} unreadable lines skipped" if bad else "") + ")")
+    return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    # SIGTERM (a scheduler's timeout, `timeout 600 ...`) ends the grid like Ctrl-C: cleanly, resumable.
+    signal.signal(signal.SIGTERM, _interrupt)
+    if args.report is not None:
+        return build_report(pathlib.Path(args.report))
+    sweep = sweep_from_args(args)
+    runs = sweep.runs()
+    if args.list:
+        for i, cfg in enumerate(runs, 1):
+            print(f"{i:4d}  {describe(cfg)}")
+        print(f"{len(runs)} runs")
+        return 0
+    out = pathlib.Path(args.out or f"runs/{sweep.name}")
+    code = run_all(args, runs, out)
+    if code == 0:
+        code = build_report(out)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
