@@ -13,6 +13,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `import shared`, `import impls` without an install
 
 DATASETS = pathlib.Path(os.environ.get("MLP_TWINS_DATASETS", ROOT.parent / "shared" / "datasets"))
+# An MNIST folder given the product's way (MLP_TWINS_DATA) also serves the tests; read it before
+# pytest_configure removes it from the environment.
+EXPLICIT_MNIST = os.environ.get("MLP_TWINS_DATA")
 
 
 def pytest_configure(config):
@@ -29,6 +32,8 @@ def pytest_configure(config):
 
 def _dataset_dir(name: str) -> pathlib.Path:
     d = DATASETS / name
+    if name == "mnist" and EXPLICIT_MNIST and not (d / "train-images-idx3-ubyte.gz").is_file():
+        d = pathlib.Path(EXPLICIT_MNIST)
     if not (d / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"real {name} files not found in {d} (set MLP_TWINS_DATASETS to the folder holding {name}/)")
     return d
