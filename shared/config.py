@@ -141,6 +141,12 @@ class Sweep:
             raise ConfigError(str(e)) from None
         sweep = Sweep(self.name, base, tuple(axes.items()))
         sweep.runs()  # validate every combination now, not halfway through a grid
+        for name, values in sweep.axes:
+            # A repeated value (400,400 or 10e-1,1.0) would make two runs with one key, and
+            # resume would take the second for done.
+            repeated = [v for i, v in enumerate(values) if v in values[:i]]
+            if repeated:
+                raise ConfigError(f"{name}: value {repeated[0]!r} given twice; allowed: distinct values")
         return sweep
 
 
@@ -223,9 +229,9 @@ def load_toml(path: str | pathlib.Path) -> Sweep:
     except FileNotFoundError:
         raise ConfigError(f"--config {str(path)!r}: no such file; allowed: {', '.join(PRESETS)} or a .toml file") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"--config {str(path)!r}: cannot read TOML ({e})") from None
+        raise ConfigError(f"--config {str(path)!r}: cannot read TOML ({' '.join(str(e).split())})") from None
     preset = data.pop("preset", "baseline")
-    if preset not in PRESETS:
+    if not isinstance(preset, str) or preset not in PRESETS:
         raise ConfigError(f"preset: got {preset!r}; allowed: {' | '.join(PRESETS)}")
     overrides: dict[str, tuple[Any, ...]] = {}
     for name, value in data.items():
