@@ -29,6 +29,7 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
 
 def epoch_batches(seed: int, epoch: int, n: int, batch_size: int) -> Iterator[np.ndarray]:
     """Yield the index arrays, each (batch_size,), of one epoch; the partial tail is dropped."""
+    _check_batch_size(batch_size, n)
     order = epoch_permutation(seed, epoch, n)
     for start in range(0, n - batch_size + 1, batch_size):
         yield order[start : start + batch_size]
@@ -40,5 +41,12 @@ def epoch_index_matrix(seed: int, epoch: int, n: int, batch_size: int) -> np.nda
     The same indices as `epoch_batches`, for loops that move a whole epoch to the
     device in one transfer (or scan over it).
     """
+    _check_batch_size(batch_size, n)
     steps = n // batch_size
     return epoch_permutation(seed, epoch, n)[: steps * batch_size].reshape(steps, batch_size)
+
+
+def _check_batch_size(batch_size: int, n: int) -> None:
+    # 0 would loop forever or divide by zero, and more than n would make an epoch of no steps.
+    if not 1 <= batch_size <= n:
+        raise ValueError(f"batch_size: got {batch_size}; allowed: 1 to {n} (the number of training images)")
