@@ -1,0 +1,1 @@
+"""The MNIST MLP in JAX/Flax NNX."""
