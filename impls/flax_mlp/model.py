@@ -1,0 +1,73 @@
+"""The MLP in Flax NNX: an `nnx.Module` of `nnx.Linear` layers, the twin of impls/torch_mlp/model.py.
+
+Initial weights (`cfg.init`):
+  shared: `shared.init.shared_init`, the same numbers the PyTorch twin starts from (parity tests, comparisons).
+  native: Flax's own `nnx.Linear` default, a lecun_normal kernel (a normal truncated at +-2 standard deviations,
+          rescaled so that the kernel's std is exactly 1/sqrt(fan_in)) and a zero bias. PyTorch's default
+          differs (U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias), so native runs start apart.
+
+Flax keeps `kernel` as (in, out) and computes x @ kernel + bias: already the layout of shared/init.py.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from shared.config import Config
+from shared.init import Weights, shared_init
+
+LEAKY_SLOPE = 0.01  # jax.nn.leaky_relu's default negative slope; torch's nn.LeakyReLU default is 0.01 too
+
+
+class MLP(nnx.Module):
+    """hidden_layers x (Linear -> activation), then Linear to the 10 classes."""
+
+    def __init__(self, layer_sizes: list[int], activation: str, output: str, *, rngs: nnx.Rngs):
+        self.layers = nnx.List([nnx.Linear(n_in, n_out, rngs=rngs) for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:])])
+        self.activation = nnx.relu if activation == "relu" else functools.partial(nnx.leaky_relu, negative_slope=LEAKY_SLOPE)
+        self.output = output
+
+    def __call__(self, x):  # (B, 784) float32
+        for layer in self.layers[:-1]:
+            x = self.activation(layer(x))  # (B, hidden)
+        x = self.layers[-1](x)  # (B, 10) logits
+        if self.output == "softmax":
+            # The seed lab report's net ended in a softmax and still trained with cross-entropy, which applies
+            # a softmax of its own: a double softmax. Kept on purpose, to reproduce the report. Its effect: the
+            # loss sees inputs confined to [0, 1], so it can never drop below -log(e / (e + 9)) ~= 1.461, and
+            # the extra softmax Jacobian shrinks every gradient: learning is much slower than with logits.
+            x = nnx.softmax(x, axis=1)  # (B, 10) probabilities
+        return x
+
+
+def build_model(cfg: Config) -> MLP:
+    """The MLP of `cfg`, on the default device, initialised as `cfg.init` says (see the module docstring)."""
+    rngs = nnx.Rngs(cfg.seed)  # the native init draws from an explicit key, as JAX always does
+    model = MLP(cfg.layer_sizes, cfg.activation, cfg.output, rngs=rngs)
+    if cfg.init == "shared":
+        set_weights(model, shared_init(cfg.layer_sizes, cfg.seed))
+    return model
+
+
+def get_weights(model: MLP) -> Weights:
+    """[(W (in, out), b (out,)), ...] as float32 numpy copies."""
+    return [(np.array(layer.kernel[...], dtype=np.float32), np.array(layer.bias[...], dtype=np.float32))
+            for layer in model.layers]
+
+
+def set_weights(model: MLP, weights: Weights) -> None:
+    """Copy [(W (in, out), b (out,)), ...] into the model, in place (new arrays on the default device)."""
+    _check_shapes([(tuple(layer.kernel.shape), tuple(layer.bias.shape)) for layer in model.layers], weights)
+    for layer, (w, b) in zip(model.layers, weights):  # Variables are mutable containers: set_value swaps the array
+        layer.kernel.set_value(jnp.asarray(w, dtype=jnp.float32))  # (in, out): Flax's own layout
+        layer.bias.set_value(jnp.asarray(b, dtype=jnp.float32))
+
+
+def _check_shapes(expected: list[tuple[tuple, tuple]], weights: Weights) -> None:
+    got = [(tuple(np.shape(w)), tuple(np.shape(b))) for w, b in weights]
+    if got != expected:
+        raise ValueError(f"weights of shapes {got} do not fit this model; expected {expected} (W as (in, out))")
