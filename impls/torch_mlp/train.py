@@ -1,0 +1,185 @@
+"""Training and evaluation in PyTorch: the seed's loop, with the whole dataset resident on the device.
+
+Mirrored function for function by impls/flax_mlp/train.py: `diff` the two files to see only the
+framework lines. The loop is yunjey's pytorch-tutorial feed-forward example (nn.CrossEntropyLoss,
+torch.optim.Adam, `Epoch [1/5], Step [100/600], Loss: 0.3124` every 100 steps), changed in four ways:
+
+* the dataset moves to the device once; each step gathers its batch there (`get_batch`), in the
+  shared batch order of shared/batches.py (no DataLoader, no host-to-device copy per step);
+* each step's loss stays on the device and is fetched once per epoch; the log lines, every 100
+  steps, are the only other syncs, so a GPU is never stalled by the Python loop;
+* the test set is evaluated after every epoch, outside the timed steps (shared/timing.py);
+* a loss that turns NaN/inf ends the run early with status "diverged" instead of training on.
+
+CPU speed: glibc's malloc hands the large buffers of every step back to the OS and maps them in
+again on the next step. MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_, set in the environment
+before Python starts, keep them in the heap (see __main__.py for the measured effect). Nothing
+here sets them: they cannot take effect from inside a running process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.metadata
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from impls.torch_mlp.model import MLP, build_model
+from shared.batches import epoch_index_matrix
+from shared.config import Config
+from shared.data import Dataset, scale_images
+from shared.results import make_record
+from shared.timing import StepClock
+
+LOG_EVERY = 100  # steps between log lines, as in the seed
+
+# Mean cross-entropy over the batch, from the model's outputs and integer labels, as in the seed.
+criterion = nn.CrossEntropyLoss()
+
+
+def build_optimizer(model: MLP, cfg: Config) -> torch.optim.Adam:
+    """Adam with every hyperparameter spelled out, the same in both twins.
+
+    Both put eps outside the square root, after bias correction: torch divides by
+    sqrt(v_hat) + eps, optax.adam by sqrt(v_hat + eps_root) + eps with eps_root = 0.
+    """
+    return torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.999), eps=1e-8)
+
+
+def loss_fn(model: MLP, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the model's outputs: (B, 784) float32, (B,) int -> 0-d.
+
+    With output="softmax" the outputs are already probabilities and this applies a second softmax
+    (the seed report's double softmax; see model.py): the loss cannot go below ~1.461.
+    """
+    return criterion(model(images), labels)
+
+
+def train_step(model: MLP, optimizer: torch.optim.Adam, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """One Adam step on one batch, updating model and optimizer in place; returns the loss, not synced."""
+    loss = loss_fn(model, images, labels)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.detach()  # a 0-d tensor on the device: reading it (.item()) would wait for the GPU
+
+
+@torch.no_grad()  # no autograd graph for evaluation
+def evaluate(model: MLP, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean loss, accuracy as a fraction) over all `images` at once, as 0-d tensors on the device."""
+    outputs = model(images)  # (N, 10)
+    return criterion(outputs, labels), (outputs.argmax(dim=1) == labels).float().mean()
+
+
+def get_batch(images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch `i` of an epoch, gathered on the device: order (steps, B) -> (B, 784), (B,)."""
+    index = order[i]  # (B,)
+    return images[index], labels[index]
+
+
+@contextlib.contextmanager
+def matmul_precision(tf32: bool):
+    """float32 matmuls as IEEE float32, or TF32 on GPUs that have it when `tf32`. CPUs ignore it."""
+    saved = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")  # "highest" = no TF32 in matmuls
+    torch.backends.cudnn.allow_tf32 = tf32  # convolutions (none here; set so that nothing uses TF32)
+    try:
+        yield
+    finally:  # process-wide knobs: put them back for whatever runs next
+        torch.set_float32_matmul_precision(saved[0])
+        torch.backends.cudnn.allow_tf32 = saved[1]
+
+
+def resolve_device(device: str) -> torch.device:
+    """"auto": the GPU if torch sees one, else the CPU; "cpu"; "gpu": RuntimeError if there is none."""
+    if device not in ("auto", "cpu", "gpu"):
+        raise ValueError(f"device: got {device!r}; allowed: auto | cpu | gpu")
+    if device != "cpu" and torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    if device == "gpu":
+        raise RuntimeError("--device gpu: torch sees no CUDA GPU (torch.cuda.is_available() is False); "
+                           "allowed here: auto | cpu")
+    return torch.device("cpu")
+
+
+def describe_device(dev: torch.device) -> str:
+    """"cpu", or e.g. "cuda:0 NVIDIA H100 80GB HBM3"."""
+    return f"{dev} {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else "cpu"
+
+
+def train(cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str], object] | None = print) -> dict:
+    """Train `cfg` on `data`, evaluating after every epoch; returns shared.results' record.
+
+    `log` gets the seed's lines (None: silent). A loss that turns NaN/inf stops the run with status
+    "diverged"; a missing GPU raises RuntimeError; any other error propagates.
+    """
+    start = time.perf_counter()
+    log = log or _silent
+    dev = resolve_device(device)
+    with matmul_precision(cfg.tf32):
+        # The whole dataset moves to the device once; every batch is then gathered there.
+        train_images = torch.from_numpy(scale_images(data.train_images)).to(dev)  # (60000, 784) float32
+        train_labels = torch.from_numpy(data.train_labels).to(dev)  # (60000,) int64, what CrossEntropyLoss takes
+        test_images = torch.from_numpy(scale_images(data.test_images)).to(dev)  # (10000, 784)
+        test_labels = torch.from_numpy(data.test_labels).to(dev)  # (10000,)
+        model = build_model(cfg).to(dev)
+        optimizer = build_optimizer(model, cfg)
+        # The hot loop calls this with the batch only. torch dispatches each op eagerly from Python, so
+        # there is no per-call traversal to cache: a plain partial is all it takes.
+        step = functools.partial(train_step, model, optimizer)
+
+        clock = StepClock(_sync(dev))
+        epochs, curve, status = [], [], "ok"
+        steps = cfg.steps_per_epoch
+        for epoch in range(cfg.epochs):
+            order = torch.from_numpy(epoch_index_matrix(cfg.seed, epoch, len(data.train_labels), cfg.batch_size)).to(dev)  # (steps, B)
+            losses = []
+            clock.start_epoch()
+            for i in range(steps):
+                loss = step(*get_batch(train_images, train_labels, order, i))
+                clock.after_step(loss)
+                losses.append(loss)
+                if (i + 1) % LOG_EVERY == 0:
+                    value = loss.item()  # a sync, as in the seed, once every LOG_EVERY steps
+                    log(f"Epoch [{epoch + 1}/{cfg.epochs}], Step [{i + 1}/{steps}], Loss: {value:.4f}")
+                    if not math.isfinite(value):
+                        break
+            clock.end_epoch(loss)
+            epoch_losses = torch.stack(losses).cpu().numpy()  # (steps,): the epoch's losses, fetched at once
+            curve.extend(epoch_losses.tolist())
+            test_loss, test_accuracy = (float(x) for x in evaluate(model, test_images, test_labels))
+            if not (np.isfinite(epoch_losses).all() and math.isfinite(test_loss)):
+                status = "diverged"
+                log(f"Epoch [{epoch + 1}/{cfg.epochs}]: the loss is no longer finite after {len(curve)} steps; stopping")
+                break
+            epochs.append({"epoch": epoch + 1, "train_loss": float(epoch_losses.mean(dtype=np.float64)),
+                           "test_loss": test_loss, "test_accuracy": test_accuracy})
+            log(f"Epoch [{epoch + 1}/{cfg.epochs}], Test Loss: {test_loss:.4f}, Test Accuracy: {100 * test_accuracy:.2f} %")
+
+    return make_record(backend="torch", cfg=cfg, data=data, status=status, epochs=epochs, loss_curve=curve,
+                       timing=clock.summary(cfg.batch_size), wall_s=time.perf_counter() - start,
+                       device=describe_device(dev), versions=_versions())
+
+
+def _sync(dev: torch.device) -> Callable[[object], None]:
+    """What StepClock waits on: the GPU's queue (torch.cuda.synchronize); on the CPU work is already done."""
+    if dev.type == "cuda":
+        return lambda value: torch.cuda.synchronize(dev)
+    return lambda value: None
+
+
+def _versions() -> dict[str, str]:
+    versions = {"torch": torch.__version__}
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):  # torchvision is optional here
+        versions["torchvision"] = importlib.metadata.version("torchvision")
+    return versions
+
+
+def _silent(line: str) -> None:
+    pass
