@@ -14,7 +14,8 @@
 Every file is checked (IDX magic, dimensions, item counts, md5), and a bad one
 is named in a `DataError` of one line that says what was expected. Only
 verified data is ever written to the cache, always via a temp file and an atomic
-rename; a cached file that later fails its check is deleted, not reused.
+rename; a cached file that later fails its check is deleted, not reused, and temp files
+that a killed process left behind are swept once they are an hour old.
 
 Parsed arrays are kept in the cache as `.npy` files (no pickle) next to a
 `meta.json` that records which source files they came from (path, size, mtime),
@@ -35,6 +36,7 @@ import os
 import pathlib
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zlib
@@ -148,11 +150,10 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, verbos
         except DataError as e:
             # Only verified files are renamed into the cache, so this one was damaged (or
             # copied in) later: drop it, so the download below can replace it.
-            if e.path is not None:
-                e.path.unlink(missing_ok=True)
-            looked.append(f"cache {cache} (deleted a bad file: {e})")
+            deleted = "deleted" if e.path is not None and _unlink(e.path) else "could not delete"
+            looked.append(f"cache {cache} ({deleted} a bad file: {e})")
             if verbose:
-                print(f"[data] warning: deleted a bad cached file: {e}", file=sys.stderr)
+                print(f"[data] warning: {deleted} a bad cached file: {e}", file=sys.stderr)
 
     ds, why = _from_tfds(name)
     if ds is not None:
@@ -211,7 +212,7 @@ def _explicit_files(directory, name: str, origin: str) -> dict[str, pathlib.Path
     """find_files, or a DataError saying what is missing where."""
     d = pathlib.Path(directory)
     if not d.is_dir():
-        raise DataError(f"{origin} {str(directory)!r}: no such directory; expected a folder holding "
+        raise DataError(f"{origin} {str(directory)!r}: no such folder; expected a folder holding "
                         f"the four {name} IDX files ({', '.join(SPLITS)}, each .gz or extracted)")
     files = find_files(d, name)
     if files is not None:
@@ -231,7 +232,10 @@ def _explicit_files(directory, name: str, origin: str) -> dict[str, pathlib.Path
 def _signature(files: dict[str, pathlib.Path]) -> dict[str, list]:
     out = {}
     for stem, path in files.items():
-        st = path.stat()
+        try:
+            st = path.stat()
+        except OSError as e:  # gone since it was found
+            raise DataError(f"{path}: cannot read it ({e.strerror}); expected an IDX file", path) from None
         out[stem] = [str(path.resolve()), st.st_size, st.st_mtime_ns]
     return out
 
@@ -260,13 +264,13 @@ def read_idx(path: pathlib.Path, name: str, stem: str) -> np.ndarray:
     split, kind = SPLITS[stem]
     gz = path.suffix == ".gz"
     published = f"the published {name} {stem}{'.gz' if gz else ''}"
-    if not gz:  # an extracted file's size is known exactly: refuse a wrong one before reading it
-        expected_size = _idx_size(kind, N_ITEMS[split])
-        size = path.stat().st_size
-        if size != expected_size:
-            raise DataError(f"{path}: {size} bytes, expected {expected_size} ({published}; "
-                            f"truncated or not this file)", path)
     try:
+        if not gz:  # an extracted file's size is known exactly: refuse a wrong one before reading it
+            expected_size = _idx_size(kind, N_ITEMS[split])
+            size = path.stat().st_size
+            if size != expected_size:
+                raise DataError(f"{path}: {size} bytes, expected {expected_size} ({published}; "
+                                f"truncated or not this file)", path)
         raw = path.read_bytes()
     except OSError as e:
         raise DataError(f"{path}: cannot read it ({e.strerror}); expected {published}", path) from None
@@ -350,6 +354,7 @@ def _save_arrays(arrays_dir: pathlib.Path, arrays, sig: dict, md5: dict) -> None
     """Write the arrays, then meta.json last; each file via temp + atomic rename. Best effort."""
     try:
         arrays_dir.mkdir(parents=True, exist_ok=True)
+        _sweep_stale(arrays_dir)
         (arrays_dir / "meta.json").unlink(missing_ok=True)  # invalidate before touching the arrays
         for key, arr in zip(ARRAY_NAMES, arrays):
             _atomic_write(arrays_dir / f"{key}.npy", lambda f, a=arr: np.save(f, a, allow_pickle=False))
@@ -357,6 +362,23 @@ def _save_arrays(arrays_dir: pathlib.Path, arrays, sig: dict, md5: dict) -> None
         _atomic_write(arrays_dir / "meta.json", lambda f: f.write(meta.encode()))
     except OSError as e:  # a read-only cache only costs speed
         print(f"[data] warning: could not cache arrays in {arrays_dir}: {e}", file=sys.stderr)
+
+
+STALE_S = 3600  # a temp file this old belongs to no live writer: one killed mid-write left it
+
+
+def _sweep_stale(folder: pathlib.Path) -> None:
+    """Delete our temp files (.name.*.part / .tmp) that a killed process left behind.
+
+    Young ones are kept: another process may be writing them right now.
+    """
+    now = time.time()
+    for tmp in [*folder.glob(".*.part"), *folder.glob(".*.tmp")]:
+        try:
+            if now - tmp.stat().st_mtime > STALE_S:
+                tmp.unlink()
+        except OSError:
+            pass
 
 
 def _atomic_write(path: pathlib.Path, write) -> None:
@@ -447,6 +469,7 @@ def download(name: str, dest: pathlib.Path, *, mirrors: list[str] | None = None,
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(f"cannot create the cache folder {dest}: {e}") from None
+    _sweep_stale(dest)
     out = {}
     try:
         for stem in SPLITS:
@@ -456,7 +479,8 @@ def download(name: str, dest: pathlib.Path, *, mirrors: list[str] | None = None,
                 if _md5_file(final) == expected:
                     out[stem] = final
                     continue
-                final.unlink()
+                if not _unlink(final):
+                    raise DataError(f"{final}: md5 is not the published {expected}, and it cannot be deleted")
             errors = []
             for mirror in mirrors:
                 url = f"{mirror}{stem}.gz"
@@ -466,8 +490,11 @@ def download(name: str, dest: pathlib.Path, *, mirrors: list[str] | None = None,
             if stem not in out:
                 raise DataError(f"could not download {stem}.gz: {'; '.join(errors)}")
     except BaseException:
-        if made and not any(dest.iterdir()):
-            dest.rmdir()
+        if made:
+            try:
+                dest.rmdir()  # only succeeds when empty: verified files are kept
+            except OSError:
+                pass
         raise
     return out
 
@@ -498,6 +525,15 @@ def _fetch(url: str, final: pathlib.Path, expected: str, errors: list[str], time
         return False
     finally:
         pathlib.Path(tmp).unlink(missing_ok=True)
+
+
+def _unlink(path: pathlib.Path) -> bool:
+    """Delete `path` if it is there; False where that is refused (a read-only cache)."""
+    try:
+        path.unlink(missing_ok=True)
+        return True
+    except OSError:
+        return False
 
 
 def _md5_file(path: pathlib.Path) -> str:
