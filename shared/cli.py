@@ -8,8 +8,16 @@ import sys
 from shared.config import FIELD_NAMES, PRESETS, ConfigError, Sweep, resolve
 
 
+_prog = "mlp-twins"  # the name errors start with: the last ArgumentParser's prog
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse that reports bad input as one line and exits 2 (no usage dump, no traceback)."""
+
+    def __init__(self, *args, **kwargs):
+        global _prog
+        super().__init__(*args, **kwargs)
+        _prog = self.prog
 
     def error(self, message: str):  # type: ignore[override]
         fail(f"{message} (see {self.prog} --help)", prog=self.prog)
@@ -17,13 +25,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def fail(message: str, prog: str | None = None, code: int = 2):
     """Print one clear line to stderr and exit non-zero."""
-    name = prog or pathlib_name(sys.argv[0])
-    print(f"{name}: error: {message}", file=sys.stderr)
+    print(f"{prog or _prog}: error: {message}", file=sys.stderr)
     raise SystemExit(code)
-
-
-def pathlib_name(argv0: str) -> str:
-    return argv0.rsplit("/", 1)[-1] or "mlp-twins"
 
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
