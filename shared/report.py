@@ -19,6 +19,7 @@ from shared.config import Config
 BACKENDS = ("torch", "jax")
 COLORS = {"torch": "#ee4c2c", "jax": "#1a73e8"}  # PyTorch orange-red, JAX blue
 THRESHOLDS = (0.90, 0.95, 0.97, 0.98)
+CHANCE = 0.20  # a final accuracy below this is "did not learn": ten classes give 10% by guessing
 
 
 # ------------------------------------------------------------------ helpers
@@ -428,7 +429,18 @@ def write_report(records: list[dict], out: pathlib.Path) -> pathlib.Path:
         if len(bad) > 40:
             md += [f"... and {len(bad) - 40} more (see results.jsonl).", ""]
     else:
-        md += ["No run diverged.", ""]
+        md += ["No run diverged (loss NaN/inf) or failed.", ""]
+    stuck = [r for r in records if _ok(r) and _final_acc(r) < CHANCE]
+    if stuck:
+        md += [f"{len(stuck)} runs finished with finite losses but did not learn (final test accuracy below "
+               f"{100 * CHANCE:g}%, about chance for ten classes). Adam moves each weight by about lr per step "
+               f"whatever the gradient, so lr 1.0 throws the weights far out, the ReLU units die and the net "
+               f"predicts one class; the loss stays finite, so these are not 'diverged':", "",
+               _table(["backend", "config", "final test acc %", "final train loss"],
+                      [[r["backend"], _short(_cfg(r)), _pct(_final_acc(r)), f"{r['epochs'][-1]['train_loss']:.3f}"]
+                       for r in stuck[:40]]), ""]
+        if len(stuck) > 40:
+            md += [f"... and {len(stuck) - 40} more.", ""]
     md += _variant_effects(pairs, backends)
 
     # ---- step speed

@@ -53,14 +53,11 @@ def make_record(*, backend: str, cfg: Config, data: Dataset | None, status: str,
     }
 
 
-def downsample(curve: list[float], max_points: int = 5000) -> tuple[list[float | None], int]:
-    """Every k-th loss (k the smallest stride that fits max_points); non-finite losses become None."""
+def downsample(curve: list[float], max_points: int = 1000) -> tuple[list[float | None], int]:
+    """Every k-th loss, k the smallest stride that keeps at most `max_points` (a 432-run grid stays a
+    few MB); 7 significant digits, which is all a float32 holds; non-finite losses become None."""
     every = max(1, math.ceil(len(curve) / max_points))
-    return [float(x) if math.isfinite(x) else None for x in curve[::every]], every
-
-
-def versions() -> dict[str, str]:
-    return {"python": platform.python_version(), "numpy": np.__version__}
+    return [float(f"{x:.7g}") if math.isfinite(x) else None for x in curve[::every]], every
 
 
 class ResultsLocked(RuntimeError):

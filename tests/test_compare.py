@@ -1,0 +1,240 @@
+"""compare.py end to end: real MNIST, both backends, results schema, report, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from shared.config import FIELD_NAMES, Config
+from shared.results import ResultsFile, ResultsLocked, read_results
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+KEYS = {"backend", "config", "status", "error", "epochs", "loss_curve", "loss_curve_every", "steps",
+        "step_time_us", "samples_per_s", "compile_s", "train_s", "wall_s", "device", "versions", "dataset"}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def compare(*args: str, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, str(ROOT / "compare.py"), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def needs_both():
+    pytest.importorskip("torch")
+    pytest.importorskip("flax")
+
+
+def lines(path: pathlib.Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+# ------------------------------------------------------------------ no training
+
+
+def test_list_grid_counts_432_runs():
+    r = compare("--config", "grid", "--list")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.strip().splitlines()
+    assert out[-1] == "432 runs"
+    assert len(out) == 433
+    assert "lr=1 " in r.stdout and "lr=1e-06" in r.stdout  # the literal learning rates
+
+
+def test_list_custom_axes():
+    r = compare("--config", "baseline", "--set", "hidden_size=400,600", "--set", "batch_size=100,300,600", "--list")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "6 runs"
+
+
+@pytest.mark.parametrize("args, field", [
+    (["--set", "activation=tanh"], "activation"),
+    (["--set", "hidden_size=abc"], "hidden_size"),
+    (["--set", "learning_rate=0"], "learning_rate"),
+    (["--set", "batch_size=100,-3"], "batch_size"),
+    (["--set", "colour=red"], "colour"),
+    (["--set", "epochs"], "epochs"),
+    (["--config", "nope"], "--config"),
+    (["--config", "missing.toml"], "missing.toml"),
+    (["--backend", "mxnet"], "--backend"),
+    (["--device", "tpu"], "--device"),
+    (["--bogus"], "--bogus"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, field, tmp_path):
+    r = compare(*args, "--out", str(tmp_path / "out"), "--list")
+    assert r.returncode == 2
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1, r.stderr
+    assert field in err[0] and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_explains_every_flag():
+    r = compare("--help")
+    assert r.returncode == 0
+    for flag in ("--config", "--backend", "--set", "--data-dir", "--out", "--device", "--list", "--report", "--quiet"):
+        assert flag in r.stdout
+
+
+def test_second_process_on_same_out_is_refused(tmp_path):
+    pytest.importorskip("jax")
+    path = tmp_path / "results.jsonl"
+    with ResultsFile(path):
+        with pytest.raises(ResultsLocked, match="in use by another process"):
+            ResultsFile(path).open()
+        r = compare("--config", "smoke", "--out", str(tmp_path), "--backend", "jax", "--quiet")
+        assert r.returncode == 2 and "in use by another process" in r.stderr
+    with ResultsFile(path):  # released: it can be taken again
+        pass
+
+
+def test_torn_last_line_is_dropped_and_appends_stay_whole(tmp_path):
+    path = tmp_path / "results.jsonl"
+    rec = {"backend": "torch", "config": Config().to_dict(), "status": "ok"}
+    path.write_text(json.dumps(rec) + "\n" + '{"backend": "jax", "conf')  # a power cut mid-line
+    with ResultsFile(path) as rf:
+        assert len(rf.records) == 1
+        rf.append({**rec, "backend": "jax"})
+    records, bad = read_results(path)
+    assert [r["backend"] for r in records] == ["torch", "jax"] and bad == 0
+
+
+# ------------------------------------------------------------------ training
+
+
+@pytest.fixture(scope="module")
+def smoke_out(tmp_path_factory, mnist_dir):
+    needs_both()
+    out = tmp_path_factory.mktemp("smoke")
+    r = compare("--config", "smoke", "--data-dir", str(mnist_dir), "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out, r
+
+
+def test_smoke_end_to_end_schema(smoke_out):
+    out, r = smoke_out
+    recs = lines(out / "results.jsonl")
+    assert len(recs) == 4  # 2 configs x 2 backends, interleaved per config
+    assert [x["backend"] for x in recs] == ["torch", "jax", "torch", "jax"]
+    assert recs[0]["config"] == recs[1]["config"]
+    for rec in recs:
+        assert KEYS <= set(rec), KEYS - set(rec)
+        assert set(rec["config"]) == set(FIELD_NAMES)
+        assert rec["status"] == "ok", rec.get("error")
+        cfg = Config(**rec["config"])
+        assert [e["epoch"] for e in rec["epochs"]] == list(range(1, cfg.epochs + 1))
+        assert rec["steps"] == cfg.epochs * cfg.steps_per_epoch
+        assert len(rec["loss_curve"]) == -(-rec["steps"] // rec["loss_curve_every"]) <= 1000
+        assert rec["step_time_us"] > 0 and rec["compile_s"] > 0 and rec["wall_s"] > 0
+        assert rec["dataset"]["name"] == "mnist"
+        assert rec["dataset"]["md5"]["train-images-idx3-ubyte"] == "f68b3c2dcbeaaa9fbdd348bbdeb94873"
+        assert "python" in rec["versions"] and "numpy" in rec["versions"]
+        assert ("torch" if rec["backend"] == "torch" else "jax") in rec["versions"]
+        assert 0.8 < rec["epochs"][-1]["test_accuracy"] <= 1.0
+    # Same weights, same batches: the two backends' curves coincide.
+    for t, j in ((recs[0], recs[1]), (recs[2], recs[3])):
+        assert max(abs(a - b) for a, b in zip(t["loss_curve"], j["loss_curve"])) < 1e-3
+    # One status line per finished config, naming both backends.
+    status = [ln for ln in r.stdout.splitlines() if "torch" in ln and "jax" in ln and "us/step" in ln]
+    assert len(status) == 2
+
+
+def test_smoke_report_files(smoke_out):
+    out, _ = smoke_out
+    report = (out / "report.md").read_text()
+    for section in ("## Loss", "## Accuracy", "## Convergence", "## Step speed"):
+        assert section in report
+    pngs = sorted(out.glob("*.png"))
+    assert {p.name for p in pngs} >= {"loss_reference.png", "loss_grid.png", "accuracy_epochs.png"}
+    for p in pngs:
+        assert p.read_bytes()[:8] == PNG_MAGIC and p.stat().st_size > 10_000
+        assert f"]({p.name})" in report
+
+
+def test_report_rebuilt_from_results_alone(smoke_out, tmp_path):
+    out, _ = smoke_out
+    (tmp_path / "results.jsonl").write_bytes((out / "results.jsonl").read_bytes())
+    r = compare("--report", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "report.md").read_text() == (out / "report.md").read_text()
+    assert (tmp_path / "loss_reference.png").stat().st_size > 10_000
+
+
+def test_report_on_empty_folder_is_one_line(tmp_path):
+    r = compare("--report", str(tmp_path))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "no results" in r.stderr
+
+
+def test_rerun_skips_finished_runs(smoke_out, tmp_path, mnist_dir):
+    out, _ = smoke_out
+    before = (out / "results.jsonl").read_bytes()
+    r = compare("--config", "smoke", "--data-dir", str(mnist_dir), "--out", str(out), "--quiet")
+    assert r.returncode == 0
+    assert "4 finished runs" in r.stderr
+    assert (out / "results.jsonl").read_bytes() == before
+
+
+def test_sigkill_mid_grid_then_resume(tmp_path, mnist_dir):
+    needs_both()
+    args = ["--config", "smoke", "--set", "epochs=1", "--set", "hidden_size=16,24,32,40", "--set", "output=logits",
+            "--data-dir", str(mnist_dir), "--out", str(tmp_path), "--quiet"]
+    path = tmp_path / "results.jsonl"
+    p = subprocess.Popen([sys.executable, str(ROOT / "compare.py"), *args], cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and (not path.exists() or path.read_text().count("\n") < 3):
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    first = path.read_bytes()
+    n_first = first.count(b"\n")
+    assert 3 <= n_first < 8, "the kill should land mid-grid"
+    assert first.endswith(b"\n")
+    r = compare(*args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    after = path.read_bytes()
+    assert after.startswith(first)  # earlier lines intact
+    recs = lines(path)
+    keys = [(x["backend"], Config(**x["config"]).key()) for x in recs]
+    assert len(keys) == 8 and len(set(keys)) == 8  # every run exactly once
+    assert all(x["status"] == "ok" for x in recs)
+
+
+def test_diverged_run_is_recorded_and_the_grid_goes_on(tmp_path, mnist_dir):
+    # lr 1e30: Adam's first steps move every weight by ~1e30, the activations overflow float32 and the
+    # loss turns NaN. (lr 1.0, the grid's largest, does *not* do this: see the next test.)
+    needs_both()
+    r = compare("--config", "smoke", "--set", "epochs=1", "--set", "output=logits",
+                "--set", "learning_rate=1e30,1e-3", "--data-dir", str(mnist_dir), "--out", str(tmp_path), "--quiet")
+    assert r.returncode == 0, r.stderr[-2000:]
+    recs = lines(tmp_path / "results.jsonl")
+    by = {(x["backend"], x["config"]["learning_rate"]): x for x in recs}
+    assert len(by) == 4
+    for b in ("torch", "jax"):
+        bad = by[(b, 1e30)]
+        assert bad["status"] == "diverged" and bad["epochs"] == []
+        assert None in bad["loss_curve"]  # the non-finite losses are kept, as null
+        assert by[(b, 1e-3)]["status"] == "ok"
+    assert [ln.count("DIVERGED") for ln in r.stdout.splitlines() if "DIVERGED" in ln] == [2]  # one line, both
+    assert "did not finish normally" in (tmp_path / "report.md").read_text()
+
+
+def test_lr_one_collapses_to_chance_and_the_report_says_so(tmp_path, mnist_dir):
+    # The grid's lr 10e-1 == 1.0 is far too large for Adam, but its step is bounded by lr, so the loss
+    # stays finite: the ReLU units die and the net predicts about one class (~10%).
+    needs_both()
+    r = compare("--config", "smoke", "--set", "epochs=1", "--set", "output=logits", "--set", "learning_rate=10e-1",
+                "--data-dir", str(mnist_dir), "--out", str(tmp_path), "--quiet")
+    assert r.returncode == 0, r.stderr[-2000:]
+    for rec in lines(tmp_path / "results.jsonl"):
+        assert rec["status"] == "ok"
+        assert rec["epochs"][-1]["test_accuracy"] < 0.3
+    report = (tmp_path / "report.md").read_text()
+    assert "did not learn" in report and "lr1 " in report
