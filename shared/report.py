@@ -209,7 +209,7 @@ def fig_acc_heatmaps(pairs, path: pathlib.Path, backend: str) -> bool:
     if len(layers) * len(sizes) < 2:
         return False
     plt = _plt()
-    fig, axes = plt.subplots(len(lrs), len(batches), figsize=(3.2 * len(batches) + 1, 2.6 * len(lrs)), squeeze=False,
+    fig, axes = plt.subplots(len(lrs), len(batches), figsize=(max(7.5, 3.2 * len(batches) + 1), 2.6 * len(lrs)), squeeze=False,
                              layout="constrained")
     im = None
     for i, lr in enumerate(lrs):
