@@ -57,17 +57,30 @@ def describe(cfg: Config) -> str:
 
 def load_backends(names: list[str], device: str) -> dict:
     """Import each backend's train module and check the device now, not three hours into a grid."""
-    mods = {}
+    mods, devices = {}, {}
     for name in names:
         try:
             mods[name] = importlib.import_module(BACKENDS[name])
         except ImportError as e:
             fail(f"backend {name} is not installed ({e}); install it with {INSTALL_HINT[name]} or use --backend")
         try:
-            mods[name].resolve_device(device)
+            devices[name] = mods[name].describe_device(mods[name].resolve_device(device))
         except RuntimeError as e:
             fail(f"--device {device}: {e}")
+    warning = device_mismatch(devices)
+    if warning:
+        print(f"[compare] warning: {warning}", file=sys.stderr)
     return mods
+
+
+def device_mismatch(devices: dict[str, str]) -> str | None:
+    """One backend on a GPU and the other on the CPU (say, a CPU-only jaxlib) makes timings incomparable."""
+    on_cpu = sorted(b for b, d in devices.items() if d == "cpu")
+    if not on_cpu or len(on_cpu) == len(devices):
+        return None
+    on_gpu = sorted(set(devices) - set(on_cpu))
+    return (f"{', '.join(on_gpu)} runs on the GPU but {', '.join(on_cpu)} on the CPU (a CPU-only build?), so step "
+            f"times are not comparable; install the CUDA build (README) or pass --device gpu to require it")
 
 
 def status_line(cfg: Config, recs: dict[str, dict]) -> str:
