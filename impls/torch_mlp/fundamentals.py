@@ -13,37 +13,19 @@ See docs/walkthrough.md.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shared.cli import ArgumentParser
-
-X = [[1, 1], [1, 0], [0, 1], [0, 0]]
-# The source text calls [1, 1, 1, 0] the AND table, but it is OR (1 when either input is 1).
-# We keep it as the default so the numbers match the text, and offer the real AND beside it.
-GATES = {"or": [1, 1, 1, 0], "and": [1, 0, 0, 0]}
+from shared import walkthrough
+from shared.walkthrough import GATES, X, init_logic_params, logic_table  # noqa: F401  (part of this module's API)
 
 # The one line of output that differs between the two files: where the weight lives and its layout.
 LAYOUT = "layer.weight (out, in)"
 BY_HAND = "x @ layer.weight.T + layer.bias"
-
-
-def logic_table(gate: str = "or") -> tuple[np.ndarray, np.ndarray]:
-    """Inputs x (4, 2) and targets y (4, 1), float32."""
-    x = np.array(X, dtype=np.float32)
-    y = np.array(GATES[gate], dtype=np.float32)[:, None]
-    return x, y
-
-
-def init_logic_params(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """w1 (2, 1) then b1 (1,), each from U(-1, 1). Drawn with numpy, not torch.rand, so the JAX
-    twin starts from the very same numbers and the two loss curves can be compared step by step."""
-    rng = np.random.default_rng(seed)
-    w1 = rng.uniform(-1, 1, size=(2, 1)).astype(np.float32)
-    b1 = rng.uniform(-1, 1, size=(1,)).astype(np.float32)
-    return w1, b1
 
 
 # ------------------------------------------------------------ 1. raw parameters
@@ -159,54 +141,9 @@ def descend(x0: float = 1.0, lr: float = 0.15, steps: int = 20) -> list[float]:
 # ------------------------------------------------------------ printing
 
 
-def fmt(values) -> str:
-    return "[" + ", ".join(f"{float(v):.4f}" for v in np.ravel(values)) + "]"
-
-
-def build_parser() -> ArgumentParser:
-    p = ArgumentParser(prog=f"python -m {__spec__.name if __spec__ else __name__}",
-                       description="Forward and backward, step by step (see docs/walkthrough.md).")
-    p.add_argument("--gate", default="or", choices=tuple(GATES),
-                   help="or: targets [1, 1, 1, 0] (the table the source text calls AND); and: [1, 0, 0, 0] (default: or)")
-    p.add_argument("--seed", default=0, type=int, help="seed of the numpy draw of w1, b1 (default: 0)")
-    return p
-
-
 def main(argv: list[str] | None = None) -> None:
-    p = build_parser()
-    args = p.parse_args(argv)
-    if args.seed < 0:
-        p.error(f"--seed: got {args.seed}; allowed: an integer >= 0")
-    x, y = logic_table(args.gate)
-    targets = [int(t) for t in y.ravel()]
-    w1, b1 = init_logic_params(args.seed)
-
-    print("== 1. one neuron from raw parameters: sigmoid(x @ w1 + b1), MSE, Adam lr 0.01, 1000 epochs")
-    note = " (the OR table; the source text calls it AND)" if args.gate == "or" else " (AND)"
-    print(f"gate {args.gate}: x {X}, targets {targets}{note}")
-    print(f"start (numpy seed {args.seed}): w1 {fmt(w1)}, b1 {fmt(b1)}")
-    losses, pred = train_raw(args.gate, args.seed)
-    for epoch in [*range(0, len(losses), 100), len(losses) - 1]:
-        print(f"epoch {epoch:4d}  loss {losses[epoch]:.4f}")
-    print(f"predictions {fmt(pred)} -> rounded {[int(round(p)) for p in pred]}, targets {targets}")
-
-    print("== 2. the same neuron as a module (Linear(2, 1) + sigmoid), same start")
-    model, losses, pred = train_module(args.gate, args.seed)
-    print(f"epoch    0  loss {losses[0]:.4f}; epoch {len(losses) - 1}  loss {losses[-1]:.4f}")
-    print(f"predictions {fmt(pred)} -> rounded {[int(round(p)) for p in pred]}, targets {targets}")
-    shape, hand, out = by_hand(model, x)
-    print(f"stored {LAYOUT}: {shape}; by hand: sigmoid({BY_HAND})")
-    print(f"hand {hand.shape} vs module {out.shape}: max |diff| {np.abs(hand - out).max():.1e}")
-
-    print("== 3. derivatives by autograd")
-    d1, d2 = derivatives()
-    print(f"y = x^2 + 5x + 1 at x = 4: dy/dx = {d1:.4f}")
-    print(f"y = (2x + 10)^2 at x = 1: dy/dx = {d2:.4f}")
-
-    print("== 4. SGD lr 0.15 on (2x + 10)^2 from x = 1: x + 5 shrinks by -0.2 a step")
-    iterates = descend()
-    for k in [*range(6), len(iterates) - 1]:
-        print(f"step {k:2d}  x {iterates[k]:.4f}")
+    # The flags and the printing have no framework line: shared/walkthrough.py runs this file's sections.
+    walkthrough.main(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":
