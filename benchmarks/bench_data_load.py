@@ -108,7 +108,7 @@ def main() -> None:
     print(f"  second load, same process right after the first    {1e3 * med('first', 'second_s'):9.1f} ms")
     print(f"  ratio first / second (new process)                 {first / second:9.0f} x")
     print(f"  then a first pass over every byte (page-ins)       {1e3 * med('second', 'touch_s'):9.1f} ms")
-    print(f"  plain np.load of the cache instead of the map:")
+    print("  plain np.load of the cache instead of the map:")
     print(f"    in a new process                                 {1e3 * med('read', 'read_s'):9.1f} ms")
     print(f"    in the same process right after the first load   {1e3 * med('first+read', 'read_s'):9.1f} ms")
 

@@ -346,7 +346,7 @@ def write_report(records: list[dict], out: pathlib.Path) -> pathlib.Path:
     ref = _reference(pairs)
     if ref:
         fig_loss_reference(ref, out / "loss_reference.png")
-        md += [f"![training loss](loss_reference.png)", "",
+        md += ["![training loss](loss_reference.png)", "",
                "With the shared initial weights and the shared batch order the two curves start on top of each "
                "other; the lower panel shows their per-step difference. The frameworks sum in different orders, "
                "so their float32 results differ in the last bits; at small learning rates the curves stay together "
@@ -370,8 +370,8 @@ def write_report(records: list[dict], out: pathlib.Path) -> pathlib.Path:
     max_ep = max((len(r["epochs"]) for r in oks), default=0)
     eps = list(range(3, max_ep + 1)) if max_ep >= 3 else list(range(1, max_ep + 1))
     if oks:
-        md += [f"Test accuracy (%) after k epochs, best and median over runs, per learning rate "
-               f"(a k-epoch run is the first k epochs of the longer one: Adam's state is the same).", ""]
+        md += ["Test accuracy (%) after k epochs, best and median over runs, per learning rate "
+               "(a k-epoch run is the first k epochs of the longer one: Adam's state is the same).", ""]
         rows = []
         for b in backends:
             for lr in sorted({r["config"]["learning_rate"] for r in oks}, reverse=True):

@@ -267,7 +267,7 @@ def test_bad_file_rejected_and_nothing_cached(case, mnist_dir, extracted, tmp_pa
             (root / name).write_bytes(spoil(raw_gz, gzip.decompress(raw_gz)))
         else:
             (root / name).symlink_to((mnist_dir if gz else extracted) / name)
-    bad = root / (f"train-labels-idx1-ubyte.gz" if gz else "train-labels-idx1-ubyte")
+    bad = root / ("train-labels-idx1-ubyte.gz" if gz else "train-labels-idx1-ubyte")
     with pytest.raises(DataError) as err:
         load_dataset("mnist", root, verbose=False)
     msg = str(err.value)

@@ -19,7 +19,6 @@ CPU, jitted ~0.06 ms). The step itself goes through `nnx.cached_partial` (see `t
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib.metadata
 import math
 import time
