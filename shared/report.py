@@ -144,13 +144,20 @@ def _panel_configs(pairs: dict[str, dict[str, dict]], limit: int = 12) -> list[d
     """Up to `limit` runs for small multiples: the lr x batch panels of the first architecture."""
     allrecs = list(pairs.values())
     if len(allrecs) <= limit:
-        return allrecs
-    first = _cfg(next(iter(allrecs[0].values())))
-    chosen = [recs for recs in allrecs
-              if (lambda c: (c.hidden_size, c.hidden_layers, c.activation, c.output, c.dataset) ==
-                  (first.hidden_size, first.hidden_layers, first.activation, first.output, first.dataset))(
-                  _cfg(next(iter(recs.values()))))]
-    return chosen[:limit]
+        return sorted(allrecs, key=_panel_order)
+
+    def family(recs: dict[str, dict]) -> tuple:  # everything but learning rate, batch size and epochs
+        c = _cfg(next(iter(recs.values())))
+        return c.hidden_size, c.hidden_layers, c.activation, c.output, c.dataset
+
+    chosen = [recs for recs in allrecs if family(recs) == family(allrecs[0])]
+    return sorted(chosen, key=_panel_order)[:limit]
+
+
+def _panel_order(recs: dict[str, dict]) -> tuple:
+    """Panels by batch size, then from the largest learning rate down."""
+    c = _cfg(next(iter(recs.values())))
+    return c.batch_size, -c.learning_rate
 
 
 def fig_loss_grid(pairs: dict[str, dict[str, dict]], path: pathlib.Path) -> list[str]:
@@ -193,6 +200,7 @@ def fig_loss_grid(pairs: dict[str, dict[str, dict]], path: pathlib.Path) -> list
 def fig_acc_heatmaps(pairs, path: pathlib.Path, backend: str) -> bool:
     """Final test accuracy over hidden size x layers, one heatmap per (learning rate, batch size)."""
     cells: dict[tuple, float] = {}
+    failed: dict[tuple, str] = {}
     for recs in pairs.values():
         r = recs.get(backend)
         if r is None:
@@ -200,8 +208,11 @@ def fig_acc_heatmaps(pairs, path: pathlib.Path, backend: str) -> bool:
         c = _cfg(r)
         if (c.activation, c.output) != ("relu", "logits"):
             continue
-        acc = _final_acc(r) if _ok(r) else np.nan
-        cells[(c.learning_rate, c.batch_size, c.hidden_layers, c.hidden_size)] = acc
+        # A run that diverged or failed is marked with its status; a config not run is a grey "not run" cell.
+        key = (c.learning_rate, c.batch_size, c.hidden_layers, c.hidden_size)
+        cells[key] = _final_acc(r) if _ok(r) else np.nan
+        if not _ok(r):
+            failed[key] = "div" if r["status"] == "diverged" else "err"
     lrs = sorted({k[0] for k in cells}, reverse=True)
     batches = sorted({k[1] for k in cells})
     layers = sorted({k[2] for k in cells})
@@ -211,15 +222,23 @@ def fig_acc_heatmaps(pairs, path: pathlib.Path, backend: str) -> bool:
     plt = _plt()
     fig, axes = plt.subplots(len(lrs), len(batches), figsize=(max(7.5, 3.2 * len(batches) + 1), 2.6 * len(lrs)), squeeze=False,
                              layout="constrained")
+    # The colour scale starts 10 points below the median run, so that 92 % and 97 % look different;
+    # a run below that takes the darkest colour and still shows its number.
+    finite = [100 * v for v in cells.values() if not np.isnan(v)]
+    vmin = max(0.0, 5 * math.floor((median(finite) - 10) / 5)) if finite else 0.0
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#e6e6e6", under="#2b0a3d")  # NaN cells: light grey
     im = None
     for i, lr in enumerate(lrs):
         for j, bs in enumerate(batches):
             ax = axes[i, j]
-            grid = np.array([[cells.get((lr, bs, L, H), np.nan) for H in sizes] for L in layers]) * 100
-            im = ax.imshow(grid, vmin=0, vmax=100, cmap="viridis", origin="lower", aspect="auto")
+            keys = [[(lr, bs, L, H) for H in sizes] for L in layers]
+            grid = np.array([[cells.get(k, np.nan) for k in row] for row in keys]) * 100
+            im = ax.imshow(grid, vmin=vmin, vmax=100, cmap=cmap, origin="lower", aspect="auto")
             for (yy, xx), v in np.ndenumerate(grid):
-                ax.text(xx, yy, "div" if np.isnan(v) else f"{v:.1f}", ha="center", va="center", fontsize=7,
-                        color="white" if np.isnan(v) or v < 60 else "black")
+                k = keys[yy][xx]
+                text = f"{v:.1f}" if k in cells and k not in failed else failed.get(k, "not run")
+                ax.text(xx, yy, text, ha="center", va="center", fontsize=7,
+                        color="black" if k not in cells or v >= (vmin + 100) / 2 else "white")
             ax.set_xticks(range(len(sizes)), sizes, fontsize=7)
             ax.set_yticks(range(len(layers)), layers, fontsize=7)
             ax.set_title(f"lr {lr:g}, batch {bs}", fontsize=9)
@@ -227,8 +246,8 @@ def fig_acc_heatmaps(pairs, path: pathlib.Path, backend: str) -> bool:
                 ax.set_xlabel("hidden size", fontsize=8)
             if j == 0:
                 ax.set_ylabel("hidden layers", fontsize=8)
-    fig.suptitle(f"{backend}: final test accuracy (%), relu + logits; 'div' = diverged or missing")
-    fig.colorbar(im, ax=axes, shrink=0.6, label="test accuracy (%)")
+    fig.suptitle(f"{backend}: final test accuracy (%), relu + logits; 'div' = diverged, 'err' = failed")
+    fig.colorbar(im, ax=axes, shrink=0.6, label="test accuracy (%)", extend="min" if vmin > 0 else "neither")
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
@@ -462,10 +481,10 @@ def write_report(records: list[dict], out: pathlib.Path) -> pathlib.Path:
         t = median(speed[(arch, bs, "torch")]) if speed.get((arch, bs, "torch")) else None
         j = median(speed[(arch, bs, "jax")]) if speed.get((arch, bs, "jax")) else None
         rows.append([arch, bs, f"{t:.0f}" if t else "-", f"{j:.0f}" if j else "-",
-                     f"{t / j:.2f}" if t and j else "-", f"{bs * 1e6 / j:,.0f}" if j else "-",
-                     f"{bs * 1e6 / t:,.0f}" if t else "-"])
+                     f"{t / j:.2f}" if t and j else "-", f"{bs * 1e6 / t:,.0f}" if t else "-",
+                     f"{bs * 1e6 / j:,.0f}" if j else "-"])
     md += [_table(["layers x hidden", "batch", "torch µs/step", "JAX µs/step", "torch/JAX",
-                   "JAX samples/s", "torch samples/s"], rows), ""]
+                   "torch samples/s", "JAX samples/s"], rows), ""]
     md += ["First step (compile / warm-up), median seconds: " +
            ", ".join(f"{b} {median(v):.3f}" for b, v in comp.items()) + ".", ""]
     if len(speed) > 2:
