@@ -1,0 +1,62 @@
+"""The step benchmark runs end to end on real MNIST and prints a well-formed table; its FLOP count is
+right; bad flags are one line and exit 2. No timing is asserted (benchmarks/README.md)."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+from shared.config import Config
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks" / "bench_step.py"
+
+
+@pytest.fixture
+def both_frameworks():
+    pytest.importorskip("torch")
+    pytest.importorskip("flax")
+
+
+def test_matmul_flops_by_hand():
+    spec = importlib.util.spec_from_file_location("bench_step", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)  # imports shared only; the frameworks load inside its functions
+    matmul_flops = bench.matmul_flops
+
+    # 784-500-10, batch 100: forward 2*(784*500 + 500*10), weight grads the same, input grads only
+    # for the second layer 2*(500*10); times the batch.
+    cfg = Config(hidden_size=500, hidden_layers=1, batch_size=100)
+    assert matmul_flops(cfg) == 100 * (2 * 2 * (784 * 500 + 500 * 10) + 2 * 500 * 10)
+    # 0 hidden layers: a single 784->10 layer, no input gradient at all.
+    assert matmul_flops(Config(hidden_layers=0, batch_size=1)) == 2 * 2 * 784 * 10
+
+
+def test_bench_step_prints_both_backends_and_the_ratio(mnist_dir, both_frameworks):
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--config", "smoke", "--set", "batch_size=100,600", "--set", "output=logits", "--data-dir", str(mnist_dir),
+         "--device", "cpu", "--steps", "5", "--rounds", "2"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| 1x64 ")]
+    assert [r.split("|")[1].strip() for r in rows] == ["1x64 b100 relu logits", "1x64 b600 relu logits"]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        torch_us, jax_us = (float(c.split()[0]) for c in cells[1:3])
+        assert torch_us > 0 and jax_us > 0
+        assert float(cells[3]) == pytest.approx(torch_us / jax_us, abs=0.011)  # of the unrounded medians
+        assert re.fullmatch(r"[\d.]+ s / [\d.]+ s", cells[6])
+    assert "devices: torch cpu, JAX cpu" in proc.stdout
+
+
+def test_bench_step_bad_flags_are_one_line(mnist_dir, both_frameworks):
+    for args, needle in ((["--steps", "0"], "--steps"), (["--set", "batch_size=0"], "batch_size")):
+        proc = subprocess.run([sys.executable, str(BENCH), "--data-dir", str(mnist_dir), *args],
+                              capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert proc.returncode == 2
+        assert len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr, proc.stderr
