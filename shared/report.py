@@ -197,8 +197,9 @@ def fig_loss_grid(pairs: dict[str, dict[str, dict]], path: pathlib.Path) -> list
     return titles
 
 
-def fig_acc_heatmaps(pairs, path: pathlib.Path, backend: str) -> bool:
-    """Final test accuracy over hidden size x layers, one heatmap per (learning rate, batch size)."""
+def _heatmap_cells(pairs, backend: str) -> tuple[dict[tuple, float], dict[tuple, str]]:
+    """The relu + logits runs of `backend` by (lr, batch, layers, hidden): final accuracy (NaN where the
+    run did not finish), and "div" / "err" for runs that diverged / failed."""
     cells: dict[tuple, float] = {}
     failed: dict[tuple, str] = {}
     for recs in pairs.values():
@@ -208,11 +209,24 @@ def fig_acc_heatmaps(pairs, path: pathlib.Path, backend: str) -> bool:
         c = _cfg(r)
         if (c.activation, c.output) != ("relu", "logits"):
             continue
-        # A run that diverged or failed is marked with its status; a config not run is a grey "not run" cell.
         key = (c.learning_rate, c.batch_size, c.hidden_layers, c.hidden_size)
         cells[key] = _final_acc(r) if _ok(r) else np.nan
         if not _ok(r):
             failed[key] = "div" if r["status"] == "diverged" else "err"
+    return cells, failed
+
+
+def _cell_text(key: tuple, cells: dict[tuple, float], failed: dict[tuple, str]) -> str:
+    """A heatmap cell's label: the accuracy in %, the status of a run that did not finish, or "not run"."""
+    if key in failed:
+        return failed[key]
+    return f"{100 * cells[key]:.1f}" if key in cells else "not run"
+
+
+def fig_acc_heatmaps(pairs, path: pathlib.Path, backend: str) -> bool:
+    """Final test accuracy over hidden size x layers, one heatmap per (learning rate, batch size).
+    Configurations not run are grey cells marked "not run"."""
+    cells, failed = _heatmap_cells(pairs, backend)
     lrs = sorted({k[0] for k in cells}, reverse=True)
     batches = sorted({k[1] for k in cells})
     layers = sorted({k[2] for k in cells})
@@ -236,8 +250,7 @@ def fig_acc_heatmaps(pairs, path: pathlib.Path, backend: str) -> bool:
             im = ax.imshow(grid, vmin=vmin, vmax=100, cmap=cmap, origin="lower", aspect="auto")
             for (yy, xx), v in np.ndenumerate(grid):
                 k = keys[yy][xx]
-                text = f"{v:.1f}" if k in cells and k not in failed else failed.get(k, "not run")
-                ax.text(xx, yy, text, ha="center", va="center", fontsize=7,
+                ax.text(xx, yy, _cell_text(k, cells, failed), ha="center", va="center", fontsize=7,
                         color="black" if k not in cells or v >= (vmin + 100) / 2 else "white")
             ax.set_xticks(range(len(sizes)), sizes, fontsize=7)
             ax.set_yticks(range(len(layers)), layers, fontsize=7)

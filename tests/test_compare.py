@@ -248,3 +248,25 @@ def test_lr_one_collapses_to_chance_and_the_report_says_so(tmp_path, mnist_dir):
         assert rec["epochs"][-1]["test_accuracy"] < 0.3
     report = (tmp_path / "report.md").read_text()
     assert "did not learn" in report and "lr1 " in report
+
+
+def test_heatmap_cells_tell_not_run_from_diverged_and_failed(tmp_path):
+    import dataclasses
+
+    from shared import report
+
+    def record(lr, layers, status, acc):
+        cfg = Config(hidden_layers=layers, learning_rate=lr, batch_size=600)
+        return {"backend": "torch", "config": dataclasses.asdict(cfg), "status": status,
+                "epochs": [{"epoch": 1, "train_loss": 0.3, "test_loss": 0.3, "test_accuracy": acc}] if acc else []}
+
+    leaky = record(1e-2, 2, "ok", 0.9)
+    leaky["config"]["activation"] = "leaky_relu"  # the heatmaps show relu + logits only: not a cell
+    records = [record(1e-3, 1, "ok", 0.9712), record(1e-3, 2, "diverged", None), record(1e-2, 1, "error", None), leaky]
+    cells, failed = report._heatmap_cells(report._pairs(records), "torch")
+    assert report._cell_text((1e-3, 600, 1, 500), cells, failed) == "97.1"
+    assert report._cell_text((1e-3, 600, 2, 500), cells, failed) == "div"
+    assert report._cell_text((1e-2, 600, 1, 500), cells, failed) == "err"
+    assert report._cell_text((1e-2, 600, 2, 500), cells, failed) == "not run"
+    assert report.fig_acc_heatmaps(report._pairs(records), tmp_path / "h.png", "torch")  # a partial grid renders
+    assert (tmp_path / "h.png").stat().st_size > 1000
