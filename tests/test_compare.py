@@ -270,3 +270,21 @@ def test_heatmap_cells_tell_not_run_from_diverged_and_failed(tmp_path):
     assert report._cell_text((1e-2, 600, 2, 500), cells, failed) == "not run"
     assert report.fig_acc_heatmaps(report._pairs(records), tmp_path / "h.png", "torch")  # a partial grid renders
     assert (tmp_path / "h.png").stat().st_size > 1000
+
+
+def test_variant_effects_are_paired_overall_and_per_learning_rate():
+    import dataclasses
+
+    from shared import report
+
+    def record(lr, output, acc):
+        cfg = Config(learning_rate=lr, output=output)
+        return {"backend": "jax", "config": dataclasses.asdict(cfg), "status": "ok",
+                "epochs": [{"epoch": 1, "train_loss": 0.3, "test_loss": 0.3, "test_accuracy": acc}]}
+
+    records = [record(1e-2, "logits", 0.97), record(1e-2, "softmax", 0.50),
+               record(1e-4, "logits", 0.95), record(1e-4, "softmax", 0.94)]
+    lines = "\n".join(report._variant_effects(report._pairs(records), ["jax"]))
+    assert "| jax | all | 2 | -24.00 | -24.00 | 0 / 0 |" in lines
+    assert "| jax | 0.01 | 1 | -47.00 | -47.00 | 0 / 0 |" in lines
+    assert "| jax | 0.0001 | 1 | -1.00 | -1.00 | 0 / 0 |" in lines
