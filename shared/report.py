@@ -251,7 +251,7 @@ def fig_acc_heatmaps(pairs, path: pathlib.Path, backend: str) -> bool:
             for (yy, xx), v in np.ndenumerate(grid):
                 k = keys[yy][xx]
                 ax.text(xx, yy, _cell_text(k, cells, failed), ha="center", va="center", fontsize=7,
-                        color="black" if k not in cells or v >= (vmin + 100) / 2 else "white")
+                        color="white" if v < (vmin + 100) / 2 else "black")  # NaN (grey cells): black
             ax.set_xticks(range(len(sizes)), sizes, fontsize=7)
             ax.set_yticks(range(len(layers)), layers, fontsize=7)
             ax.set_title(f"lr {lr:g}, batch {bs}", fontsize=9)
