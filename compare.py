@@ -52,7 +52,7 @@ def parse_args(argv=None):
 def describe(cfg: Config) -> str:
     return (f"{cfg.dataset} {'-'.join(map(str, cfg.layer_sizes))} {cfg.activation} {cfg.output} "
             f"batch={cfg.batch_size} lr={cfg.learning_rate:g} epochs={cfg.epochs} seed={cfg.seed} "
-            f"init={cfg.init}{' tf32' if cfg.tf32 else ''}")
+            f"init={cfg.init}{' tf32' if cfg.tf32 else ''}{' float64' if cfg.dtype == 'float64' else ''}")
 
 
 def load_backends(names: list[str], device: str) -> dict:

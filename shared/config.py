@@ -29,6 +29,7 @@ DATASETS = ("mnist", "fashion-mnist")
 ACTIVATIONS = ("relu", "leaky_relu")
 OUTPUTS = ("logits", "softmax")
 INITS = ("shared", "native")
+DTYPES = ("float32", "float64")
 N_TRAIN = 60_000  # both datasets have 60000 training images
 
 # The literal learning rates of the seed report: 10e-1, 10e-3, 10e-5, 10e-7.
@@ -54,6 +55,7 @@ class Config:
     seed: int = 0  # drives the batch order and the shared initial weights
     init: str = "shared"  # shared: identical weights in both backends; native: each framework's default
     tf32: bool = False  # allow TF32 matmuls on GPU (speed runs only; off = true float32)
+    dtype: str = "float32"  # float32 | float64 (float64: whole-run parity of the twins, see tests)
 
     def __post_init__(self) -> None:
         _check_choice("dataset", self.dataset, DATASETS)
@@ -71,6 +73,7 @@ class Config:
         _check_choice("init", self.init, INITS)
         if not isinstance(self.tf32, bool):
             raise ConfigError(f"tf32: got {self.tf32!r}; allowed: true or false")
+        _check_choice("dtype", self.dtype, DTYPES)
 
     @property
     def layer_sizes(self) -> list[int]:

@@ -119,9 +119,12 @@ class Dataset:
     source: str = ""  # where it was loaded from, in words
 
 
-def scale_images(images: np.ndarray) -> np.ndarray:
-    """uint8 pixels -> float32 in [0, 1], what torchvision's ToTensor() did in the seed: (N, 784)."""
-    return np.asarray(images, dtype=np.float32) / np.float32(255.0)
+def scale_images(images: np.ndarray, dtype: str = "float32") -> np.ndarray:
+    """uint8 pixels -> floats in [0, 1], what torchvision's ToTensor() did in the seed: (N, 784).
+
+    `dtype` is the run's (Config.dtype): float32, or float64 for the whole-run parity checks.
+    """
+    return np.asarray(images, dtype=dtype) / np.dtype(dtype).type(255.0)
 
 
 # ------------------------------------------------------------------ the entry
