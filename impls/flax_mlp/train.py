@@ -93,6 +93,17 @@ def matmul_precision(tf32: bool):
     return jax.default_matmul_precision("tensorfloat32" if tf32 else "highest")  # "highest" = no TF32
 
 
+def dtype_scope(dtype: str) -> contextlib.AbstractContextManager:
+    """What a run in `dtype` (Config.dtype) needs switched on process-wide: in JAX, its x64 mode.
+
+    Without it float64 arrays are silently made float32. It is on for a float64 run only and put back
+    after, so float32 runs in the same process stay float32 (jit keys its cache on it: each mode compiles
+    its own code).
+    """
+    enable_x64 = jax.enable_x64 if hasattr(jax, "enable_x64") else jax.experimental.enable_x64  # older jax
+    return enable_x64(dtype == "float64")
+
+
 def resolve_device(device: str) -> jax.Device:
     """"auto": the GPU if JAX sees one, else the CPU; "cpu"; "gpu": RuntimeError if there is none."""
     if device not in ("auto", "cpu", "gpu"):
@@ -119,11 +130,11 @@ def train(cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str],
     start = time.perf_counter()
     log = log or _silent
     dev = resolve_device(device)
-    with matmul_precision(cfg.tf32), jax.default_device(dev):  # arrays created below land on `dev`
+    with matmul_precision(cfg.tf32), dtype_scope(cfg.dtype), jax.default_device(dev):  # arrays created below land on `dev`
         # The whole dataset moves to the device once; every batch is then gathered there.
-        train_images = jax.device_put(scale_images(data.train_images), dev)  # (60000, 784) float32
+        train_images = jax.device_put(scale_images(data.train_images, cfg.dtype), dev)  # (60000, 784) float32 | float64
         train_labels = jax.device_put(data.train_labels.astype(np.int32), dev)  # (60000,) int32, JAX's default int
-        test_images = jax.device_put(scale_images(data.test_images), dev)  # (10000, 784)
+        test_images = jax.device_put(scale_images(data.test_images, cfg.dtype), dev)  # (10000, 784)
         test_labels = jax.device_put(data.test_labels.astype(np.int32), dev)  # (10000,)
         model = build_model(cfg)
         optimizer = build_optimizer(model, cfg)

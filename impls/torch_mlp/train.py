@@ -98,6 +98,15 @@ def matmul_precision(tf32: bool):
         torch.backends.cudnn.allow_tf32 = saved[1]
 
 
+def dtype_scope(dtype: str) -> contextlib.AbstractContextManager:
+    """What a run in `dtype` (Config.dtype) needs switched on process-wide: in torch, nothing.
+
+    Tensors carry their dtype, and build_model and train make a float64 run's tensors float64.
+    (JAX's twin has to enable its x64 mode here.)
+    """
+    return contextlib.nullcontext()
+
+
 def resolve_device(device: str) -> torch.device:
     """"auto": the GPU if torch sees one, else the CPU; "cpu"; "gpu": RuntimeError if there is none."""
     if device not in ("auto", "cpu", "gpu"):
@@ -124,11 +133,11 @@ def train(cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str],
     start = time.perf_counter()
     log = log or _silent
     dev = resolve_device(device)
-    with matmul_precision(cfg.tf32):
+    with matmul_precision(cfg.tf32), dtype_scope(cfg.dtype):
         # The whole dataset moves to the device once; every batch is then gathered there.
-        train_images = torch.from_numpy(scale_images(data.train_images)).to(dev)  # (60000, 784) float32
+        train_images = torch.from_numpy(scale_images(data.train_images, cfg.dtype)).to(dev)  # (60000, 784) float32 | float64
         train_labels = torch.from_numpy(data.train_labels).to(dev)  # (60000,) int64, what CrossEntropyLoss takes
-        test_images = torch.from_numpy(scale_images(data.test_images)).to(dev)  # (10000, 784)
+        test_images = torch.from_numpy(scale_images(data.test_images, cfg.dtype)).to(dev)  # (10000, 784)
         test_labels = torch.from_numpy(data.test_labels).to(dev)  # (10000,)
         model = build_model(cfg).to(dev)
         optimizer = build_optimizer(model, cfg)
