@@ -20,7 +20,7 @@ from flax import nnx
 from shared.config import Config
 from shared.init import Weights, shared_init
 
-LEAKY_SLOPE = 0.01  # jax.nn.leaky_relu's default negative slope; torch's nn.LeakyReLU default is 0.01 too
+LEAKY_SLOPE = 0.01  # LeakyReLU's negative slope: the default of torch's and of JAX's leaky_relu alike
 
 
 class MLP(nnx.Module):

@@ -12,14 +12,17 @@ so that both twins speak the layout of shared/init.py.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from shared.config import Config
 from shared.init import Weights, shared_init
 
-LEAKY_SLOPE = 0.01  # nn.LeakyReLU's default negative slope; jax.nn.leaky_relu's default is 0.01 too
+LEAKY_SLOPE = 0.01  # LeakyReLU's negative slope: the default of torch's and of JAX's leaky_relu alike
 
 
 class MLP(nn.Module):
@@ -28,7 +31,7 @@ class MLP(nn.Module):
     def __init__(self, layer_sizes: list[int], activation: str, output: str, dtype: torch.dtype = torch.float32):
         super().__init__()
         self.layers = nn.ModuleList(nn.Linear(n_in, n_out, dtype=dtype) for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:]))
-        self.activation = nn.ReLU() if activation == "relu" else nn.LeakyReLU(negative_slope=LEAKY_SLOPE)
+        self.activation = F.relu if activation == "relu" else functools.partial(F.leaky_relu, negative_slope=LEAKY_SLOPE)
         self.output = output
 
     def forward(self, x):  # (B, 784) in the model's dtype
