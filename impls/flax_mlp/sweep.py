@@ -46,7 +46,6 @@ from shared.results import make_record
 from shared.timing import StepClock
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # train.py's Adam: optax.adam(b1=0.9, b2=0.999, eps=1e-8)
-_ADAM = optax.scale_by_adam(b1=BETA1, b2=BETA2, eps=EPS)  # optax.adam is this, then a scale by -lr
 
 
 def init_params(cfg: Config, members: int, dev: jax.Device) -> list[tuple[jax.Array, jax.Array]]:
@@ -98,7 +97,7 @@ def loss_fn(params, slopes: jax.Array, softmax: jax.Array, images: jax.Array, la
 
 def init_adam(params) -> optax.ScaleByAdamState:
     """Adam's state for the stacked weights: moments per tensor, the step count."""
-    return _ADAM.init(params)
+    return _adam().init(params)
 
 
 def adam_step(params, grads, opt_state: optax.ScaleByAdamState, lr: jax.Array, alive: jax.Array):
@@ -109,7 +108,7 @@ def adam_step(params, grads, opt_state: optax.ScaleByAdamState, lr: jax.Array, a
     correction); p + (-lr) u. Here the same, with -lr per member, so each member's slice rounds
     exactly as an independent optax.adam. Frozen members are set to 0 (jnp.where, fused by XLA).
     """
-    updates, opt_state = _ADAM.update(grads, opt_state)
+    updates, opt_state = _adam().update(grads, opt_state)
     leaves, tree = jax.tree.flatten(params)
     new = [jnp.where(_along_members(alive, i, p), p + _along_members(lr, i, p) * u, 0)
            for i, (p, u) in enumerate(zip(leaves, jax.tree.leaves(updates)))]
@@ -237,6 +236,10 @@ def _train_part(cfgs: list[Config], data: Dataset, dev: jax.Device, log: Callabl
 
     return _records(cfgs, data, status, epochs, curves, clock, time.perf_counter() - start, describe_device(dev),
                     _versions())
+
+
+def _adam() -> optax.GradientTransformation:
+    return optax.scale_by_adam(b1=BETA1, b2=BETA2, eps=EPS)  # optax.adam is this, then a scale by -lr
 
 
 def _along_members(vec: jax.Array, index: int, p: jax.Array) -> jax.Array:
