@@ -481,6 +481,12 @@ def write_report(records: list[dict], out: pathlib.Path) -> pathlib.Path:
     md += ["## Step speed", "",
            "Steady-state µs per training step (synchronised at epoch ends only, first step excluded and "
            "reported as compile/warm-up; evaluation excluded).", ""]
+    engines = {r.get("engine", "loop") for r in records}
+    if "sweep" in engines:
+        md += [("Runs of the sweep engine trained a group of M members at once: their µs/step is the group's step "
+                "time / M, each member's share, and their first-step time the group's compile. ")
+               + ("Loop runs (one at a time) are mixed in: their times are per step of one run." if "loop" in engines
+                  else "Every run here is a sweep run."), ""]
     speed: dict[tuple, list[float]] = defaultdict(list)
     comp: dict[str, list[float]] = defaultdict(list)
     for r in records:
