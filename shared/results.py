@@ -29,12 +29,19 @@ STATUSES = ("ok", "diverged", "error")
 
 def make_record(*, backend: str, cfg: Config, data: Dataset | None, status: str, epochs: list[dict],
                 loss_curve: list[float], timing: dict, wall_s: float, device: str,
-                versions: dict[str, str], error: str | None = None) -> dict[str, Any]:
-    """The one result object. `epochs`: [{epoch, train_loss, test_loss, test_accuracy}, ...]."""
+                versions: dict[str, str], error: str | None = None, engine: str = "loop",
+                group: dict | None = None) -> dict[str, Any]:
+    """The one result object. `epochs`: [{epoch, train_loss, test_loss, test_accuracy}, ...].
+
+    `engine`: "loop" (impls/*/train.py, one run at a time) or "sweep" (impls/*/sweep.py, a group of
+    members at once); `group`: for the sweep, {key, members, index, group_step_time_us}, else None.
+    """
     assert status in STATUSES, status
     curve, every = downsample(loss_curve, digits=17 if cfg.dtype == "float64" else 7)
     return {
         "backend": backend,
+        "engine": engine,
+        "group": group,
         "config": cfg.to_dict(),
         "status": status,
         "error": error,

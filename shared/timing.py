@@ -37,6 +37,15 @@ class StepClock:
             return
         self._steps += 1
 
+    def record_compile(self, seconds: float) -> None:
+        """For engines that compile a whole epoch ahead of time (impls/*/sweep.py): that time is the
+        warm-up, reported apart as `compile_s`, and every step after it counts as steady."""
+        self.compile_s = seconds
+
+    def add_steps(self, count: int) -> None:
+        """`count` steps that ran as one call (a scanned epoch), after `record_compile`."""
+        self._steps += count
+
     def end_epoch(self, value: Any) -> None:
         self.sync(value)
         self.steady_s += time.perf_counter() - self._t0
