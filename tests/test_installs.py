@@ -22,12 +22,15 @@ def run_without(blocked: tuple[str, ...], code: str) -> subprocess.CompletedProc
 
 
 def test_shared_imports_without_any_framework():
-    modules = sorted(p.stem for p in (ROOT / "shared").glob("*.py") if p.stem != "__init__")
+    # Every module, those of the report/ and data/ packages included.
+    modules = sorted(".".join(p.relative_to(ROOT / "shared").with_suffix("").parts).removesuffix(".__init__")
+                     for p in (ROOT / "shared").rglob("*.py") if p.stem != "__init__" or p.parent != ROOT / "shared")
     r = run_without(FRAMEWORKS, "import importlib; "
                     + "; ".join(f"importlib.import_module('shared.{m}')" for m in modules)
                     + "; print('ok')")
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
-    assert {"config", "data", "batches", "init", "results", "report", "cli", "timing"} <= set(modules)
+    assert {"config", "data", "batches", "init", "results", "report", "cli", "timing",
+            "report.speed", "data.idx"} <= set(modules)
 
 
 @pytest.mark.parametrize("backend, blocked", [("torch", ("jax", "jaxlib", "flax", "optax")),

@@ -1,0 +1,43 @@
+"""Build OUT/report.md and its PNG figures from results records alone (numpy + matplotlib).
+
+The seed lab report had three sections (loss, accuracy, convergence); each is shown here for both
+backends side by side, plus step speed. One module per section, named for what a reader looks for:
+
+    overview.py     what was run, devices, versions, how many runs finished
+    loss.py         the reference run's curves and their torch-JAX difference, small multiples
+    accuracy.py     accuracy after k epochs, heatmaps, best runs, torch-minus-JAX distribution
+    convergence.py  epochs to thresholds, runs that diverged, failed or did not learn
+    agreement.py    how closely the twins' loss curves agree, float32 against float64
+    seeds.py        framework difference vs seed spread (configurations run with several seeds)
+    variants.py     effect of the softmax output and of LeakyReLU (paired runs)
+    speed.py        µs/step, torch/JAX ratio, compile time
+    common.py       grouping, accessors, table formatting, matplotlib
+
+A section is a function `section(page) -> list of markdown lines` that may write figures into
+`page.out`; SECTIONS is the page, in order. To add one, write a module with `section` and list it.
+Every figure is a plain PNG with a title, axis labels and a legend, linked from report.md.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+from shared.report import accuracy, agreement, convergence, loss, overview, seeds, speed, variants
+from shared.report.common import Page
+
+SECTIONS = (overview.section, loss.section, agreement.section, accuracy.section, seeds.section,
+            convergence.section, variants.section, speed.section)
+
+
+def write_report(records: list[dict], out: pathlib.Path) -> pathlib.Path:
+    """Write OUT/report.md (atomically: a reader never sees half a page) and its figures."""
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    page = Page(records, out)
+    md = [line for section in SECTIONS for line in section(page)]
+    path = out / "report.md"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(md))
+    tmp.replace(path)
+    return path
+

@@ -1,0 +1,201 @@
+"""## Accuracy: test accuracy after k epochs per learning rate, accuracy per epoch, heatmaps over
+the architecture grid, the best configurations, and the torch-minus-JAX accuracy distribution."""
+
+from __future__ import annotations
+
+import math
+import pathlib
+from statistics import median
+
+import numpy as np
+
+from shared.report.common import (BACKENDS, Page, acc_at, arch, cfg_of, final_acc, ok, pct, plt, save, short,
+                                  table)
+
+
+def section(page: Page) -> list[str]:
+    md = ["## Accuracy", ""]
+    if page.oks:
+        md += _after_k_epochs(page)
+        fig_acc_epochs(page.pairs, page.out / "accuracy_epochs.png")
+        md += ["![accuracy per epoch](accuracy_epochs.png)", ""]
+    for b in page.backends:
+        if fig_acc_heatmaps(page.pairs, page.out / f"accuracy_heatmap_{b}.png", b):
+            md += [f"![{b} accuracy heatmaps](accuracy_heatmap_{b}.png)", ""]
+    md += _best(page)
+    md += _torch_minus_jax(page)
+    return md
+
+
+def _after_k_epochs(page: Page) -> list[str]:
+    """Best / median accuracy after k epochs (3..max, or 1..max for short runs), per backend and lr."""
+    oks = page.oks
+    max_ep = max(len(r["epochs"]) for r in oks)
+    eps = list(range(3, max_ep + 1)) if max_ep >= 3 else list(range(1, max_ep + 1))
+    rows = []
+    for b in page.backends:
+        for lr in sorted({r["config"]["learning_rate"] for r in oks}, reverse=True):
+            rs = [r for r in oks if r["backend"] == b and r["config"]["learning_rate"] == lr]
+            if not rs:
+                continue
+            cells = []
+            for k in eps:
+                vals = [v for v in (acc_at(r, k) for r in rs) if v is not None]
+                cells.append(f"{pct(max(vals))} / {pct(median(vals))}" if vals else "-")
+            rows.append([b, f"{lr:g}", len(rs)] + cells)
+    return ["Test accuracy (%) after k epochs, best and median over runs, per learning rate "
+            "(a k-epoch run is the first k epochs of the longer one: Adam's state is the same).", "",
+            table(["backend", "lr", "runs"] + [f"epoch {k} best / median" for k in eps], rows), ""]
+
+
+def _best(page: Page) -> list[str]:
+    md = []
+    for b in page.backends:
+        top = sorted((r for r in page.oks if r["backend"] == b), key=final_acc, reverse=True)[:10]
+        if top:
+            md += [f"Best configurations, {b}:", "",
+                   table(["rank", "config", "epochs", "test acc %"],
+                         [[i + 1, short(cfg_of(r)), len(r["epochs"]), pct(final_acc(r))] for i, r in enumerate(top)]), ""]
+    return md
+
+
+def _torch_minus_jax(page: Page) -> list[str]:
+    diffs = [final_acc(recs["torch"]) - final_acc(recs["jax"]) for recs in page.pairs.values()
+             if ok(recs.get("torch")) and ok(recs.get("jax"))]
+    if not diffs:
+        return []
+    d = np.array(diffs) * 100
+    md = [f"torch minus JAX final accuracy over {len(d)} paired runs: mean {d.mean():+.3f}, "
+          f"median {np.median(d):+.3f}, max |d| {np.abs(d).max():.3f} percentage points.", ""]
+    if len(d) >= 5:
+        fig_acc_diff(diffs, page.out / "accuracy_diff.png")
+        md += ["![accuracy difference](accuracy_diff.png)", ""]
+    return md
+
+
+# ------------------------------------------------------------------ heatmaps
+
+
+def heatmap_cells(pairs, backend: str) -> tuple[dict[tuple, float], dict[tuple, str]]:
+    """The relu + logits runs of `backend` by (lr, batch, layers, hidden): final accuracy (NaN where the
+    run did not finish), and "div" / "err" for runs that diverged / failed."""
+    cells: dict[tuple, float] = {}
+    failed: dict[tuple, str] = {}
+    for recs in pairs.values():
+        r = recs.get(backend)
+        if r is None:
+            continue
+        c = cfg_of(r)
+        if (c.activation, c.output) != ("relu", "logits"):
+            continue
+        key = (c.learning_rate, c.batch_size, c.hidden_layers, c.hidden_size)
+        cells[key] = final_acc(r) if ok(r) else np.nan
+        if not ok(r):
+            failed[key] = "div" if r["status"] == "diverged" else "err"
+    return cells, failed
+
+
+def cell_text(key: tuple, cells: dict[tuple, float], failed: dict[tuple, str]) -> str:
+    """A heatmap cell's label: the accuracy in %, the status of a run that did not finish, or "not run"."""
+    if key in failed:
+        return failed[key]
+    return f"{100 * cells[key]:.1f}" if key in cells else "not run"
+
+
+def _colour_floor(cells: dict[tuple, float]) -> float:
+    """The colour scale starts 10 points below the median run, so that 92 % and 97 % look different;
+    a run below that takes the darkest colour and still shows its number."""
+    finite = [100 * v for v in cells.values() if not np.isnan(v)]
+    return max(0.0, 5 * math.floor((median(finite) - 10) / 5)) if finite else 0.0
+
+
+def _heatmap(ax, lr, bs, layers, sizes, cells, failed, vmin, cmap):
+    """One (learning rate, batch size) heatmap: hidden layers x hidden size, each cell labelled."""
+    keys = [[(lr, bs, L, H) for H in sizes] for L in layers]
+    grid = np.array([[cells.get(k, np.nan) for k in row] for row in keys]) * 100
+    im = ax.imshow(grid, vmin=vmin, vmax=100, cmap=cmap, origin="lower", aspect="auto")
+    for (yy, xx), v in np.ndenumerate(grid):
+        ax.text(xx, yy, cell_text(keys[yy][xx], cells, failed), ha="center", va="center", fontsize=7,
+                color="white" if v < (vmin + 100) / 2 else "black")  # NaN (grey cells): black
+    ax.set_xticks(range(len(sizes)), sizes, fontsize=7)
+    ax.set_yticks(range(len(layers)), layers, fontsize=7)
+    ax.set_title(f"lr {lr:g}, batch {bs}", fontsize=9)
+    return im
+
+
+def fig_acc_heatmaps(pairs, path: pathlib.Path, backend: str) -> bool:
+    """Final test accuracy over hidden size x layers, one heatmap per (learning rate, batch size).
+    Configurations not run are grey cells marked "not run"."""
+    cells, failed = heatmap_cells(pairs, backend)
+    lrs = sorted({k[0] for k in cells}, reverse=True)
+    batches = sorted({k[1] for k in cells})
+    layers = sorted({k[2] for k in cells})
+    sizes = sorted({k[3] for k in cells})
+    if len(layers) * len(sizes) < 2:
+        return False
+    pyplot = plt()
+    fig, axes = pyplot.subplots(len(lrs), len(batches), figsize=(max(7.5, 3.2 * len(batches) + 1), 2.6 * len(lrs)),
+                                squeeze=False, layout="constrained")
+    vmin = _colour_floor(cells)
+    cmap = pyplot.get_cmap("viridis").with_extremes(bad="#e6e6e6", under="#2b0a3d")  # NaN cells: light grey
+    im = None
+    for i, lr in enumerate(lrs):
+        for j, bs in enumerate(batches):
+            im = _heatmap(axes[i, j], lr, bs, layers, sizes, cells, failed, vmin, cmap)
+            if i == len(lrs) - 1:
+                axes[i, j].set_xlabel("hidden size", fontsize=8)
+            if j == 0:
+                axes[i, j].set_ylabel("hidden layers", fontsize=8)
+    fig.suptitle(f"{backend}: final test accuracy (%), relu + logits; 'div' = diverged, 'err' = failed")
+    fig.colorbar(im, ax=axes, shrink=0.6, label="test accuracy (%)", extend="min" if vmin > 0 else "neither")
+    save(fig, path, dpi=100, tight=False)  # constrained layout already placed everything
+    return True
+
+
+# ------------------------------------------------------------------ other figures
+
+
+def fig_acc_diff(diffs: list[float], path: pathlib.Path) -> None:
+    fig, ax = plt().subplots(figsize=(7, 4))
+    d = np.array(diffs) * 100
+    ax.hist(d, bins=min(40, max(5, len(d) // 3)), color="#555555")
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel("final test accuracy, torch minus JAX (percentage points)")
+    ax.set_ylabel("runs")
+    ax.set_title(f"torch - JAX accuracy over {len(d)} runs (mean {d.mean():+.3f}, max |d| {np.abs(d).max():.3f})")
+    ax.grid(alpha=0.3)
+    save(fig, path, dpi=110)
+
+
+def _best_per_lr(pairs) -> dict[tuple, dict]:
+    """(backend, learning rate) -> the finished run with the highest final accuracy."""
+    best: dict[tuple, dict] = {}
+    for recs in pairs.values():
+        for b, r in recs.items():
+            if ok(r):
+                key = (b, r["config"]["learning_rate"])
+                if key not in best or final_acc(r) > final_acc(best[key]):
+                    best[key] = r
+    return best
+
+
+def fig_acc_epochs(pairs, path: pathlib.Path) -> None:
+    """Test accuracy after each epoch: the best run per learning rate, torch solid, JAX dashed."""
+    pyplot = plt()
+    fig, ax = pyplot.subplots(figsize=(8, 4.5))
+    best = _best_per_lr(pairs)
+    cmap = pyplot.get_cmap("tab10")
+    for i, lr in enumerate(sorted({k[1] for k in best}, reverse=True)):
+        for b in BACKENDS:
+            r = best.get((b, lr))
+            if r:
+                ep = [e["epoch"] for e in r["epochs"]]
+                acc = [100 * e["test_accuracy"] for e in r["epochs"]]
+                ax.plot(ep, acc, marker="o", ms=3, color=cmap(i), ls="-" if b == "torch" else "--",
+                        label=f"{b} lr {lr:g} ({arch(cfg_of(r))} b{r['config']['batch_size']})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Test accuracy after each epoch, best run per learning rate (torch solid, JAX dashed)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    save(fig, path, dpi=110)

@@ -1,0 +1,64 @@
+"""## Convergence: epochs until accuracy thresholds, runs that diverged or failed, runs that
+finished but did not learn. The variants' effects (variants.py) close the section."""
+
+from __future__ import annotations
+
+from statistics import median
+
+from shared.report.common import Page, cfg_of, final_acc, ok, pct, short, table
+
+THRESHOLDS = (0.90, 0.95, 0.97, 0.98)
+CHANCE = 0.20  # a final accuracy below this is "did not learn": ten classes give 10% by guessing
+LISTED = 40  # rows of a run list before "... and N more"
+
+
+def section(page: Page) -> list[str]:
+    return ["## Convergence", ""] + _thresholds(page) + _unfinished(page.records) + _did_not_learn(page.records)
+
+
+def first_reach(rec: dict, threshold: float) -> tuple[int, int] | None:
+    """(epoch, step) after which the test accuracy first reached `threshold`, or None."""
+    for e in rec["epochs"]:
+        if e["test_accuracy"] >= threshold:
+            return e["epoch"], e["epoch"] * cfg_of(rec).steps_per_epoch
+    return None
+
+
+def _thresholds(page: Page) -> list[str]:
+    rows = []
+    for b in page.backends:
+        rs = [r for r in page.records if r["backend"] == b]
+        for t in THRESHOLDS:
+            reached = [x for x in (first_reach(r, t) for r in rs) if x is not None]
+            rows.append([b, f"{100 * t:g}%", f"{len(reached)}/{len(rs)}",
+                         f"{median(x[0] for x in reached):g}" if reached else "-",
+                         f"{median(x[1] for x in reached):g}" if reached else "-"])
+    return ["Epochs (and steps) until the test accuracy first reaches a threshold (evaluated after each epoch):", "",
+            table(["backend", "threshold", "runs reaching it", "median epochs", "median steps"], rows), ""]
+
+
+def _more(n: int, what: str = "") -> list[str]:
+    return [f"... and {n - LISTED} more{what}.", ""] if n > LISTED else []
+
+
+def _unfinished(records: list[dict]) -> list[str]:
+    bad = [r for r in records if r["status"] != "ok"]
+    if not bad:
+        return ["No run diverged (loss NaN/inf) or failed.", ""]
+    return [f"{len(bad)} runs did not finish normally:", "",
+            table(["backend", "status", "config", "epochs done", "error"],
+                  [[r["backend"], r["status"], short(cfg_of(r)), len(r["epochs"]), (r.get("error") or "")[:80]]
+                   for r in bad[:LISTED]]), ""] + _more(len(bad), " (see results.jsonl)")
+
+
+def _did_not_learn(records: list[dict]) -> list[str]:
+    stuck = [r for r in records if ok(r) and final_acc(r) < CHANCE]
+    if not stuck:
+        return []
+    return [f"{len(stuck)} runs finished with finite losses but did not learn (final test accuracy below "
+            f"{100 * CHANCE:g}%, about chance for ten classes). Adam moves each weight by about lr per step "
+            f"whatever the gradient, so lr 1.0 throws the weights far out, the ReLU units die and the net "
+            f"predicts one class; the loss stays finite, so these are not 'diverged':", "",
+            table(["backend", "config", "final test acc %", "final train loss"],
+                  [[r["backend"], short(cfg_of(r)), pct(final_acc(r)), f"{r['epochs'][-1]['train_loss']:.3f}"]
+                   for r in stuck[:LISTED]]), ""] + _more(len(stuck))

@@ -1,0 +1,54 @@
+"""The report's pieces on hand-made records: heatmap cells, paired variant effects, the page's layout."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import pathlib
+
+from shared.config import Config
+from shared.report import accuracy, variants
+from shared.report.common import pairs_of
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_heatmap_cells_tell_not_run_from_diverged_and_failed(tmp_path):
+    def record(lr, layers, status, acc):
+        cfg = Config(hidden_layers=layers, learning_rate=lr, batch_size=600)
+        return {"backend": "torch", "config": dataclasses.asdict(cfg), "status": status,
+                "epochs": [{"epoch": 1, "train_loss": 0.3, "test_loss": 0.3, "test_accuracy": acc}] if acc else []}
+
+    leaky = record(1e-2, 2, "ok", 0.9)
+    leaky["config"]["activation"] = "leaky_relu"  # the heatmaps show relu + logits only: not a cell
+    records = [record(1e-3, 1, "ok", 0.9712), record(1e-3, 2, "diverged", None), record(1e-2, 1, "error", None), leaky]
+    cells, failed = accuracy.heatmap_cells(pairs_of(records), "torch")
+    assert accuracy.cell_text((1e-3, 600, 1, 500), cells, failed) == "97.1"
+    assert accuracy.cell_text((1e-3, 600, 2, 500), cells, failed) == "div"
+    assert accuracy.cell_text((1e-2, 600, 1, 500), cells, failed) == "err"
+    assert accuracy.cell_text((1e-2, 600, 2, 500), cells, failed) == "not run"
+    assert accuracy.fig_acc_heatmaps(pairs_of(records), tmp_path / "h.png", "torch")  # a partial grid renders
+    assert (tmp_path / "h.png").stat().st_size > 1000
+
+
+def test_variant_effects_are_paired_overall_and_per_learning_rate():
+    def record(lr, output, acc):
+        cfg = Config(learning_rate=lr, output=output)
+        return {"backend": "jax", "config": dataclasses.asdict(cfg), "status": "ok",
+                "epochs": [{"epoch": 1, "train_loss": 0.3, "test_loss": 0.3, "test_accuracy": acc}]}
+
+    records = [record(1e-2, "logits", 0.97), record(1e-2, "softmax", 0.50),
+               record(1e-4, "logits", 0.95), record(1e-4, "softmax", 0.94)]
+    lines = "\n".join(variants.variant_effects(pairs_of(records), ["jax"]))
+    assert "| jax | all | 2 | -24.00 | -24.00 | 0 / 0 |" in lines
+    assert "| jax | 0.01 | 1 | -47.00 | -47.00 | 0 / 0 |" in lines
+    assert "| jax | 0.0001 | 1 | -1.00 | -1.00 | 0 / 0 |" in lines
+
+
+def test_no_report_function_is_over_60_lines():
+    # The report is read and extended by section; a function that grows past a screen gets split.
+    for path in sorted((ROOT / "shared" / "report").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                assert length <= 60, f"{path.name}:{node.lineno} {node.name} is {length} lines"
