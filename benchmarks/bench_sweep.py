@@ -37,7 +37,7 @@ from bench_step import jax_stepper, matmul_flops, torch_stepper  # noqa: E402
 from shared.batches import epoch_index_matrix  # noqa: E402
 from shared.cli import ArgumentParser, fail  # noqa: E402
 from shared.config import ACTIVATIONS, GRID_LEARNING_RATES, OUTPUTS, Config  # noqa: E402
-from shared.data import DataError, Dataset, load_dataset, scale_images  # noqa: E402
+from shared.data import DataError, Dataset, load_dataset  # noqa: E402
 from shared.groups import estimate_bytes  # noqa: E402
 
 
@@ -59,8 +59,7 @@ def torch_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
     from impls.torch_mlp import sweep
 
     cfg, dev = cfgs[0], sweep.resolve_device(device)
-    images = torch.from_numpy(scale_images(data.train_images)).to(dev)  # (60000, 784)
-    labels = torch.from_numpy(data.train_labels).to(dev)
+    images, labels, _, _ = sweep.device_data(cfg, data, dev)  # (60000, 784), (60000,)
     params = sweep.init_params(cfg, len(cfgs), dev)
     opt_state = sweep.init_adam(params)
     members = sweep.member_constants(cfgs, dev)
@@ -79,7 +78,7 @@ def torch_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
             out = _gemm_step(x, ws, acts)
         return out
 
-    return run, sweep._sync(dev), gemm, sweep.describe_device(dev), _torch_peak(dev)
+    return run, sweep.device_sync(dev), gemm, sweep.describe_device(dev), _torch_peak(dev)
 
 
 def _gemm_step(x, ws, acts):
@@ -111,8 +110,7 @@ def jax_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
 
     cfg, dev = cfgs[0], sweep.resolve_device(device)
     with jax.default_device(dev):
-        images = jax.device_put(scale_images(data.train_images), dev)
-        labels = jax.device_put(data.train_labels.astype(np.int32), dev)
+        images, labels, _, _ = sweep.device_data(cfg, data, dev)  # (60000, 784), (60000,)
         state = {"params": sweep.init_params(cfg, len(cfgs), dev)}
         state["opt"] = sweep.init_adam(state["params"])
         members = sweep.member_constants(cfgs, dev)
@@ -138,7 +136,7 @@ def jax_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
         stats = dev.memory_stats() if dev.platform == "gpu" else None
         return stats.get("peak_bytes_in_use", 0) if stats else _rss_peak()
 
-    return run, sweep._sync(dev), gemm, sweep.describe_device(dev), peak
+    return run, sweep.device_sync(dev), gemm, sweep.describe_device(dev), peak
 
 
 def _jax_gemm_step(x, ws, acts):

@@ -37,12 +37,11 @@ import optax
 
 from impls.flax_mlp.model import LEAKY_SLOPE, build_model, get_weights
 from impls.flax_mlp.train import (LOG_EVERY, _versions, describe_device, device_data, device_sync, dtype_scope,
-                               matmul_precision, resolve_device)
+                                  matmul_precision, resolve_device)
 from shared.batches import epoch_index_matrix
 from shared.config import Config
 from shared.data import Dataset
 from shared.groups import EVAL_BYTES, group_key, host_memory_budget, split_group
-from shared.init import shared_init
 from shared.results import make_record
 from shared.timing import StepClock
 
@@ -55,10 +54,7 @@ def init_params(cfg: Config, members: int, dev: jax.Device) -> list[tuple[jax.Ar
     First layer: W (784, M, n) (reshaped to (784, M*n) for the wide GEMM, a free view), b (M, n).
     Other layers: W (M, in, out), b (M, out).
     """
-    if cfg.init == "shared":
-        weights = shared_init(cfg.layer_sizes, cfg.seed, cfg.dtype)
-    else:  # the framework's own default, drawn as train.py draws it (same seed: same for every member)
-        weights = [(w.astype(cfg.dtype), b.astype(cfg.dtype)) for w, b in get_weights(build_model(cfg))]
+    weights = get_weights(build_model(cfg))  # shared or native, float32 or float64: train.py's very start
     params = []
     for i, (w, b) in enumerate(weights):
         w = np.repeat(w[:, None, :], members, axis=1) if i == 0 else np.repeat(w[None], members, axis=0)
@@ -128,7 +124,7 @@ def freeze(params, opt_state: optax.ScaleByAdamState, alive: jax.Array):
 def train_step(params, opt_state: optax.ScaleByAdamState, alive: jax.Array, members, images: jax.Array, labels: jax.Array):
     """One Adam step of every member on one shared batch: (params, opt_state, losses (M,))."""
     lr, slopes, softmax = members
-    total = lambda p: (lambda losses: (losses.sum(), losses))(loss_fn(p, slopes, softmax, images, labels))  # noqa: E731
+    total = lambda p: (lambda losses: (losses.sum(), losses))(loss_fn(p, slopes, softmax, images, labels))  # noqa: E731 (jax.value_and_grad: a scalar, the losses as aux)
     # Members never mix, so d(sum of losses)/d(member m's weights) = d(loss m)/d(them): one backward for all.
     (_, losses), grads = jax.value_and_grad(total, has_aux=True)(params)
     params, opt_state = adam_step(params, grads, opt_state, lr, alive)
@@ -200,8 +196,8 @@ def train_group(cfgs: list[Config], data: Dataset, device: str = "auto", log: Ca
 def _train_part(cfgs: list[Config], data: Dataset, dev: jax.Device, log: Callable[[str], object]) -> list[dict]:
     start = time.perf_counter()
     cfg, count = cfgs[0], len(cfgs)  # cfg: what the members share
-    with matmul_precision(cfg.tf32), dtype_scope(cfg.dtype), jax.default_device(dev):  # arrays made here land on `dev`
-        train_images, train_labels, test_images, test_labels = device_data(cfg, data, dev)  # as train.py
+    with matmul_precision(cfg.tf32), dtype_scope(cfg.dtype):
+        train_images, train_labels, test_images, test_labels = device_data(cfg, data, dev)
         params = init_params(cfg, count, dev)
         opt_state = init_adam(params)
         members = member_constants(cfgs, dev)
@@ -218,7 +214,8 @@ def _train_part(cfgs: list[Config], data: Dataset, dev: jax.Device, log: Callabl
         for epoch in range(cfg.epochs):
             order = _order(cfg, data, epoch, dev) if epoch else order  # (steps, B)
             clock.start_epoch()
-            params, opt_state, alive, losses = run_epoch(params, opt_state, alive, members, train_images, train_labels, order)
+            params, opt_state, alive, losses = run_epoch(params, opt_state, alive, members, train_images, train_labels,
+                                                         order)  # JAX: new arrays (the old ones were donated)
             clock.add_steps(cfg.steps_per_epoch)
             clock.end_epoch(losses)
             losses = np.asarray(losses)  # (steps, M): the epoch's losses, fetched at once
@@ -245,7 +242,7 @@ def _along_members(vec: jax.Array, index: int, p: jax.Array) -> jax.Array:
 
 
 def _members(params, lo: int, hi: int):
-    """Members lo..hi-1 of the stacked weights, as new arrays."""
+    """Members lo..hi-1 of the stacked weights (torch: views; JAX: copies)."""
     (w, b), *rest = params
     return [(w[:, lo:hi], b[lo:hi])] + [(w[lo:hi], b[lo:hi]) for w, b in rest]
 

@@ -35,12 +35,11 @@ import torch.nn.functional as F
 
 from impls.torch_mlp.model import LEAKY_SLOPE, build_model, get_weights
 from impls.torch_mlp.train import (LOG_EVERY, _versions, describe_device, device_data, device_sync, dtype_scope,
-                               matmul_precision, resolve_device)
+                                  matmul_precision, resolve_device)
 from shared.batches import epoch_index_matrix
 from shared.config import Config
 from shared.data import Dataset
 from shared.groups import EVAL_BYTES, group_key, host_memory_budget, split_group
-from shared.init import shared_init
 from shared.results import make_record
 from shared.timing import StepClock
 
@@ -53,10 +52,7 @@ def init_params(cfg: Config, members: int, dev: torch.device) -> list[tuple[torc
     First layer: W (784, M, n) (reshaped to (784, M*n) for the wide GEMM, a free view), b (M, n).
     Other layers: W (M, in, out), b (M, out).
     """
-    if cfg.init == "shared":
-        weights = shared_init(cfg.layer_sizes, cfg.seed, cfg.dtype)
-    else:  # the framework's own default, drawn as train.py draws it (same seed: same for every member)
-        weights = [(w.astype(cfg.dtype), b.astype(cfg.dtype)) for w, b in get_weights(build_model(cfg))]
+    weights = get_weights(build_model(cfg))  # shared or native, float32 or float64: train.py's very start
     params = []
     for i, (w, b) in enumerate(weights):
         w = np.repeat(w[:, None, :], members, axis=1) if i == 0 else np.repeat(w[None], members, axis=0)
@@ -138,10 +134,9 @@ def freeze(params, opt_state: dict, alive: torch.Tensor) -> None:
 def train_step(params, opt_state: dict, alive: torch.Tensor, members, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """One Adam step of every member on one shared batch, in place; returns the losses (M,), not synced."""
     lr, slopes, softmax = members
-    flat = [p for layer in params for p in layer]
-    losses = loss_fn(params, slopes, softmax, images, labels)  # (M,)
+    losses = loss_fn(params, slopes, softmax, images, labels)  # (M,), recorded by torch's autograd
     # Members never mix, so d(sum of losses)/d(member m's weights) = d(loss m)/d(them): one backward for all.
-    grads = torch.autograd.grad(losses.sum(), flat)
+    grads = torch.autograd.grad(losses.sum(), [p for layer in params for p in layer])
     adam_step(params, grads, opt_state, lr, alive)
     return losses.detach()
 
@@ -170,7 +165,7 @@ def evaluate(params, members, images: torch.Tensor, labels: torch.Tensor) -> tup
     """(mean loss (M,), accuracy (M,)) over all `images`, a few members at a time (memory)."""
     _, slopes, softmax = members
     count, widest = params[0][1].shape[0], max(b.shape[-1] for _, b in params)
-    chunk = max(1, EVAL_BYTES // (3 * images.shape[0] * widest * images.element_size()))
+    chunk = max(1, EVAL_BYTES // (3 * images.shape[0] * widest * images.dtype.itemsize))
     losses, accuracies = [], []
     for lo in range(0, count, chunk):
         part = _members(params, lo, lo + chunk)
@@ -210,7 +205,7 @@ def _train_part(cfgs: list[Config], data: Dataset, dev: torch.device, log: Calla
     start = time.perf_counter()
     cfg, count = cfgs[0], len(cfgs)  # cfg: what the members share
     with matmul_precision(cfg.tf32), dtype_scope(cfg.dtype):
-        train_images, train_labels, test_images, test_labels = device_data(cfg, data, dev)  # as train.py
+        train_images, train_labels, test_images, test_labels = device_data(cfg, data, dev)
         params = init_params(cfg, count, dev)
         opt_state = init_adam(params)
         members = member_constants(cfgs, dev)
@@ -227,7 +222,7 @@ def _train_part(cfgs: list[Config], data: Dataset, dev: torch.device, log: Calla
         for epoch in range(cfg.epochs):
             order = _order(cfg, data, epoch, dev) if epoch else order  # (steps, B)
             clock.start_epoch()
-            alive, losses = run_epoch(params, opt_state, alive, members, train_images, train_labels, order)
+            alive, losses = run_epoch(params, opt_state, alive, members, train_images, train_labels, order)  # torch: in place
             clock.add_steps(cfg.steps_per_epoch)
             clock.end_epoch(losses)
             losses = losses.cpu().numpy()  # (steps, M): the epoch's losses, fetched at once
@@ -246,11 +241,11 @@ def _along_members(vec: torch.Tensor, index: int, p: torch.Tensor) -> torch.Tens
     """vec (M,) shaped to broadcast along the member axis of flat parameter `index` (axis 1 for the first W)."""
     shape = [1] * p.ndim
     shape[1 if index == 0 else 0] = vec.shape[0]
-    return vec.view(shape)
+    return vec.reshape(shape)
 
 
 def _members(params, lo: int, hi: int):
-    """Members lo..hi-1 of the stacked weights, as views."""
+    """Members lo..hi-1 of the stacked weights (torch: views; JAX: copies)."""
     (w, b), *rest = params
     return [(w[:, lo:hi], b[lo:hi])] + [(w[lo:hi], b[lo:hi]) for w, b in rest]
 

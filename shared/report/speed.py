@@ -27,7 +27,7 @@ def section(page: Page) -> list[str]:
 
 
 def _engine_note(records: list[dict]) -> list[str]:
-    """What a sweep run's µs/step means: its share of the group's step."""
+    """How to read the times of sweep-engine runs (compare.py --engine sweep), when there are any."""
     engines = {r.get("engine", "loop") for r in records}
     if "sweep" not in engines:
         return []
