@@ -25,7 +25,7 @@ import traceback
 from shared.cli import ArgumentParser, add_run_args, fail, sweep_from_args
 from shared.config import Config
 from shared.data import DataError, load_dataset
-from shared.results import ResultsFile, ResultsLocked, make_record, read_results
+from shared.results import ResultsCorrupt, ResultsFile, ResultsLocked, make_record, scan_results
 
 BACKENDS = {"torch": "impls.torch_mlp.train", "jax": "impls.flax_mlp.train"}
 INSTALL_HINT = {"torch": "pip install 'mlp-twins[torch]'", "jax": "pip install 'mlp-twins[jax]'"}
@@ -96,20 +96,19 @@ def status_line(cfg: Config, recs: dict[str, dict]) -> str:
 
 def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
     backends = ["torch", "jax"] if args.backend == "both" else [args.backend]
+    # Every check that can fail on bad input runs before --out is touched.
     mods = load_backends(backends, args.device)
-    try:
-        results = ResultsFile(out / "results.jsonl").open()
-    except ResultsLocked as e:
-        fail(str(e))
-    except OSError as e:
-        fail(f"--out {out}: cannot write there ({e})")
+    check_out(out)
+    datasets = load_datasets(runs, args.data_dir)
+    results = open_results(out)
+    for ds in datasets.values():  # said only now, so that a refused --out is the only line printed
+        print(f"[data] {ds.name}: {ds.source}", file=sys.stderr)
     done = {(r["backend"], Config(**r["config"]).key()) for r in results.records if _valid(r)}
     todo = [(cfg, b) for cfg in runs for b in backends if (b, cfg.key()) not in done]
     skipped = len(runs) * len(backends) - len(todo)
     if skipped:
         print(f"[compare] {skipped} finished runs found in {out / 'results.jsonl'}; skipping them", file=sys.stderr)
 
-    datasets: dict = {}
     bar = None
     if not args.quiet:
         from tqdm import tqdm
@@ -122,11 +121,6 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
             mine = [(c, b) for c, b in todo if c is cfg]
             if not mine:
                 continue
-            if cfg.dataset not in datasets:
-                try:
-                    datasets[cfg.dataset] = load_dataset(cfg.dataset, args.data_dir)
-                except DataError as e:
-                    fail(str(e))
             data = datasets[cfg.dataset]
             recs = {}
             for _, name in mine:
@@ -148,6 +142,29 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
               f"Run the same command again to resume.", file=sys.stderr)
         return 130
     return 0
+
+
+def check_out(out: pathlib.Path) -> None:
+    """--out must be a folder (or not exist yet): a file there is named, not overwritten."""
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out}: not a folder (a file is there); allowed: a folder, created if missing")
+
+
+def load_datasets(runs: list[Config], data_dir) -> dict:
+    """Every dataset the runs need, loaded and checked now, before any result is written."""
+    try:
+        return {name: load_dataset(name, data_dir, verbose=False) for name in sorted({c.dataset for c in runs})}
+    except DataError as e:
+        fail(str(e))
+
+
+def open_results(out: pathlib.Path) -> ResultsFile:
+    try:
+        return ResultsFile(out / "results.jsonl").open()
+    except (ResultsLocked, ResultsCorrupt) as e:
+        fail(str(e))
+    except OSError as e:
+        fail(f"--out {out}: cannot write there ({e.strerror or e}); allowed: a folder you can write to")
 
 
 def _valid(record: dict) -> bool:
@@ -179,11 +196,15 @@ def build_report(out: pathlib.Path) -> int:
     from shared.report import write_report
 
     path = out / "results.jsonl"
-    records, bad = read_results(path)
+    records, bad = scan_results(path)
+    if bad:  # a report that silently leaves runs out would mislead; the user decides what to drop
+        fail(f"--report {out}: line {bad[0]} of {path} is not a result record ({len(bad)} such lines: a run cut "
+             f"short, or an edit); allowed: one JSON record per line: delete those lines (compare.py on "
+             f"this --out drops a torn last line itself)")
     if not records:
-        fail(f"--report {out}: no results in {path}" + (f" ({bad} unreadable lines)" if bad else ""))
+        fail(f"--report {out}: no results in {path}; allowed: a folder a compare.py run wrote (--out)")
     report = write_report(records, out)
-    print(f"[compare] report: {report} ({len(records)} results" + (f", {bad} unreadable lines skipped" if bad else "") + ")")
+    print(f"[compare] report: {report} ({len(records)} results)")
     return 0
 
 

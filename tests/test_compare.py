@@ -83,13 +83,14 @@ def test_help_explains_every_flag():
         assert flag in r.stdout
 
 
-def test_second_process_on_same_out_is_refused(tmp_path):
+def test_second_process_on_same_out_is_refused(tmp_path, mnist_dir):
     pytest.importorskip("jax")
     path = tmp_path / "results.jsonl"
     with ResultsFile(path):
         with pytest.raises(ResultsLocked, match="in use by another process"):
             ResultsFile(path).open()
-        r = compare("--config", "smoke", "--out", str(tmp_path), "--backend", "jax", "--quiet")
+        r = compare("--config", "smoke", "--out", str(tmp_path), "--backend", "jax", "--quiet",
+                    "--data-dir", str(mnist_dir))
         assert r.returncode == 2 and "in use by another process" in r.stderr
     with ResultsFile(path):  # released: it can be taken again
         pass
