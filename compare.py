@@ -115,7 +115,7 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
 
         bar = tqdm(total=len(todo), unit="run", dynamic_ncols=True, file=sys.stderr)
     say = (bar.write if bar else print)
-    interrupted = False
+    interrupted, write_error = False, None
     try:
         for cfg in runs:
             mine = [(c, b) for c, b in todo if c is cfg]
@@ -127,9 +127,15 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
                 if bar:
                     bar.set_description(f"{name} {cfg.hidden_layers}x{cfg.hidden_size} b{cfg.batch_size} lr{cfg.learning_rate:g}")
                 recs[name] = train_one(mods[name], name, cfg, data, args)
-                results.append(recs[name])  # whole line, fsync'd: a kill after this keeps it
+                try:
+                    results.append(recs[name])  # whole line, fsync'd: a kill after this keeps it
+                except OSError as e:  # a full disk, a quota: the file is as it was before this run
+                    write_error = e
+                    break
                 if bar:
                     bar.update(1)
+            if write_error:
+                break
             say(status_line(cfg, recs))
     except KeyboardInterrupt:
         interrupted = True
@@ -137,6 +143,9 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
         if bar:
             bar.close()
         results.close()
+    if write_error:
+        fail(f"cannot write {results.path} ({write_error.strerror or write_error}); {len(results.records)} "
+             f"finished runs are safe in it. Free some space and run the same command again to resume.", code=1)
     if interrupted:
         print(f"[compare] interrupted; {len(results.records)} runs are safe in {out / 'results.jsonl'}. "
               f"Run the same command again to resume.", file=sys.stderr)
@@ -203,7 +212,11 @@ def build_report(out: pathlib.Path) -> int:
              f"this --out drops a torn last line itself)")
     if not records:
         fail(f"--report {out}: no results in {path}; allowed: a folder a compare.py run wrote (--out)")
-    report = write_report(records, out)
+    try:
+        report = write_report(records, out)
+    except OSError as e:  # a full disk: results.jsonl is intact, only the page is missing
+        fail(f"cannot write the report in {out} ({e.strerror or e}); the results are intact: free some space "
+             f"and rebuild it with compare.py --report {out}", code=1)
     print(f"[compare] report: {report} ({len(records)} results)")
     return 0
 

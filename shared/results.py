@@ -12,6 +12,8 @@ process, and the next run takes it over).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import json
 import math
@@ -147,11 +149,21 @@ class ResultsFile:
                 print(f"[results] dropped a torn last line of {self.path}", file=sys.stderr)
 
     def append(self, record: dict) -> None:
+        """Write `record` as one whole line, or raise OSError leaving the file as it was: a full disk
+        can take part of a write, and that part is cut off again."""
         line = (json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line)  # one write of the whole line
-            os.fsync(fd)
+            size = os.fstat(fd).st_size  # where this line starts (we hold the lock: nobody else appends)
+            try:
+                written = os.write(fd, line)  # one write of the whole line
+                if written != len(line):
+                    raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({written} of {len(line)} bytes written)")
+                os.fsync(fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                raise
         finally:
             os.close(fd)
         self.records.append(record)
