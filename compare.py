@@ -25,6 +25,7 @@ import traceback
 from shared.cli import ArgumentParser, add_run_args, fail, sweep_from_args
 from shared.config import Config
 from shared.data import DataError, load_dataset
+from shared.machine import configure_threads, load_now, probe_floors, shape_key
 from shared.results import ResultsCorrupt, ResultsFile, ResultsLocked, make_record, scan_results
 
 BACKENDS = {"torch": "impls.torch_mlp.train", "jax": "impls.flax_mlp.train"}
@@ -55,7 +56,7 @@ def describe(cfg: Config) -> str:
             f"init={cfg.init}{' tf32' if cfg.tf32 else ''}{' float64' if cfg.dtype == 'float64' else ''}")
 
 
-def load_backends(names: list[str], device: str) -> dict:
+def load_backends(names: list[str], device: str) -> tuple[dict, dict[str, str]]:
     """Import each backend's train module and check the device now, not three hours into a grid."""
     mods, devices = {}, {}
     for name in names:
@@ -70,7 +71,7 @@ def load_backends(names: list[str], device: str) -> dict:
     warning = device_mismatch(devices)
     if warning:
         print(f"[compare] warning: {warning}", file=sys.stderr)
-    return mods
+    return mods, devices
 
 
 def device_mismatch(devices: dict[str, str]) -> str | None:
@@ -97,7 +98,7 @@ def status_line(cfg: Config, recs: dict[str, dict]) -> str:
 def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
     backends = ["torch", "jax"] if args.backend == "both" else [args.backend]
     # Every check that can fail on bad input runs before --out is touched.
-    mods = load_backends(backends, args.device)
+    mods, devices = load_backends(backends, args.device)
     check_out(out)
     datasets = load_datasets(runs, args.data_dir)
     results = open_results(out)
@@ -108,6 +109,7 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
     skipped = len(runs) * len(backends) - len(todo)
     if skipped:
         print(f"[compare] {skipped} finished runs found in {out / 'results.jsonl'}; skipping them", file=sys.stderr)
+    floors = measure_floors([c for c, _ in todo], devices)
 
     bar = None
     if not args.quiet:
@@ -126,7 +128,9 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
             for _, name in mine:
                 if bar:
                     bar.set_description(f"{name} {cfg.hidden_layers}x{cfg.hidden_size} b{cfg.batch_size} lr{cfg.learning_rate:g}")
+                load = load_now()
                 recs[name] = train_one(mods[name], name, cfg, data, args)
+                recs[name].update(load_at_start=load, gemm_floor_us=floors.get(shape_key(cfg)))
                 try:
                     results.append(recs[name])  # whole line, fsync'd: a kill after this keeps it
                 except OSError as e:  # a full disk, a quota: the file is as it was before this run
@@ -151,6 +155,19 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
               f"Run the same command again to resume.", file=sys.stderr)
         return 130
     return 0
+
+
+def measure_floors(runs: list[Config], devices: dict[str, str]) -> dict[str, float]:
+    """The GEMM floor of each shape to run, measured now, on an idle-as-it-gets machine, before training.
+    A CPU floor says nothing about a GPU's step, so GPU runs get none."""
+    if not runs or any(d != "cpu" for d in devices.values()):
+        return {}
+    t0 = time.perf_counter()
+    floors = probe_floors(runs)
+    print(f"[compare] GEMM floor (numpy float32 matmuls of each step's shapes, {len(floors)} shapes, "
+          f"{time.perf_counter() - t0:.1f} s): " + ", ".join(f"{k} {v:.0f} µs" for k, v in list(floors.items())[:6])
+          + (" ..." if len(floors) > 6 else ""), file=sys.stderr)
+    return floors
 
 
 def check_out(out: pathlib.Path) -> None:
@@ -226,6 +243,7 @@ def _interrupt(signum, frame):
 
 
 def main(argv=None) -> int:
+    configure_threads()  # before a framework is imported: OpenMP reads it once
     args = parse_args(argv)
     # SIGTERM (a scheduler's timeout, `timeout 600 ...`) ends the grid like Ctrl-C: cleanly, resumable.
     signal.signal(signal.SIGTERM, _interrupt)

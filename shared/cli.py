@@ -61,7 +61,11 @@ def backend_main(package: str, framework: str, argv: list[str] | None = None) ->
     args = parser.parse_args(argv)
     runs = sweep_from_args(args).runs()
 
-    # The framework is imported once the flags are known to be good, so that bad flags fail at once.
+    # The framework is imported once the flags are known to be good, so that bad flags fail at once,
+    # and after its threads are set (shared/machine.py).
+    from shared.machine import configure_threads
+
+    configure_threads()
     twin = importlib.import_module(f"{package}.train")
     from shared.data import DataError, load_dataset
 

@@ -48,6 +48,7 @@ def make_record(*, backend: str, cfg: Config, data: Dataset | None, status: str,
         "steps": len(loss_curve),
         "step_time_us": timing.get("step_time_us"),
         "samples_per_s": timing.get("samples_per_s"),
+        "step_time_spread": timing.get("step_time_spread"),  # {p10, p50, p90, windows} µs/step, or None
         "compile_s": timing.get("compile_s"),
         "train_s": timing.get("train_s"),
         "wall_s": wall_s,

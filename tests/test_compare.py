@@ -15,7 +15,7 @@ from shared.results import ResultsFile, ResultsLocked, read_results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 KEYS = {"backend", "config", "status", "error", "epochs", "loss_curve", "loss_curve_every", "steps",
-        "step_time_us", "samples_per_s", "compile_s", "train_s", "wall_s", "device", "versions", "dataset"}
+        "step_time_us", "step_time_spread", "samples_per_s", "compile_s", "train_s", "wall_s", "device", "versions", "dataset"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -147,6 +147,10 @@ def test_smoke_end_to_end_schema(smoke_out):
         assert "python" in rec["versions"] and "numpy" in rec["versions"]
         assert ("torch" if rec["backend"] == "torch" else "jax") in rec["versions"]
         assert 0.8 < rec["epochs"][-1]["test_accuracy"] <= 1.0
+        spread = rec["step_time_spread"]  # 2 epochs of 100 steps: 3 windows of 50 after the first step
+        assert spread["windows"] == 3 and 0 < spread["p10"] <= spread["p50"] <= spread["p90"]
+        assert rec["load_at_start"]["cpus"] >= 1 and rec["load_at_start"]["load_1m"] >= 0
+        assert rec["gemm_floor_us"] > 0  # measured once at the start, for the run's shape (CPU runs)
     # Same weights, same batches: the two backends' curves coincide.
     for t, j in ((recs[0], recs[1]), (recs[2], recs[3])):
         assert max(abs(a - b) for a, b in zip(t["loss_curve"], j["loss_curve"])) < 1e-3
@@ -160,6 +164,7 @@ def test_smoke_report_files(smoke_out):
     report = (out / "report.md").read_text()
     for section in ("## Loss", "## Accuracy", "## Convergence", "## Step speed"):
         assert section in report
+    assert "GEMM floor µs" in report and "torch / floor" in report and "p90/p10" in report
     pngs = sorted(out.glob("*.png"))
     assert {p.name for p in pngs} >= {"loss_reference.png", "loss_grid.png", "accuracy_epochs.png"}
     for p in pngs:

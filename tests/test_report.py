@@ -52,3 +52,29 @@ def test_no_report_function_is_over_60_lines():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 length = node.end_lineno - node.lineno + 1
                 assert length <= 60, f"{path.name}:{node.lineno} {node.name} is {length} lines"
+
+
+def _speed_record(backend: str, us: float, p10: float, p90: float, floor: float | None = 800.0) -> dict:
+    return {"backend": backend, "config": Config().to_dict(), "status": "ok", "epochs": [], "step_time_us": us,
+            "step_time_spread": {"p10": p10, "p50": us, "p90": p90, "windows": 55}, "compile_s": 0.1,
+            "gemm_floor_us": floor, "load_at_start": {"load_1m": 3.5, "cpus": 2}}
+
+
+def test_speed_section_gives_ratio_to_the_floor_and_warns_on_noise(tmp_path):
+    from shared.report import speed
+    from shared.report.common import Page
+
+    quiet = Page([_speed_record("torch", 2600, 2500, 2700), _speed_record("jax", 2000, 1950, 2100)], tmp_path)
+    md = "\n".join(speed.section(quiet))
+    assert "| 1x500 | 100 | 2600 | 2000 | 1.30 | 800 | 3.2 | 2.5 |" in md
+    assert "Warning" not in md and "⚠" not in md
+    assert "| torch | 1 | 2500 | 2600 | 2700 | 1.08 | 1.08 |" in md  # the spread table
+
+    busy = Page([_speed_record("torch", 40000, 9000, 120000), _speed_record("jax", 2000, 1950, 2100)], tmp_path)
+    md = "\n".join(speed.section(busy))
+    assert "**Warning: noisy timings.** 1 of 2 runs" in md and "load at their start reached 3.5 on 2 CPUs" in md
+    assert "| 1x500 | 100 | 40000 ⚠ | 2000 | 20.00 ⚠ |" in md
+
+    old = Page([_speed_record("torch", 2600, 2500, 2700, floor=None)], tmp_path)  # results from before the floor
+    md = "\n".join(speed.section(old))
+    assert "| 1x500 | 100 | 2600 | - | - | - | - | - |" in md and "No GEMM floor" in md
