@@ -37,6 +37,7 @@ from bench_step import check_devices, jax_stepper, torch_stepper  # noqa: E402
 from shared.batches import epoch_index_matrix  # noqa: E402
 from shared.cli import ArgumentParser, add_run_args, fail, sweep_from_args  # noqa: E402
 from shared.config import Config  # noqa: E402
+from shared.machine import configure_threads  # noqa: E402
 from shared.data import SPLITS, DataError, Dataset, load_dataset, scale_images  # noqa: E402
 from shared.data.folders import TORCHVISION_DIR  # noqa: E402
 from shared.data.idx import _idx_header  # noqa: E402
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=200, help="steps per timed round (default 200)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per loop, interleaved (default 3)")
     args = parser.parse_args(argv)
+    configure_threads()  # as compare.py does, before torch loads (shared/machine.py)
     if args.steps < 1 or args.rounds < 1:
         fail(f"--steps and --rounds must be >= 1; got {args.steps} and {args.rounds}")
     runs = sweep_from_args(args).runs()

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from shared.batches import epoch_index_matrix  # noqa: E402
 from shared.cli import ArgumentParser, add_run_args, fail, sweep_from_args  # noqa: E402
 from shared.config import Config  # noqa: E402
+from shared.machine import configure_threads  # noqa: E402
 from shared.data import DataError, Dataset, load_dataset, scale_images  # noqa: E402
 
 
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=200, help="steps per timed round (default 200)")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per backend, interleaved (default 5)")
     args = parser.parse_args(argv)
+    configure_threads()  # as compare.py does, before torch loads (shared/machine.py)
     if args.steps < 1 or args.rounds < 1:
         fail(f"--steps and --rounds must be >= 1; got {args.steps} and {args.rounds}")
     runs = sweep_from_args(args).runs()

@@ -78,3 +78,22 @@ def test_speed_section_gives_ratio_to_the_floor_and_warns_on_noise(tmp_path):
     old = Page([_speed_record("torch", 2600, 2500, 2700, floor=None)], tmp_path)  # results from before the floor
     md = "\n".join(speed.section(old))
     assert "| 1x500 | 100 | 2600 | - | - | - | - | - |" in md and "No GEMM floor" in md
+
+
+def test_a_single_run_report_speaks_of_one_run(tmp_path):
+    from shared.report import write_report
+
+    def record(backend):
+        return {"backend": backend, "config": Config(epochs=3).to_dict(), "status": "ok", "error": None,
+                "epochs": [{"epoch": k, "train_loss": 0.3, "test_loss": 0.2, "test_accuracy": 0.9 + k / 100}
+                           for k in (1, 2, 3)], "loss_curve": [2.3, 0.5, 0.3], "loss_curve_every": 1, "steps": 1800,
+                "step_time_us": 2500.0, "compile_s": 0.1, "device": "cpu", "versions": {},
+                "dataset": {"name": "mnist"}}
+
+    report = write_report([record("torch"), record("jax")], tmp_path).read_text()
+    assert "1 configuration, 2 results (torch, jax)" in report and "1 configurations" not in report
+    assert "best / median" not in report and "median over runs" not in report
+    assert "| torch | 0.001 | 1 | 93.00 |" in report  # epoch 3's accuracy, one value
+    assert "Best configurations" not in report  # nothing to rank
+    assert "| torch | 90% | 1/1 | 1 | 600 |" in report and "median epochs" not in report
+    assert "float32 rounding, amplified" in report and "large" not in report.split("## Accuracy")[0]
