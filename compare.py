@@ -6,10 +6,16 @@ and write a results file and a report that contrast loss, accuracy, convergence 
     python compare.py --config smoke --set hidden_size=64,128
     python compare.py --list --config grid            # what would run, then "432 runs"
     python compare.py --report runs/grid              # rebuild the report from results.jsonl alone
+    python compare.py --config grid --engine loop     # one run at a time, the readable train.py
 
 Runs go backend after backend for each config (interleaved), from the same initial weights and the
 same batch order, so a grid stopped halfway is still a fair comparison. Results are appended to
 OUT/results.jsonl one whole line per finished run; rerunning with the same --out skips those.
+
+Engines: `loop` trains one run at a time with impls/*/train.py; `sweep` trains each group of runs
+that share everything but learning rate, activation and output (shared/groups.py) together with
+impls/*/sweep.py, exactly as the loop would, member by member. The default is sweep when two or
+more runs share a group, else loop. A group's records are written once both backends finished it.
 """
 
 from __future__ import annotations
@@ -25,10 +31,12 @@ import traceback
 from shared.cli import ArgumentParser, add_run_args, fail, sweep_from_args
 from shared.config import Config
 from shared.data import DataError, load_dataset
+from shared.groups import group_runs
 from shared.machine import configure_threads, load_now, probe_floors, shape_key
 from shared.results import ResultsCorrupt, ResultsFile, ResultsLocked, make_record, scan_results
 
 BACKENDS = {"torch": "impls.torch_mlp.train", "jax": "impls.flax_mlp.train"}
+SWEEPS = {"torch": "impls.torch_mlp.sweep", "jax": "impls.flax_mlp.sweep"}
 INSTALL_HINT = {"torch": "pip install 'mlp-twins[torch]'", "jax": "pip install 'mlp-twins[jax]'"}
 
 
@@ -38,6 +46,10 @@ def parse_args(argv=None):
     add_run_args(p)
     p.add_argument("--backend", default="both", choices=("torch", "jax", "both"),
                    help="which framework(s) to run (default: both)")
+    p.add_argument("--engine", default=None, choices=("loop", "sweep"),
+                   help="loop: one run at a time (impls/*/train.py); sweep: each group of runs that differ only "
+                        "in learning_rate, activation, output at once (impls/*/sweep.py). Default: sweep when "
+                        "two or more runs share a group, else loop")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="where results.jsonl and the report go (default: runs/<config name>)")
     p.add_argument("--list", action="store_true", help="print the expanded runs and 'N runs', train nothing")
@@ -56,12 +68,19 @@ def describe(cfg: Config) -> str:
             f"init={cfg.init}{' tf32' if cfg.tf32 else ''}{' float64' if cfg.dtype == 'float64' else ''}")
 
 
-def load_backends(names: list[str], device: str) -> tuple[dict, dict[str, str]]:
-    """Import each backend's train module and check the device now, not three hours into a grid."""
+def choose_engine(engine: str | None, runs: list[Config]) -> str:
+    """--engine, or its default: sweep when two or more runs share a group, else loop."""
+    if engine:
+        return engine
+    return "sweep" if any(len(g) > 1 for g in group_runs(runs)) else "loop"
+
+
+def load_backends(names: list[str], device: str, engine: str = "loop") -> tuple[dict, dict[str, str]]:
+    """Import each backend's train (or sweep) module and check the device now, not three hours into a grid."""
     mods, devices = {}, {}
     for name in names:
         try:
-            mods[name] = importlib.import_module(BACKENDS[name])
+            mods[name] = importlib.import_module((SWEEPS if engine == "sweep" else BACKENDS)[name])
         except ImportError as e:
             fail(f"backend {name} is not installed ({e}); install it with {INSTALL_HINT[name]} or use --backend")
         try:
@@ -97,8 +116,9 @@ def status_line(cfg: Config, recs: dict[str, dict]) -> str:
 
 def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
     backends = ["torch", "jax"] if args.backend == "both" else [args.backend]
+    engine = choose_engine(args.engine, runs)
     # Every check that can fail on bad input runs before --out is touched.
-    mods, devices = load_backends(backends, args.device)
+    mods, devices = load_backends(backends, args.device, engine)
     check_out(out)
     datasets = load_datasets(runs, args.data_dir)
     results = open_results(out)
@@ -119,6 +139,9 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
     say = (bar.write if bar else print)
     interrupted, write_error = False, None
     try:
+        if engine == "sweep":
+            run_groups(args, runs, todo, mods, results, datasets, bar, say, floors)
+            runs = []  # all done above
         for cfg in runs:
             mine = [(c, b) for c, b in todo if c is cfg]
             if not mine:
@@ -131,18 +154,14 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
                 load = load_now()
                 recs[name] = train_one(mods[name], name, cfg, data, args)
                 recs[name].update(load_at_start=load, gemm_floor_us=floors.get(shape_key(cfg)))
-                try:
-                    results.append(recs[name])  # whole line, fsync'd: a kill after this keeps it
-                except OSError as e:  # a full disk, a quota: the file is as it was before this run
-                    write_error = e
-                    break
+                append(results, recs[name])
                 if bar:
                     bar.update(1)
-            if write_error:
-                break
             say(status_line(cfg, recs))
     except KeyboardInterrupt:
         interrupted = True
+    except WriteFailed as e:  # a full disk, a quota: the file is as it was before this run
+        write_error = e.error
     finally:
         if bar:
             bar.close()
@@ -157,9 +176,55 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
     return 0
 
 
+def run_groups(args, runs, todo, mods, results, datasets, bar, say, floors) -> None:
+    """The sweep engine: each group's unfinished members, backend after backend, then their records
+    in the loop's order (config by config, backends interleaved)."""
+    for group in group_runs(runs):
+        mine = [(c, b) for c, b in todo if any(c is g for g in group)]
+        if not mine:
+            continue
+        data = _dataset(group[0].dataset, args, datasets)
+        recs: dict = {}
+        for name in mods:
+            members = [c for c, b in mine if b == name]
+            if not members:
+                continue
+            if bar:
+                c = members[0]
+                bar.set_description(f"{name} {c.hidden_layers}x{c.hidden_size} b{c.batch_size} group of {len(members)}")
+            load = load_now()
+            for cfg, rec in zip(members, train_group(mods[name], name, members, data, args)):
+                rec.update(load_at_start=load, gemm_floor_us=floors.get(shape_key(cfg)))
+                recs[(cfg.key(), name)] = rec
+            if bar:
+                bar.update(len(members))
+        for cfg in group:
+            done = {name: recs[(cfg.key(), name)] for name in mods if (cfg.key(), name) in recs}
+            for rec in done.values():
+                append(results, rec)
+            if done:
+                say(status_line(cfg, done))
+
+
+class WriteFailed(Exception):
+    """results.jsonl could not take a record (a full disk): the grid stops, the file stays whole."""
+
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def append(results: ResultsFile, record: dict) -> None:
+    """One whole line, fsync'd: a kill after this keeps it. A failed write leaves no part of it."""
+    try:
+        results.append(record)
+    except OSError as e:
+        raise WriteFailed(e) from e
+
+
 def measure_floors(runs: list[Config], devices: dict[str, str]) -> dict[str, float]:
-    """The GEMM floor of each shape to run, measured now, on an idle-as-it-gets machine, before training.
-    A CPU floor says nothing about a GPU's step, so GPU runs get none."""
+    """The GEMM floor of each shape to run, measured now, before training. A CPU floor says nothing
+    about a GPU's step, so GPU runs get none."""
     if not runs or any(d != "cpu" for d in devices.values()):
         return {}
     t0 = time.perf_counter()
@@ -191,6 +256,35 @@ def open_results(out: pathlib.Path) -> ResultsFile:
         fail(str(e))
     except OSError as e:
         fail(f"--out {out}: cannot write there ({e.strerror or e}); allowed: a folder you can write to")
+
+
+def _dataset(name: str, args, datasets: dict):
+    if name not in datasets:
+        try:
+            datasets[name] = load_dataset(name, args.data_dir)
+        except DataError as e:
+            fail(str(e))
+    return datasets[name]
+
+
+def train_group(mod, name: str, members: list[Config], data, args) -> list[dict]:
+    """One backend's sweep over one group; an exception becomes an `error` record for each member."""
+    t0 = time.perf_counter()
+    log = print if args.log_steps else None
+    try:
+        return mod.train_group(members, data, device=args.device, log=log)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # recorded, not fatal: one broken group must not sink a 432-run grid
+        text = f"{type(e).__name__}: {e}"
+        print(f"[compare] {name} sweep failed on a group of {len(members)} ({describe(members[0])} ...): {text}",
+              file=sys.stderr)
+        if os.environ.get("MLP_TWINS_DEBUG"):
+            traceback.print_exc()
+        wall = (time.perf_counter() - t0) / len(members)
+        return [make_record(backend=name, cfg=cfg, data=data, status="error", error=text, epochs=[], loss_curve=[],
+                            timing={}, wall_s=wall, device=args.device, versions={}, engine="sweep",
+                            group={"members": len(members), "index": j}) for j, cfg in enumerate(members)]
 
 
 def _valid(record: dict) -> bool:

@@ -78,13 +78,10 @@ def seed_loader(cfg: Config, root: pathlib.Path):
 
 def torch_rung0(cfg: Config, data: Dataset, device: str, root: pathlib.Path):
     """run(count) -> last loss: the seed's loop body, batches from the DataLoader, cycling epochs."""
-    import functools
-
     from impls.torch_mlp import train as twin
 
     dev = twin.resolve_device(device)
-    model = twin.build_model(cfg).to(dev)
-    step = functools.partial(twin.train_step, model, twin.build_optimizer(model, cfg))
+    _, _, step = twin.build_training(cfg, dev)
     loader = seed_loader(cfg, root)
     batches = iter(loader)
 
@@ -99,23 +96,20 @@ def torch_rung0(cfg: Config, data: Dataset, device: str, root: pathlib.Path):
             loss = step(images.reshape(-1, 28 * 28).to(dev), labels.to(dev))
         return loss
 
-    return run, twin._sync(dev)
+    return run, twin.device_sync(dev)
 
 
 def jax_rung0(cfg: Config, data: Dataset, device: str):
     """run(count) -> last loss: numpy batches on the host, jax.device_put of each, then the jitted step."""
     import jax
     import numpy as np
-    from flax import nnx
 
     from impls.flax_mlp import train as twin
 
     dev = twin.resolve_device(device)
-    images = scale_images(data.train_images)  # (60000, 784) float32, on the host
+    images = scale_images(data.train_images, cfg.dtype)  # (60000, 784), on the host
     labels = data.train_labels.astype(np.int32)
-    with jax.default_device(dev):
-        model = twin.build_model(cfg)
-        step = nnx.cached_partial(twin.train_step, model, twin.build_optimizer(model, cfg))
+    _, _, step = twin.build_training(cfg, dev)
     order = epoch_index_matrix(cfg.seed, 0, len(labels), cfg.batch_size)  # (steps, B) numpy
     position = 0
 
@@ -127,17 +121,18 @@ def jax_rung0(cfg: Config, data: Dataset, device: str):
             position += 1
         return loss
 
-    return run, twin._sync(dev)
+    return run, twin.device_sync(dev)
 
 
 def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int, root: pathlib.Path) -> dict[str, list[float]]:
     """Loop name -> µs/step of each round, the four loops' rounds interleaved."""
-    from impls.flax_mlp.train import matmul_precision as jax_precision
-    from impls.torch_mlp.train import matmul_precision as torch_precision
+    from impls.flax_mlp import train as jax_twin
+    from impls.torch_mlp import train as torch_twin
 
     with contextlib.ExitStack() as stack:
-        for precision in (torch_precision, jax_precision):
-            stack.enter_context(precision(cfg.tf32))
+        for twin in (torch_twin, jax_twin):  # both twins' TF32 setting and dtype, as in train
+            stack.enter_context(twin.matmul_precision(cfg.tf32))
+            stack.enter_context(twin.dtype_scope(cfg.dtype))
         loops = {"torch rung 0": torch_rung0(cfg, data, device, root), "JAX rung 0": jax_rung0(cfg, data, device),
                  "torch resident": torch_stepper(cfg, data, device)[:2], "JAX resident": jax_stepper(cfg, data, device)[:2]}
         for run, sync in loops.values():  # compilation, warm-up, a few steady steps before the clock starts

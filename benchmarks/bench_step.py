@@ -17,7 +17,6 @@ machine; compare ratios, not absolute times, across machines. A benchmark, not a
 from __future__ import annotations
 
 import contextlib
-import functools
 import pathlib
 import statistics
 import sys
@@ -29,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 from shared.batches import epoch_index_matrix  # noqa: E402
 from shared.cli import ArgumentParser, add_run_args, fail, sweep_from_args  # noqa: E402
 from shared.config import Config  # noqa: E402
+from shared.data import DataError, Dataset, load_dataset  # noqa: E402
 from shared.machine import configure_threads  # noqa: E402
-from shared.data import DataError, Dataset, load_dataset, scale_images  # noqa: E402
 
 
 def matmul_flops(cfg: Config) -> int:
@@ -44,37 +43,31 @@ def matmul_flops(cfg: Config) -> int:
 
 
 def torch_stepper(cfg: Config, data: Dataset, device: str):
-    """(run(count) -> last loss, sync(loss), device name), set up as impls/torch_mlp/train.py's train."""
+    """(run(count) -> last loss, sync(loss), device name), set up by the twin's own functions, as its train does."""
     import torch
 
     from impls.torch_mlp import train as twin
 
     dev = twin.resolve_device(device)
-    images = torch.from_numpy(scale_images(data.train_images)).to(dev)  # (60000, 784)
-    labels = torch.from_numpy(data.train_labels).to(dev)  # (60000,) int64
-    model = twin.build_model(cfg).to(dev)
-    step = functools.partial(twin.train_step, model, twin.build_optimizer(model, cfg))
+    images, labels, _, _ = twin.device_data(cfg, data, dev)
+    _, _, step = twin.build_training(cfg, dev)
     order = torch.from_numpy(epoch_index_matrix(cfg.seed, 0, len(data.train_labels), cfg.batch_size)).to(dev)
-    return _runner(step, twin.get_batch, images, labels, order, cfg.steps_per_epoch), twin._sync(dev), \
+    return _runner(step, twin.get_batch, images, labels, order, cfg.steps_per_epoch), twin.device_sync(dev), \
         twin.describe_device(dev)
 
 
 def jax_stepper(cfg: Config, data: Dataset, device: str):
-    """(run(count) -> last loss, sync(loss), device name), set up as impls/flax_mlp/train.py's train."""
+    """(run(count) -> last loss, sync(loss), device name), set up by the twin's own functions, as its train does."""
     import jax
     import numpy as np
-    from flax import nnx
 
     from impls.flax_mlp import train as twin
 
     dev = twin.resolve_device(device)
-    with jax.default_device(dev):
-        images = jax.device_put(scale_images(data.train_images), dev)  # (60000, 784)
-        labels = jax.device_put(data.train_labels.astype(np.int32), dev)  # (60000,) int32
-        model = twin.build_model(cfg)
-        step = nnx.cached_partial(twin.train_step, model, twin.build_optimizer(model, cfg))
+    images, labels, _, _ = twin.device_data(cfg, data, dev)
+    _, _, step = twin.build_training(cfg, dev)
     order = jax.device_put(epoch_index_matrix(cfg.seed, 0, len(data.train_labels), cfg.batch_size).astype(np.int32), dev)
-    return _runner(step, twin.get_batch, images, labels, order, cfg.steps_per_epoch), twin._sync(dev), \
+    return _runner(step, twin.get_batch, images, labels, order, cfg.steps_per_epoch), twin.device_sync(dev), \
         twin.describe_device(dev)
 
 
@@ -94,13 +87,14 @@ def _runner(step, get_batch, images, labels, order, steps_per_epoch):
 
 def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int) -> dict:
     """Per backend: first-step seconds, per-round µs/step, device name."""
-    from impls.flax_mlp.train import matmul_precision as jax_precision
-    from impls.torch_mlp.train import matmul_precision as torch_precision
+    from impls.flax_mlp import train as jax_twin
+    from impls.torch_mlp import train as torch_twin
 
     out = {}
     with contextlib.ExitStack() as stack:
-        for precision in (torch_precision, jax_precision):  # both twins' TF32 setting, as in train
-            stack.enter_context(precision(cfg.tf32))
+        for twin in (torch_twin, jax_twin):  # both twins' TF32 setting and dtype, as in train
+            stack.enter_context(twin.matmul_precision(cfg.tf32))
+            stack.enter_context(twin.dtype_scope(cfg.dtype))
         runners = {}
         for name, stepper in (("torch", torch_stepper), ("jax", jax_stepper)):
             run, sync, where = stepper(cfg, data, device)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from shared.config import FIELD_NAMES, PRESETS, ConfigError, Sweep, resolve
@@ -52,39 +51,32 @@ def sweep_from_args(args: argparse.Namespace) -> Sweep:
         fail(str(e))
 
 
-def backend_main(package: str, framework: str, argv: list[str] | None = None) -> int:
-    """`python -m impls.<twin>`: train every run of the sweep with one framework, printing the seed's
-    log lines and closing line. Both twins' __main__.py call this with their own package."""
-    prog = f"python -m {package}"
+def backend_args(prog: str, framework: str, argv: list[str] | None = None) -> tuple[argparse.Namespace, list]:
+    """`python -m impls.<twin>`'s flags, parsed and validated: (args, the runs of the sweep), or exit 2."""
     parser = ArgumentParser(prog=prog, description=f"Train the MNIST MLP with {framework} (the seed's loop).")
     add_run_args(parser)
     args = parser.parse_args(argv)
     runs = sweep_from_args(args).runs()
-
-    # The framework is imported once the flags are known to be good, so that bad flags fail at once,
-    # and after its threads are set (shared/machine.py).
+    # The caller imports its framework after this returns: set its threads first (shared/machine.py).
     from shared.machine import configure_threads
 
     configure_threads()
-    twin = importlib.import_module(f"{package}.train")
+    return args, runs
+
+
+_datasets: dict = {}  # (name, data_dir) -> Dataset: each dataset is loaded once per process
+
+
+def dataset(name: str, data_dir: str | None):
+    """The dataset `name`, loaded (and checked) once per process, or exit 2 with the problem named."""
     from shared.data import DataError, load_dataset
 
-    try:
-        device = twin.resolve_device(args.device)
-    except RuntimeError as e:
-        fail(str(e), prog=prog)
-    datasets = {}
-    for n, cfg in enumerate(runs, 1):
-        print(f"== run {n}/{len(runs)} on {twin.describe_device(device)}: {cfg.key()}", flush=True)
-        if cfg.dataset not in datasets:
-            try:
-                datasets[cfg.dataset] = load_dataset(cfg.dataset, args.data_dir)
-            except DataError as e:
-                fail(str(e), prog=prog)
-        data = datasets[cfg.dataset]
-        record = twin.train(cfg, data, args.device, log=lambda line: print(line, flush=True))
-        print(summary(record, len(data.test_labels)), flush=True)
-    return 0
+    if (name, data_dir) not in _datasets:
+        try:
+            _datasets[name, data_dir] = load_dataset(name, data_dir)
+        except DataError as e:
+            fail(str(e))
+    return _datasets[name, data_dir]
 
 
 def summary(record: dict, n_test: int) -> str:

@@ -33,12 +33,19 @@ STATUSES = ("ok", "diverged", "error")
 
 def make_record(*, backend: str, cfg: Config, data: Dataset | None, status: str, epochs: list[dict],
                 loss_curve: list[float], timing: dict, wall_s: float, device: str,
-                versions: dict[str, str], error: str | None = None) -> dict[str, Any]:
-    """The one result object. `epochs`: [{epoch, train_loss, test_loss, test_accuracy}, ...]."""
+                versions: dict[str, str], error: str | None = None, engine: str = "loop",
+                group: dict | None = None) -> dict[str, Any]:
+    """The one result object. `epochs`: [{epoch, train_loss, test_loss, test_accuracy}, ...].
+
+    `engine`: "loop" (impls/*/train.py, one run at a time) or "sweep" (impls/*/sweep.py, a group of
+    members at once); `group`: for the sweep, {key, members, index, group_step_time_us}, else None.
+    """
     assert status in STATUSES, status
-    curve, every = downsample(loss_curve)
+    curve, every = downsample(loss_curve, digits=17 if cfg.dtype == "float64" else 7)
     return {
         "backend": backend,
+        "engine": engine,
+        "group": group,
         "config": cfg.to_dict(),
         "status": status,
         "error": error,
@@ -58,11 +65,12 @@ def make_record(*, backend: str, cfg: Config, data: Dataset | None, status: str,
     }
 
 
-def downsample(curve: list[float], max_points: int = 1000) -> tuple[list[float | None], int]:
+def downsample(curve: list[float], max_points: int = 1000, digits: int = 7) -> tuple[list[float | None], int]:
     """Every k-th loss, k the smallest stride that keeps at most `max_points` (a 432-run grid stays a
-    few MB); 7 significant digits, which is all a float32 holds; non-finite losses become None."""
+    few MB); `digits` significant digits: 7 is all a float32 holds, a float64 run keeps all 17 (its
+    parity with the other framework is checked to 1e-9); non-finite losses become None."""
     every = max(1, math.ceil(len(curve) / max_points))
-    return [float(f"{x:.7g}") if math.isfinite(x) else None for x in curve[::every]], every
+    return [float(f"{x:.{digits}g}") if math.isfinite(x) else None for x in curve[::every]], every
 
 
 class ResultsLocked(RuntimeError):

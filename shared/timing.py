@@ -12,6 +12,7 @@ The spread: a mean hides a machine that was busy for half the run. The clock als
 synchronises every WINDOW steps (a drained queue once per 50 steps costs about one
 step's latency, well under 2 %) and keeps each window's µs/step; `summary` gives
 their 10th, 50th and 90th percentiles. A p90/p10 far above 1 means the timings are noisy.
+An engine that runs a whole epoch as one call (add_steps) has one window per epoch.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 
 WINDOW = 50  # steps per timed window of the spread
 
+
 class StepClock:
     def __init__(self, sync: Callable[[Any], Any]):
         self.sync = sync  # blocks until `value` (the last step's output) is computed
@@ -34,6 +36,7 @@ class StepClock:
         self._steps = 0
         self.windows_us: list[float] = []  # µs/step of each WINDOW-step window
         self._window_t0 = 0.0
+        self._scanned = False  # steps come as whole epochs (add_steps): one window per epoch
 
     def start_epoch(self) -> None:
         self._t0 = self._window_t0 = time.perf_counter()
@@ -52,10 +55,23 @@ class StepClock:
             self.windows_us.append(1e6 * (now - self._window_t0) / WINDOW)
             self._window_t0 = now
 
+    def record_compile(self, seconds: float) -> None:
+        """For engines that compile a whole epoch ahead of time (impls/*/sweep.py): that time is the
+        warm-up, reported apart as `compile_s`, and every step after it counts as steady."""
+        self.compile_s = seconds
+
+    def add_steps(self, count: int) -> None:
+        """`count` steps that ran as one call (a scanned epoch), after `record_compile`."""
+        self._steps += count
+        self._scanned = True
+
     def end_epoch(self, value: Any) -> None:
         self.sync(value)
-        self.steady_s += time.perf_counter() - self._t0
+        elapsed = time.perf_counter() - self._t0
+        self.steady_s += elapsed
         self.steady_steps += self._steps
+        if self._scanned and self._steps:
+            self.windows_us.append(1e6 * elapsed / self._steps)
 
     def summary(self, batch_size: int) -> dict[str, float | None]:
         us = 1e6 * self.steady_s / self.steady_steps if self.steady_steps else None

@@ -26,8 +26,10 @@ from shared.config import Config
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COMPARE, TORCH, FLAX = "compare.py", "python -m impls.torch_mlp", "python -m impls.flax_mlp"
 BENCH_STEP, BENCH_PIPE, BENCH_LOAD = "bench_step.py", "bench_pipeline.py", "bench_data_load.py"
+BENCH_SWEEP = "bench_sweep.py"
 RUN_FLAGS = (COMPARE, TORCH, FLAX, BENCH_STEP, BENCH_PIPE)  # those taking --config / --set / --device
-DATA_FLAGS = RUN_FLAGS + (BENCH_LOAD,)  # those taking --data-dir
+DEVICE_FLAGS = RUN_FLAGS + (BENCH_SWEEP,)  # those taking --device
+DATA_FLAGS = RUN_FLAGS + (BENCH_LOAD, BENCH_SWEEP)  # those taking --data-dir
 
 # A TOML file's text per name; the rows below point --config at them.
 TOMLS = {"invalid": "hidden_size = [\n", "unknown": "colour = 1\n", "wrongtype": 'hidden_size = "big"\n',
@@ -56,7 +58,7 @@ CASES = [
     ("--set without =", ["--set", "epochs"], ["--set", "key=value"], RUN_FLAGS),
     ("empty list in toml", ["--config", "{bad}/empty.toml"], ["hidden_size", "empty"], RUN_FLAGS),
     ("unknown flag", ["--bogus"], ["--bogus"], DATA_FLAGS),
-    ("--device tpu", ["--device", "tpu"], ["--device", "'tpu'", "cpu"], RUN_FLAGS),
+    ("--device tpu", ["--device", "tpu"], ["--device", "'tpu'", "cpu"], DEVICE_FLAGS),
     ("--data-dir missing", ["--data-dir", "{tmp}/nowhere"], ["nowhere", "no such folder", "expected"], DATA_FLAGS),
     ("--data-dir with a truncated file", ["--data-dir", "{bad}/trunc"], ["t10k-labels", "truncated", "expected"],
      DATA_FLAGS),
@@ -68,7 +70,7 @@ CASES = [
     ("--report on a torn last line", ["--report", "{bad}/torn"], ["results.jsonl", "line 2", "delete"], (COMPARE,)),
     ("--report on a line of garbage", ["--report", "{bad}/garbage"], ["results.jsonl", "line 1", "delete"],
      (COMPARE,)),
-    ("--device gpu with no GPU", ["--device", "gpu"], ["--device gpu", "no", "GPU", "allowed"], RUN_FLAGS),
+    ("--device gpu with no GPU", ["--device", "gpu"], ["--device gpu", "no", "GPU", "allowed"], DEVICE_FLAGS),
 ]
 
 
@@ -86,10 +88,9 @@ def _main(entry: str):
 
         return compare.main
     if entry in (TORCH, FLAX):
-        from shared.cli import backend_main
+        import importlib
 
-        package, framework = ("impls.torch_mlp", "PyTorch") if entry == TORCH else ("impls.flax_mlp", "JAX")
-        return lambda argv: backend_main(package, framework, argv)
+        return importlib.import_module(("impls.torch_mlp" if entry == TORCH else "impls.flax_mlp") + ".__main__").main
     return _load_script(entry).main
 
 
@@ -160,7 +161,7 @@ def _rows():
 
 @pytest.mark.parametrize("entry, args, words", list(_rows()))
 def test_bad_input_is_one_line_and_exit_2(entry, args, words, bad, mnist_dir, tmp_path, capsys):
-    if entry in (TORCH, FLAX, BENCH_STEP, BENCH_PIPE) or (entry == COMPARE and "--list" not in args):
+    if entry in (TORCH, FLAX, BENCH_STEP, BENCH_PIPE, BENCH_SWEEP) or (entry == COMPARE and "--list" not in args):
         pytest.importorskip("torch")
         pytest.importorskip("flax")
     if "gpu" in args and _has_gpu():

@@ -81,3 +81,33 @@ def test_bench_pipeline_prints_four_loops_and_their_ratio_to_resident(mnist_dir,
         resident = us[r[1].split()[0] + " resident"]
         assert float(r[4]) == pytest.approx(us[r[1]] / resident, rel=0.01, abs=0.011)  # of the unrounded medians
     assert rows[2][4] == rows[3][4] == "1.00"
+
+
+BENCH_SWEEP = ROOT / "benchmarks" / "bench_sweep.py"
+
+
+def test_bench_sweep_prints_rows_and_the_speedup_line(mnist_dir, both_frameworks):
+    proc = subprocess.run(
+        [sys.executable, str(BENCH_SWEEP), "--batches", "100,300", "--hidden", "32", "--members", "3", "--steps", "3",
+         "--rounds", "1", "--data-dir", str(mnist_dir), "--device", "cpu"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| 1x32 ")]
+    assert [tuple(c.strip() for c in r.split("|")[1:3]) for r in rows] == [
+        ("1x32 b100 M=3", "torch"), ("1x32 b100 M=3", "jax"), ("1x32 b300 M=3", "torch"), ("1x32 b300 M=3", "jax")]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        loop, sweep = (float(c.replace(",", "")) for c in cells[2:4])
+        assert loop > 0 and sweep > 0 and re.fullmatch(r"[\d.]+x", cells[4])
+        assert re.fullmatch(r"\d+%", cells[7]) and re.fullmatch(r"\d+ / \d+ MiB", cells[8])
+    last = proc.stdout.rstrip().splitlines()[-1]
+    assert re.fullmatch(r"speedup at batch 100: torch \d+\.\d\dx, jax \d+\.\d\dx", last), last
+
+
+def test_bench_sweep_bad_flags_are_one_line(mnist_dir):
+    for args, needle in ((["--steps", "0"], "--steps"), (["--batches", "x"], "--batches"),
+                         (["--batches", "100000"], "--batches")):
+        proc = subprocess.run([sys.executable, str(BENCH_SWEEP), "--data-dir", str(mnist_dir), *args],
+                              capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert proc.returncode == 2
+        assert len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr, proc.stderr

@@ -116,6 +116,8 @@ def test_toml_with_preset_and_list_axes(tmp_path):
         (["hidden_size=400,400"], "hidden_size"),
         (["learning_rate=10e-1,1.0"], "learning_rate"),
         (["tf32=maybe"], "tf32"),
+        (["dtype=float16"], "dtype"),
+        (["dtype=double"], "dtype"),
         (["dataset=cifar10"], "dataset"),
         (["lr=1e-3"], "lr"),
         (["hidden_size="], "hidden_size"),
@@ -180,10 +182,10 @@ def test_missing_or_unknown_config(tmp_path):
 def test_every_field_can_be_set():
     values = {"dataset": "fashion-mnist", "hidden_size": "7", "hidden_layers": "0", "activation": "leaky_relu",
               "output": "softmax", "batch_size": "60000", "learning_rate": "0.5", "epochs": "1", "seed": "4294967295",
-              "init": "native", "tf32": "1"}
+              "init": "native", "tf32": "1", "dtype": "float64"}
     assert set(values) == set(FIELD_NAMES)
     (c,) = resolve("baseline", [f"{k}={v}" for k, v in values.items()]).runs()
-    assert c.layer_sizes == [784, 10] and c.seed == 2**32 - 1 and c.tf32 is True
+    assert c.layer_sizes == [784, 10] and c.seed == 2**32 - 1 and c.tf32 is True and c.dtype == "float64"
 
 
 CLI = """
@@ -204,6 +206,7 @@ def _cli(*args):
     [
         (["--set", "batch_size=-1"], "batch_size: got -1"),
         (["--set", "activation=tanh"], "activation: got 'tanh'"),
+        (["--set", "dtype=float16"], "dtype: got 'float16'; allowed: float32 | float64"),
         (["--set", "nope=1"], "unknown config field 'nope'"),
         (["--config", "gird"], "--config: got 'gird'"),
         (["--device", "tpu"], "argument --device: invalid choice"),

@@ -50,3 +50,13 @@ def test_step_clock_keeps_a_window_per_50_steps_and_their_percentiles():
     assert s["windows"] == 3 and s["p10"] <= s["p50"] <= s["p90"]
     assert spread([]) is None
     assert spread([100.0, 200.0, 300.0]) == {"p10": 120.0, "p50": 200.0, "p90": 280.0, "windows": 3}
+
+
+def test_an_engine_that_runs_whole_epochs_gets_a_window_per_epoch():
+    clock = StepClock(sync=lambda value: None)
+    clock.record_compile(0.5)
+    for _ in range(4):
+        clock.start_epoch()
+        clock.add_steps(600)
+        clock.end_epoch(None)
+    assert len(clock.windows_us) == 4 and clock.summary(100)["step_time_spread"]["windows"] == 4

@@ -3,17 +3,29 @@
 Trains every run of the sweep with JAX + Flax NNX, printing the seed's log lines, then the seed's closing line
 (`Accuracy of the network on the 10000 test images: 97.9 %`), the wall time and the time per step.
 Bad flags, missing data or a missing GPU: one line on stderr and exit 2. The twin: python -m impls.torch_mlp.
-The loop itself has no framework line, so it lives in shared/cli.py (`backend_main`); the framework
-is in impls/flax_mlp/train.py.
 """
 
 import sys
 
-from shared.cli import backend_main
+from shared.cli import backend_args, dataset, fail, summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    return backend_main("impls.flax_mlp", "JAX + Flax NNX", argv)
+    prog = "python -m impls.flax_mlp"
+    args, runs = backend_args(prog, "JAX + Flax NNX", argv)
+    # The framework is imported once the flags are known to be good, so that bad flags fail at once.
+    from impls.flax_mlp import train
+
+    try:
+        device = train.resolve_device(args.device)
+    except RuntimeError as e:
+        fail(str(e), prog=prog)
+    for n, cfg in enumerate(runs, 1):
+        print(f"== run {n}/{len(runs)} on {train.describe_device(device)}: {cfg.key()}", flush=True)
+        data = dataset(cfg.dataset, args.data_dir)
+        record = train.train(cfg, data, args.device, log=lambda line: print(line, flush=True))
+        print(summary(record, len(data.test_labels)), flush=True)
+    return 0
 
 
 if __name__ == "__main__":

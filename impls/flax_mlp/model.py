@@ -20,18 +20,19 @@ from flax import nnx
 from shared.config import Config
 from shared.init import Weights, shared_init
 
-LEAKY_SLOPE = 0.01  # jax.nn.leaky_relu's default negative slope; torch's nn.LeakyReLU default is 0.01 too
+LEAKY_SLOPE = 0.01  # LeakyReLU's negative slope: the default of torch's and of JAX's leaky_relu alike
 
 
 class MLP(nnx.Module):
     """hidden_layers x (Linear -> activation), then Linear to the 10 classes."""
 
-    def __init__(self, layer_sizes: list[int], activation: str, output: str, *, rngs: nnx.Rngs):
-        self.layers = nnx.List([nnx.Linear(n_in, n_out, rngs=rngs) for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:])])
+    def __init__(self, layer_sizes: list[int], activation: str, output: str, dtype: jnp.dtype = jnp.float32, *, rngs: nnx.Rngs):
+        self.layers = nnx.List([nnx.Linear(n_in, n_out, dtype=dtype, param_dtype=dtype, rngs=rngs)
+                                for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:])])
         self.activation = nnx.relu if activation == "relu" else functools.partial(nnx.leaky_relu, negative_slope=LEAKY_SLOPE)
         self.output = output
 
-    def __call__(self, x):  # (B, 784) float32
+    def __call__(self, x):  # (B, 784) in the model's dtype
         for layer in self.layers[:-1]:
             x = self.activation(layer(x))  # (B, hidden)
         x = self.layers[-1](x)  # (B, 10) logits
@@ -45,17 +46,20 @@ class MLP(nnx.Module):
 
 
 def build_model(cfg: Config) -> MLP:
-    """The MLP of `cfg`, on the default device, initialised as `cfg.init` says (see the module docstring)."""
+    """The MLP of `cfg`, on the default device, initialised as `cfg.init` says (see the module docstring).
+
+    A float64 model needs JAX's x64 mode on while it is built and used (train.dtype_scope).
+    """
     rngs = nnx.Rngs(cfg.seed)  # the native init draws from an explicit key, as JAX always does
-    model = MLP(cfg.layer_sizes, cfg.activation, cfg.output, rngs=rngs)
+    model = MLP(cfg.layer_sizes, cfg.activation, cfg.output, dtype=jnp.dtype(cfg.dtype), rngs=rngs)  # float32 | float64
     if cfg.init == "shared":
-        set_weights(model, shared_init(cfg.layer_sizes, cfg.seed))
+        set_weights(model, shared_init(cfg.layer_sizes, cfg.seed, cfg.dtype))
     return model
 
 
 def get_weights(model: MLP) -> Weights:
-    """[(W (in, out), b (out,)), ...] as float32 numpy copies."""
-    return [(np.array(layer.kernel[...], dtype=np.float32), np.array(layer.bias[...], dtype=np.float32))
+    """[(W (in, out), b (out,)), ...] as numpy copies, in the model's dtype."""
+    return [(np.array(layer.kernel[...]), np.array(layer.bias[...]))
             for layer in model.layers]
 
 
@@ -63,8 +67,8 @@ def set_weights(model: MLP, weights: Weights) -> None:
     """Copy [(W (in, out), b (out,)), ...] into the model, in place (new arrays on the default device)."""
     _check_shapes([(tuple(layer.kernel.shape), tuple(layer.bias.shape)) for layer in model.layers], weights)
     for layer, (w, b) in zip(model.layers, weights):  # Variables are mutable containers: set_value swaps the array
-        layer.kernel.set_value(jnp.asarray(w, dtype=jnp.float32))  # (in, out): Flax's own layout
-        layer.bias.set_value(jnp.asarray(b, dtype=jnp.float32))
+        layer.kernel.set_value(jnp.asarray(w, dtype=layer.kernel.dtype))  # (in, out): Flax's own layout, the model's dtype
+        layer.bias.set_value(jnp.asarray(b, dtype=layer.bias.dtype))
 
 
 def _check_shapes(expected: list[tuple[tuple, tuple]], weights: Weights) -> None:

@@ -13,7 +13,7 @@ Adam, `Epoch [1/5], Step [100/600], Loss: 0.3124` every 100 steps), changed in f
 
 Speed: every function the loop calls per step is compiled (jit), since an eager JAX op costs far
 more Python time than its torch twin (an eager `images[index]` gather alone took ~0.7 ms on the
-CPU, jitted ~0.06 ms). The step itself goes through `nnx.cached_partial` (see `train`).
+CPU, jitted ~0.06 ms). The step goes through `nnx.cached_partial` (see `build_training`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from shared.timing import StepClock
 
 LOG_EVERY = 100  # steps between log lines, as in the seed
 
-# Mean cross-entropy over the batch, from the model's outputs and integer labels: torch's nn.CrossEntropyLoss().
+# Mean cross-entropy over the batch, from the model's outputs and integer labels, as in the seed.
 criterion = lambda outputs, labels: optax.softmax_cross_entropy_with_integer_labels(outputs, labels).mean()  # noqa: E731
 
 
@@ -62,7 +62,7 @@ def loss_fn(model: MLP, images: jax.Array, labels: jax.Array) -> jax.Array:
     return criterion(model(images), labels)
 
 
-@nnx.jit  # model and optimizer are NNX objects: nnx.jit carries their state in and the updates out
+@nnx.jit  # compiled into one program; model and optimizer are NNX objects: nnx.jit carries their state in and out
 def train_step(model: MLP, optimizer: nnx.Optimizer, images: jax.Array, labels: jax.Array) -> jax.Array:
     """One Adam step on one batch, updating model and optimizer in place; returns the loss, not synced."""
     loss, grads = nnx.value_and_grad(loss_fn)(model, images, labels)
@@ -70,7 +70,7 @@ def train_step(model: MLP, optimizer: nnx.Optimizer, images: jax.Array, labels: 
     return loss  # a 0-d array on the device: reading it (float()) would wait for the computation
 
 
-@nnx.jit  # no gradient is taken, so there is no autograd graph to switch off
+@nnx.jit  # evaluation compiled into one program (JAX records no autograd graph unless asked)
 def evaluate(model: MLP, images: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(mean loss, accuracy as a fraction) over all `images` at once, as 0-d arrays on the device."""
     outputs = model(images)  # (N, 10)
@@ -93,6 +93,17 @@ def matmul_precision(tf32: bool):
     return jax.default_matmul_precision("tensorfloat32" if tf32 else "highest")  # "highest" = no TF32
 
 
+def dtype_scope(dtype: str) -> contextlib.AbstractContextManager:
+    """What a run in `dtype` (Config.dtype) needs switched on process-wide: in JAX, its x64 mode.
+
+    Without it float64 arrays are silently made float32. It is on for a float64 run only and put back
+    after, so float32 runs in the same process stay float32 (jit keys its cache on it: each mode compiles
+    its own code).
+    """
+    enable_x64 = jax.enable_x64 if hasattr(jax, "enable_x64") else jax.experimental.enable_x64  # older jax
+    return enable_x64(dtype == "float64")
+
+
 def resolve_device(device: str) -> jax.Device:
     """"auto": the GPU if JAX sees one, else the CPU; "cpu"; "gpu": RuntimeError if there is none."""
     if device not in ("auto", "cpu", "gpu"):
@@ -106,8 +117,28 @@ def resolve_device(device: str) -> jax.Device:
 
 
 def describe_device(dev: jax.Device) -> str:
-    """"cpu", or e.g. "gpu:0 NVIDIA H100 80GB HBM3"."""
-    return f"{dev.platform}:{dev.id} {dev.device_kind}" if dev.platform == "gpu" else "cpu"
+    """"cpu", or e.g. "gpu:0 NVIDIA H100 80GB HBM3" (the same spelling in both twins)."""
+    return f"gpu:{dev.id} {dev.device_kind}" if dev.platform == "gpu" else "cpu"
+
+
+def device_data(cfg: Config, data: Dataset, dev: jax.Device) -> tuple[jax.Array, ...]:
+    """The whole dataset on `dev`, moved once; every batch is then gathered there (get_batch)."""
+    train_images = jax.device_put(scale_images(data.train_images, cfg.dtype), dev)  # (60000, 784) float32 | float64
+    train_labels = jax.device_put(data.train_labels.astype(np.int32), dev)  # (60000,) int32, JAX's default int
+    test_images = jax.device_put(scale_images(data.test_images, cfg.dtype), dev)  # (10000, 784)
+    test_labels = jax.device_put(data.test_labels.astype(np.int32), dev)  # (10000,)
+    return train_images, train_labels, test_images, test_labels
+
+
+def build_training(cfg: Config, dev: jax.Device) -> tuple[MLP, nnx.Optimizer, Callable]:
+    """Model and optimizer on `dev`, and the step the hot loop calls with a batch only."""
+    model = build_model(cfg)
+    nnx.update(model, jax.device_put(nnx.state(model), dev))  # the model's arrays onto `dev`
+    optimizer = build_optimizer(model, cfg)
+    # A plain nnx.jit call walks the Python object graph of model and optimizer on every call (Flax's
+    # "Performance considerations" guide), which costs a visible share of a step this small (~2.7 vs ~2.1 ms
+    # on the CPU). cached_partial walks it once.
+    return model, optimizer, nnx.cached_partial(train_step, model, optimizer)
 
 
 def train(cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str], object] | None = print) -> dict:
@@ -119,20 +150,11 @@ def train(cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str],
     start = time.perf_counter()
     log = log or _silent
     dev = resolve_device(device)
-    with matmul_precision(cfg.tf32), jax.default_device(dev):  # arrays created below land on `dev`
-        # The whole dataset moves to the device once; every batch is then gathered there.
-        train_images = jax.device_put(scale_images(data.train_images), dev)  # (60000, 784) float32
-        train_labels = jax.device_put(data.train_labels.astype(np.int32), dev)  # (60000,) int32, JAX's default int
-        test_images = jax.device_put(scale_images(data.test_images), dev)  # (10000, 784)
-        test_labels = jax.device_put(data.test_labels.astype(np.int32), dev)  # (10000,)
-        model = build_model(cfg)
-        optimizer = build_optimizer(model, cfg)
-        # The hot loop calls this with the batch only. A plain nnx.jit call walks the Python object graph
-        # of model and optimizer on every call (Flax's "Performance considerations" guide), which costs a
-        # visible share of a step this small (~2.7 vs ~2.1 ms on the CPU). cached_partial walks it once.
-        step = nnx.cached_partial(train_step, model, optimizer)
+    with matmul_precision(cfg.tf32), dtype_scope(cfg.dtype):
+        train_images, train_labels, test_images, test_labels = device_data(cfg, data, dev)
+        model, optimizer, step = build_training(cfg, dev)
 
-        clock = StepClock(_sync(dev))
+        clock = StepClock(device_sync(dev))
         epochs, curve, status = [], [], "ok"
         steps = cfg.steps_per_epoch
         for epoch in range(cfg.epochs):
@@ -165,7 +187,7 @@ def train(cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str],
                        device=describe_device(dev), versions=_versions())
 
 
-def _sync(dev: jax.Device) -> Callable[[object], None]:
+def device_sync(dev: jax.Device) -> Callable[[object], None]:
     """What StepClock waits on: the step's output itself (jax.block_until_ready), on any device."""
     return jax.block_until_ready
 

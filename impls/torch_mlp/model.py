@@ -12,26 +12,29 @@ so that both twins speak the layout of shared/init.py.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from shared.config import Config
 from shared.init import Weights, shared_init
 
-LEAKY_SLOPE = 0.01  # nn.LeakyReLU's default negative slope; jax.nn.leaky_relu's default is 0.01 too
+LEAKY_SLOPE = 0.01  # LeakyReLU's negative slope: the default of torch's and of JAX's leaky_relu alike
 
 
 class MLP(nn.Module):
     """hidden_layers x (Linear -> activation), then Linear to the 10 classes."""
 
-    def __init__(self, layer_sizes: list[int], activation: str, output: str):
+    def __init__(self, layer_sizes: list[int], activation: str, output: str, dtype: torch.dtype = torch.float32):
         super().__init__()
-        self.layers = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:]))
-        self.activation = nn.ReLU() if activation == "relu" else nn.LeakyReLU(negative_slope=LEAKY_SLOPE)
+        self.layers = nn.ModuleList(nn.Linear(n_in, n_out, dtype=dtype) for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:]))
+        self.activation = F.relu if activation == "relu" else functools.partial(F.leaky_relu, negative_slope=LEAKY_SLOPE)
         self.output = output
 
-    def forward(self, x):  # (B, 784) float32
+    def forward(self, x):  # (B, 784) in the model's dtype
         for layer in self.layers[:-1]:
             x = self.activation(layer(x))  # (B, hidden)
         x = self.layers[-1](x)  # (B, 10) logits
@@ -47,14 +50,14 @@ class MLP(nn.Module):
 def build_model(cfg: Config) -> MLP:
     """The MLP of `cfg`, on the CPU, initialised as `cfg.init` says (see the module docstring)."""
     torch.manual_seed(cfg.seed)  # the native init draws from torch's global generator
-    model = MLP(cfg.layer_sizes, cfg.activation, cfg.output)
+    model = MLP(cfg.layer_sizes, cfg.activation, cfg.output, dtype=getattr(torch, cfg.dtype))  # float32 | float64
     if cfg.init == "shared":
-        set_weights(model, shared_init(cfg.layer_sizes, cfg.seed))
+        set_weights(model, shared_init(cfg.layer_sizes, cfg.seed, cfg.dtype))
     return model
 
 
 def get_weights(model: MLP) -> Weights:
-    """[(W (in, out), b (out,)), ...] as float32 numpy copies."""
+    """[(W (in, out), b (out,)), ...] as numpy copies, in the model's dtype."""
     return [(layer.weight.detach().cpu().numpy().T.copy(), layer.bias.detach().cpu().numpy().copy())
             for layer in model.layers]
 
@@ -64,8 +67,8 @@ def set_weights(model: MLP, weights: Weights) -> None:
     _check_shapes([(tuple(layer.weight.T.shape), tuple(layer.bias.shape)) for layer in model.layers], weights)
     with torch.no_grad():  # a plain copy into the parameters, not an op to differentiate
         for layer, (w, b) in zip(model.layers, weights):
-            layer.weight.copy_(torch.from_numpy(np.asarray(w, dtype=np.float32).T))  # (in, out) -> (out, in)
-            layer.bias.copy_(torch.from_numpy(np.asarray(b, dtype=np.float32)))
+            layer.weight.copy_(torch.from_numpy(np.asarray(w).T))  # (in, out) -> (out, in), cast to the model's dtype
+            layer.bias.copy_(torch.from_numpy(np.asarray(b)))
 
 
 def _check_shapes(expected: list[tuple[tuple, tuple]], weights: Weights) -> None:

@@ -1,8 +1,8 @@
 """Training and evaluation in PyTorch: the seed's loop, with the whole dataset resident on the device.
 
 Mirrored function for function by impls/flax_mlp/train.py: `diff` the two files to see only the
-framework lines. The loop is yunjey's pytorch-tutorial feed-forward example (nn.CrossEntropyLoss,
-torch.optim.Adam, `Epoch [1/5], Step [100/600], Loss: 0.3124` every 100 steps), changed in four ways:
+framework lines. The loop is yunjey's pytorch-tutorial feed-forward example (cross-entropy,
+Adam, `Epoch [1/5], Step [100/600], Loss: 0.3124` every 100 steps), changed in four ways:
 
 * the dataset moves to the device once; each step gathers its batch there (`get_batch`), in the
   shared batch order of shared/batches.py (no DataLoader, no host-to-device copy per step);
@@ -11,12 +11,8 @@ torch.optim.Adam, `Epoch [1/5], Step [100/600], Loss: 0.3124` every 100 steps), 
 * the test set is evaluated after every epoch, outside the timed steps (shared/timing.py);
 * a loss that turns NaN/inf ends the run early with status "diverged" instead of training on.
 
-CPU speed: glibc's malloc can hand the large buffers of every step back to the OS and map them in
-again on the next step. MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_, set in the environment
-before Python starts, keep them in the heap; nothing here sets them (they cannot take effect from
-inside a running process). Measured on a 2-core VM (baseline, 5 epochs, three runs each): unset
-3.0-3.5 ms/step, set 3.1-3.6 ms/step on an idle machine: no gain. They helped (~2x) only while
-another process held a core, when torch's two OpenMP threads stall each other (2-30x slower steps).
+Speed: torch runs every op eagerly as Python calls it, so there is nothing to compile: the step is
+a plain function (the sweep engine, impls/torch_mlp/sweep.py, is where compiling pays).
 """
 
 from __future__ import annotations
@@ -72,7 +68,7 @@ def train_step(model: MLP, optimizer: torch.optim.Adam, images: torch.Tensor, la
     return loss.detach()  # a 0-d tensor on the device: reading it (.item()) would wait for the GPU
 
 
-@torch.no_grad()  # no autograd graph for evaluation
+@torch.no_grad()  # evaluation takes no gradient: no autograd graph to record
 def evaluate(model: MLP, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean loss, accuracy as a fraction) over all `images` at once, as 0-d tensors on the device."""
     outputs = model(images)  # (N, 10)
@@ -98,6 +94,15 @@ def matmul_precision(tf32: bool):
         torch.backends.cudnn.allow_tf32 = saved[1]
 
 
+def dtype_scope(dtype: str) -> contextlib.AbstractContextManager:
+    """What a run in `dtype` (Config.dtype) needs switched on process-wide: in torch, nothing.
+
+    Tensors carry their dtype, and build_model and train make a float64 run's tensors float64.
+    (JAX's twin has to enable its x64 mode here.)
+    """
+    return contextlib.nullcontext()
+
+
 def resolve_device(device: str) -> torch.device:
     """"auto": the GPU if torch sees one, else the CPU; "cpu"; "gpu": RuntimeError if there is none."""
     if device not in ("auto", "cpu", "gpu"):
@@ -111,8 +116,26 @@ def resolve_device(device: str) -> torch.device:
 
 
 def describe_device(dev: torch.device) -> str:
-    """"cpu", or e.g. "cuda:0 NVIDIA H100 80GB HBM3"."""
-    return f"{dev} {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else "cpu"
+    """"cpu", or e.g. "gpu:0 NVIDIA H100 80GB HBM3" (the same spelling in both twins)."""
+    return f"gpu:{dev.index} {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else "cpu"
+
+
+def device_data(cfg: Config, data: Dataset, dev: torch.device) -> tuple[torch.Tensor, ...]:
+    """The whole dataset on `dev`, moved once; every batch is then gathered there (get_batch)."""
+    train_images = torch.from_numpy(scale_images(data.train_images, cfg.dtype)).to(dev)  # (60000, 784) float32 | float64
+    train_labels = torch.from_numpy(data.train_labels).to(dev)  # (60000,) int64, what CrossEntropyLoss takes
+    test_images = torch.from_numpy(scale_images(data.test_images, cfg.dtype)).to(dev)  # (10000, 784)
+    test_labels = torch.from_numpy(data.test_labels).to(dev)  # (10000,)
+    return train_images, train_labels, test_images, test_labels
+
+
+def build_training(cfg: Config, dev: torch.device) -> tuple[MLP, torch.optim.Adam, Callable]:
+    """Model and optimizer on `dev`, and the step the hot loop calls with a batch only."""
+    model = build_model(cfg).to(dev)
+    optimizer = build_optimizer(model, cfg)
+    # torch dispatches each op eagerly from Python, so there is no per-call traversal to cache: a plain
+    # partial is all it takes.
+    return model, optimizer, functools.partial(train_step, model, optimizer)
 
 
 def train(cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str], object] | None = print) -> dict:
@@ -124,19 +147,11 @@ def train(cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str],
     start = time.perf_counter()
     log = log or _silent
     dev = resolve_device(device)
-    with matmul_precision(cfg.tf32):
-        # The whole dataset moves to the device once; every batch is then gathered there.
-        train_images = torch.from_numpy(scale_images(data.train_images)).to(dev)  # (60000, 784) float32
-        train_labels = torch.from_numpy(data.train_labels).to(dev)  # (60000,) int64, what CrossEntropyLoss takes
-        test_images = torch.from_numpy(scale_images(data.test_images)).to(dev)  # (10000, 784)
-        test_labels = torch.from_numpy(data.test_labels).to(dev)  # (10000,)
-        model = build_model(cfg).to(dev)
-        optimizer = build_optimizer(model, cfg)
-        # The hot loop calls this with the batch only. torch dispatches each op eagerly from Python, so
-        # there is no per-call traversal to cache: a plain partial is all it takes.
-        step = functools.partial(train_step, model, optimizer)
+    with matmul_precision(cfg.tf32), dtype_scope(cfg.dtype):
+        train_images, train_labels, test_images, test_labels = device_data(cfg, data, dev)
+        model, optimizer, step = build_training(cfg, dev)
 
-        clock = StepClock(_sync(dev))
+        clock = StepClock(device_sync(dev))
         epochs, curve, status = [], [], "ok"
         steps = cfg.steps_per_epoch
         for epoch in range(cfg.epochs):
@@ -169,7 +184,7 @@ def train(cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str],
                        device=describe_device(dev), versions=_versions())
 
 
-def _sync(dev: torch.device) -> Callable[[object], None]:
+def device_sync(dev: torch.device) -> Callable[[object], None]:
     """What StepClock waits on: the GPU's queue (torch.cuda.synchronize); on the CPU work is already done."""
     if dev.type == "cuda":
         return lambda value: torch.cuda.synchronize(dev)

@@ -7,6 +7,8 @@ backends side by side, plus step speed. One module per section, named for what a
     loss.py         the reference run's curves and their torch-JAX difference, small multiples
     accuracy.py     accuracy after k epochs, heatmaps, best runs, torch-minus-JAX distribution
     convergence.py  epochs to thresholds, runs that diverged, failed or did not learn
+    agreement.py    how closely the twins' loss curves agree, float32 against float64
+    seeds.py        framework difference vs seed spread (configurations run with several seeds)
     variants.py     effect of the softmax output and of LeakyReLU (paired runs)
     speed.py        µs/step, torch/JAX ratio, compile time
     common.py       grouping, accessors, table formatting, matplotlib
@@ -20,11 +22,11 @@ from __future__ import annotations
 
 import pathlib
 
-from shared.report import accuracy, convergence, loss, overview, speed, variants
+from shared.report import accuracy, agreement, convergence, loss, overview, seeds, speed, variants
 from shared.report.common import Page
 
-SECTIONS = (overview.section, loss.section, accuracy.section, convergence.section, variants.section,
-            speed.section)
+SECTIONS = (overview.section, loss.section, agreement.section, accuracy.section, seeds.section,
+            convergence.section, variants.section, speed.section)
 
 
 def write_report(records: list[dict], out: pathlib.Path) -> pathlib.Path:

@@ -8,7 +8,7 @@ from statistics import median
 from shared.report.common import Page, cfg_of, final_acc, ok, pct, plural, short, table
 
 THRESHOLDS = (0.90, 0.95, 0.97, 0.98)
-CHANCE = 0.20  # a final accuracy below this is "did not learn": ten classes give 10% by guessing
+DID_NOT_LEARN_BELOW = 0.20  # final accuracy under this is "did not learn": twice chance (ten classes: 10 %)
 LISTED = 40  # rows of a run list before "... and N more"
 
 
@@ -55,11 +55,11 @@ def _unfinished(records: list[dict]) -> list[str]:
 
 
 def _did_not_learn(records: list[dict]) -> list[str]:
-    stuck = [r for r in records if ok(r) and final_acc(r) < CHANCE]
+    stuck = [r for r in records if ok(r) and final_acc(r) < DID_NOT_LEARN_BELOW]
     if not stuck:
         return []
     return [f"{plural(len(stuck), 'run')} finished with finite losses but did not learn (final test accuracy below "
-            f"{100 * CHANCE:g}%, about chance for ten classes). Adam moves each weight by about lr per step "
+            f"{100 * DID_NOT_LEARN_BELOW:g}%, twice the 10% of guessing among ten classes). Adam moves each weight by about lr per step "
             f"whatever the gradient, so lr 1.0 throws the weights far out, the ReLU units die and the net "
             f"predicts one class; the loss stays finite, so these are not 'diverged':", "",
             table(["backend", "config", "final test acc %", "final train loss"],

@@ -19,6 +19,7 @@ def section(page: Page) -> list[str]:
     md = ["## Step speed", "",
           "Steady-state µs per training step (synchronised at epoch ends only, first step excluded and "
           "reported as compile/warm-up; evaluation excluded).", ""]
+    md += _engine_note(page.records)
     speed = step_times(page.records)
     noisy = noisy_cells(page.records)
     floors = floors_of(page.records)
@@ -31,6 +32,17 @@ def section(page: Page) -> list[str]:
         fig_step_time(page.pairs, page.out / "step_time.png")
         md += ["![step time](step_time.png)", ""]
     return md
+
+
+def _engine_note(records: list[dict]) -> list[str]:
+    """What a sweep run's µs/step means: its share of the group's step."""
+    engines = {r.get("engine", "loop") for r in records}
+    if "sweep" not in engines:
+        return []
+    return [("Runs of the sweep engine trained a group of M members at once: their µs/step is the group's step "
+             "time / M, each member's share, and their first-step time the group's compile. ")
+            + ("Loop runs (one at a time) are mixed in: their times are per step of one run." if "loop" in engines
+               else "Every run here is a sweep run."), ""]
 
 
 def step_times(records: list[dict]) -> dict[tuple, list[float]]:

@@ -1,0 +1,255 @@
+"""Member-steps per second, the loop (train.py) vs the sweep engine (sweep.py), both frameworks, one process.
+
+    python benchmarks/bench_sweep.py                                  # 784-500-10, 16 members, batch 100/300/600
+    python benchmarks/bench_sweep.py --batches 100 --steps 20 --rounds 2 --members 4 --hidden 64   # quick
+
+A *member-step* is one step of one grid member. The loop does one per call (one run at a time, as
+`compare.py --engine loop`); the sweep does M per step (the members of a group: the grid's learning
+rates x activations x outputs, 16 by default). Each is set up as its `train` / `train_group` does it
+(data resident on the device, the shared initial weights, epoch 0's batch order); the first call
+(compilation, warm-up) is timed apart; then rounds alternate loop and sweep, per framework, each
+synchronised once at its end (shared/timing.py's rule), so a slow spell of the machine hits both.
+
+Also printed: the matmul GFLOP/s the sweep achieves, against a *GEMM floor* measured in the same run
+(the forward and backward matmuls of one sweep step, same shapes, nothing else, in the same
+framework): the fraction says how much of a step is arithmetic and how much everything else
+(activations, loss, Adam's passes over the state, dispatch). Peak memory: the device's peak on a GPU,
+the process's peak resident size on the CPU (both frameworks share the process, so it only grows).
+The last line reads `speedup at batch 100: torch N.NNx, jax N.NNx` (sweep over loop, member-steps/s).
+A benchmark, not a test: compare ratios, not absolute times, across machines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import pathlib
+import resource
+import statistics
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_step import check_devices, jax_stepper, matmul_flops, torch_stepper  # noqa: E402
+from shared.batches import epoch_index_matrix  # noqa: E402
+from shared.cli import ArgumentParser, fail  # noqa: E402
+from shared.config import ACTIVATIONS, GRID_LEARNING_RATES, OUTPUTS, Config  # noqa: E402
+from shared.data import DataError, Dataset, load_dataset, scale_images  # noqa: E402
+from shared.groups import estimate_bytes  # noqa: E402
+from shared.machine import configure_threads  # noqa: E402
+
+
+def members_of(base: Config, count: int) -> list[Config]:
+    """`count` members of base's group, cycling through the grid's lr x activation x output."""
+    combos = itertools.cycle(itertools.product(GRID_LEARNING_RATES, ACTIVATIONS, OUTPUTS))
+    return [dataclasses.replace(base, learning_rate=lr, activation=a, output=o) for lr, a, o in itertools.islice(combos, count)]
+
+
+def gemm_flops(cfg: Config, members: int) -> int:
+    """The matmul FLOPs of one sweep step: the loop's (bench_step.matmul_flops) times the members."""
+    return members * matmul_flops(cfg)
+
+
+def torch_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
+    """(run() -> losses of `steps` steps of every member, sync, gemm() -> one step's matmuls alone)."""
+    import torch
+
+    from impls.torch_mlp import sweep
+
+    cfg, dev = cfgs[0], sweep.resolve_device(device)
+    images = torch.from_numpy(scale_images(data.train_images)).to(dev)  # (60000, 784)
+    labels = torch.from_numpy(data.train_labels).to(dev)
+    params = sweep.init_params(cfg, len(cfgs), dev)
+    opt_state = sweep.init_adam(params)
+    members = sweep.member_constants(cfgs, dev)
+    alive = torch.ones(len(cfgs), dtype=torch.bool, device=dev)
+    order = torch.from_numpy(epoch_index_matrix(cfg.seed, 0, len(data.train_labels), cfg.batch_size)[:steps]).to(dev)
+
+    def run():
+        return sweep.train_epoch(params, opt_state, alive, members, images, labels, order)[1]
+
+    x = images[order[0]]  # (B, 784)
+    ws = [w.detach() for w, _ in params]
+    acts = [torch.ones(len(cfgs), cfg.batch_size, w.shape[1], dtype=x.dtype, device=dev) for w in ws[1:]]  # (M, B, in)
+
+    def gemm():  # the forward and backward matmuls of `steps` sweep steps, same shapes, nothing else
+        for _ in range(steps):
+            out = _gemm_step(x, ws, acts)
+        return out
+
+    return run, sweep._sync(dev), gemm, sweep.describe_device(dev), _torch_peak(dev)
+
+
+def _gemm_step(x, ws, acts):
+    import torch
+
+    h = x @ ws[0].reshape(784, -1)  # (B, M*n): the wide first layer
+    out = [x.T @ h]  # (784, M*n): its weight gradient (no input gradient: nothing needs d loss / d images)
+    for a, w in zip(acts, ws[1:]):  # a (M, B, in), w (M, in, out)
+        y = torch.bmm(a, w)  # (M, B, out): forward
+        out += [torch.bmm(a.transpose(1, 2), y), torch.bmm(y, w.transpose(1, 2))]  # weight and input gradients
+    return out[-1]
+
+
+def _torch_peak(dev):
+    import torch
+
+    if dev.type == "cuda":
+        return lambda: torch.cuda.max_memory_allocated(dev)
+    return _rss_peak
+
+
+def jax_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
+    """(run() -> losses of `steps` steps of every member, sync, gemm() -> one step's matmuls alone)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from impls.flax_mlp import sweep
+
+    cfg, dev = cfgs[0], sweep.resolve_device(device)
+    with jax.default_device(dev):
+        images = jax.device_put(scale_images(data.train_images), dev)
+        labels = jax.device_put(data.train_labels.astype(np.int32), dev)
+        state = {"params": sweep.init_params(cfg, len(cfgs), dev)}
+        state["opt"] = sweep.init_adam(state["params"])
+        members = sweep.member_constants(cfgs, dev)
+        alive = jax.device_put(np.ones(len(cfgs), dtype=bool), dev)
+        order = jax.device_put(epoch_index_matrix(cfg.seed, 0, len(data.train_labels), cfg.batch_size)[:steps].astype(np.int32), dev)
+        epoch = sweep.compile_epoch(state["params"], state["opt"], alive, members, images, labels, order)
+
+        def run():
+            state["params"], state["opt"], _, losses = epoch(state["params"], state["opt"], alive, members, images, labels, order)
+            return losses
+
+        x = images[order[0]]  # (B, 784)
+        ws = [jnp.array(w, copy=True) for w, _ in state["params"]]  # copies: run() donates the weights
+        acts = [jnp.ones((len(cfgs), cfg.batch_size, w.shape[1]), x.dtype) for w in ws[1:]]  # (M, B, in)
+        gemm_step = jax.jit(_jax_gemm_step)
+
+        def gemm():  # the forward and backward matmuls of `steps` sweep steps, same shapes, nothing else
+            for _ in range(steps):
+                out = gemm_step(x, ws, acts)
+            return out
+
+    def peak():
+        stats = dev.memory_stats() if dev.platform == "gpu" else None
+        return stats.get("peak_bytes_in_use", 0) if stats else _rss_peak()
+
+    return run, sweep._sync(dev), gemm, sweep.describe_device(dev), peak
+
+
+def _jax_gemm_step(x, ws, acts):
+    import jax.numpy as jnp
+
+    h = x @ ws[0].reshape(784, -1)  # (B, M*n): the wide first layer
+    out = [x.T @ h]  # (784, M*n): its weight gradient
+    for a, w in zip(acts, ws[1:]):  # a (M, B, in), w (M, in, out)
+        y = jnp.einsum("mbi,mio->mbo", a, w)  # forward
+        out += [jnp.einsum("mbi,mbo->mio", a, y), jnp.einsum("mbo,mio->mbi", y, w)]  # weight and input gradients
+    return out  # all returned, so XLA computes every one
+
+
+def _rss_peak() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def bench(base: Config, data: Dataset, device: str, members: int, steps: int, rounds: int) -> dict:
+    """Per framework: loop and sweep µs per member-step (per round), first-call seconds, GEMM floor µs/step."""
+    cfgs = members_of(base, members)
+    loop_cfg = dataclasses.replace(base, learning_rate=1e-3)  # relu logits: the loop's step
+    out = {}
+    for name, stepper, sweeper in (("torch", torch_stepper, torch_sweeper), ("jax", jax_stepper, jax_sweeper)):
+        run_loop, sync_loop, where = stepper(loop_cfg, data, device)
+        t0 = time.perf_counter()
+        sync_loop(run_loop(1))
+        first_loop = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        run_sweep, sync_sweep, gemm, _, peak = sweeper(cfgs, data, device, steps)
+        sync_sweep(run_sweep())  # includes the ahead-of-time compile (JAX)
+        first_sweep = time.perf_counter() - t0
+        sync_sweep(gemm())
+        r = {"loop": [], "sweep": [], "gemm": [], "first_s": (first_loop, first_sweep), "device": where}
+        for _ in range(rounds):  # interleaved: loop, sweep, GEMM floor
+            t0 = time.perf_counter()
+            sync_loop(run_loop(steps))
+            r["loop"].append(1e6 * (time.perf_counter() - t0) / steps)  # one member per step
+            t0 = time.perf_counter()
+            sync_sweep(run_sweep())
+            r["sweep"].append(1e6 * (time.perf_counter() - t0) / (steps * members))  # per member-step
+            t0 = time.perf_counter()
+            sync_sweep(gemm())
+            r["gemm"].append(1e6 * (time.perf_counter() - t0) / steps)  # per group step
+        r["peak_bytes"] = peak()
+        out[name] = r
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(prog="bench_sweep.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", default="100,300,600", help="batch sizes, comma-separated (default 100,300,600)")
+    parser.add_argument("--hidden", type=int, default=500, help="hidden units, one hidden layer (default 500)")
+    parser.add_argument("--members", type=int, default=16, help="members in the group (default 16, the grid's)")
+    parser.add_argument("--steps", type=int, default=60, help="steps per timed round (default 60; at most one epoch)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds, interleaved (default 3)")
+    parser.add_argument("--data-dir", default=None, metavar="DIR", help="folder with the MNIST IDX files")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
+    args = parser.parse_args(argv)
+    try:
+        batches = [int(b) for b in args.batches.split(",")]
+    except ValueError:
+        fail(f"--batches: got {args.batches!r}; allowed: comma-separated integers such as 100,300,600")
+    if args.steps < 1 or args.rounds < 1 or args.members < 1 or args.hidden < 1:
+        fail(f"--steps, --rounds, --members and --hidden must be >= 1; got {args.steps}, {args.rounds}, "
+             f"{args.members}, {args.hidden}")
+    if not batches or any(not 1 <= b <= 60_000 // args.steps for b in batches):
+        fail(f"--batches: got {args.batches!r}; allowed: 1 to {60_000 // args.steps} with --steps {args.steps} "
+             f"(a round stays within one epoch)")
+    configure_threads()  # as compare.py does, before torch loads (shared/machine.py)
+    check_devices(args.device)  # --device gpu with no GPU: one line, before the data is loaded
+    try:
+        data = load_dataset("mnist", args.data_dir)
+    except DataError as e:
+        fail(str(e))
+
+    header = ("config", "framework", "loop member-steps/s", "sweep member-steps/s", "sweep/loop",
+              "sweep GFLOP/s", "GEMM floor GFLOP/s", "of floor", "est. / peak memory", "first call loop / sweep")
+    rows, speedup = [], {}
+    for batch in batches:
+        base = Config(hidden_size=args.hidden, batch_size=batch)
+        try:
+            r = bench(base, data, args.device, args.members, args.steps, args.rounds)
+        except RuntimeError as e:  # --device gpu where a framework sees none
+            fail(str(e))
+        for name, x in r.items():
+            loop_us, sweep_us, gemm_us = (statistics.median(x[k]) for k in ("loop", "sweep", "gemm"))
+            flops = gemm_flops(base, args.members)
+            achieved, floor = flops / (sweep_us * args.members * 1e3), flops / (gemm_us * 1e3)
+            ratio = loop_us / sweep_us
+            if batch == batches[0]:
+                speedup[name] = ratio
+            rows.append((f"1x{args.hidden} b{batch} M={args.members}", name, f"{1e6 / loop_us:,.0f}",
+                         f"{1e6 / sweep_us:,.0f}", f"{ratio:.2f}x", f"{achieved:.0f}", f"{floor:.0f}",
+                         f"{100 * achieved / floor:.0f}%",
+                         f"{estimate_bytes(base, args.members) / 2**20:.0f} / {x['peak_bytes'] / 2**20:.0f} MiB",
+                         f"{x['first_s'][0]:.2f} s / {x['first_s'][1]:.2f} s"))
+            print(f"{rows[-1][0]} {name}: loop {rows[-1][2]}, sweep {rows[-1][3]} member-steps/s ({rows[-1][4]}), "
+                  f"{rows[-1][7]} of the GEMM floor", flush=True)
+
+    devices = ", ".join(f"{n} {x['device']}" for n, x in r.items())
+    print(f"\ndevices: {devices}; {args.rounds} interleaved rounds of {args.steps} steps; medians\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print("\nsweep/loop: member-steps per second of the sweep over the loop's. GFLOP/s counts the matmuls of a "
+          "step (forward, weight and input gradients); the GEMM floor runs those matmuls alone.")
+    print(f"speedup at batch {batches[0]}: torch {speedup['torch']:.2f}x, jax {speedup['jax']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""`diff impls/torch_mlp/X.py impls/flax_mlp/X.py` shows only lines that differ because the frameworks differ.
+
+A hunk passes when one of its lines names a framework (torch, nn, F., nnx, jax, jnp, optax, ...) or is one of
+the few framework idioms that name none (listed below, each with why). A hunk of prose or incidental asymmetry
+fails with the hunk shown; so does a file whose hunk count grows past the documented one, so that a change
+that adds framework hunks says so here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import pathlib
+import re
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+FRAMEWORK = re.compile(r"torch|\bnn\b|\bF\.|nnx|jax|jnp|optax|flax|PyTorch|Flax|JAX|cuda|CUDA|XLA|jit|autograd|"
+                       r"no_grad|device_put|\blax\b|vmap|compile|\.item\(\)|float\(loss\)")
+IDIOMS = {
+    "model.py": ("def forward", "def __call__",  # torch's nn.Module method vs Flax's
+                 "weight.detach"),  # torch's (out, in) weight vs Flax's (in, out) kernel
+    "train.py": ("import functools",  # torch builds its step with functools.partial, Flax with nnx.cached_partial
+                 "argmax(dim=1)",  # torch says dim=, numpy and JAX say axis=
+                 "@contextlib.contextmanager"),  # torch sets and restores its precision knobs by hand
+    "__main__.py": (),
+}
+MAX_HUNKS = {"model.py": 12, "train.py": 37, "__main__.py": 5}  # measured; lower is better
+
+
+def hunks(name: str) -> list[tuple[list[str], list[str]]]:
+    a = (ROOT / "impls" / "torch_mlp" / name).read_text().splitlines()
+    b = (ROOT / "impls" / "flax_mlp" / name).read_text().splitlines()
+    ops = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    return [(a[i1:i2], b[j1:j2]) for tag, i1, i2, j1, j2 in ops if tag != "equal"]
+
+
+@pytest.mark.parametrize("name", IDIOMS)
+def test_diff_shows_framework_lines_only(name):
+    found = hunks(name)
+    for torch_lines, flax_lines in found:
+        lines = torch_lines + flax_lines
+        assert any(FRAMEWORK.search(line) or any(idiom in line for idiom in IDIOMS[name]) for line in lines), (
+            f"{name}: a hunk that names no framework:\n< " + "\n< ".join(torch_lines) + "\n---\n> " + "\n> ".join(flax_lines))
+    assert len(found) <= MAX_HUNKS[name], f"{name}: {len(found)} hunks, documented {MAX_HUNKS[name]}"
