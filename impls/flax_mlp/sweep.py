@@ -36,10 +36,11 @@ import numpy as np
 import optax
 
 from impls.flax_mlp.model import LEAKY_SLOPE, build_model, get_weights
-from impls.flax_mlp.train import LOG_EVERY, _sync, _versions, describe_device, matmul_precision, resolve_device
+from impls.flax_mlp.train import (LOG_EVERY, _versions, describe_device, device_data, device_sync, dtype_scope,
+                               matmul_precision, resolve_device)
 from shared.batches import epoch_index_matrix
 from shared.config import Config
-from shared.data import Dataset, scale_images
+from shared.data import Dataset
 from shared.groups import EVAL_BYTES, group_key, host_memory_budget, split_group
 from shared.init import shared_init
 from shared.results import make_record
@@ -192,27 +193,21 @@ def train_group(cfgs: list[Config], data: Dataset, device: str = "auto", log: Ca
     dev = resolve_device(device)
     records = []
     for part in split_group(cfgs, memory_budget(dev)):
-        # float64 needs JAX's x64 mode, switched on for this part only: float32 groups in the same
-        # process keep JAX's float32 defaults (the mode is part of jit's cache key).
-        with jax.enable_x64(cfgs[0].dtype == "float64"):
-            records += _train_part(part, data, dev, log or _silent)
+        records += _train_part(part, data, dev, log or _silent)
     return records
 
 
 def _train_part(cfgs: list[Config], data: Dataset, dev: jax.Device, log: Callable[[str], object]) -> list[dict]:
     start = time.perf_counter()
     cfg, count = cfgs[0], len(cfgs)  # cfg: what the members share
-    with matmul_precision(cfg.tf32), jax.default_device(dev):  # arrays created below land on `dev`
-        train_images = jax.device_put(scale_images(data.train_images, cfg.dtype), dev)  # (60000, 784)
-        train_labels = jax.device_put(data.train_labels.astype(np.int32), dev)  # (60000,) int32
-        test_images = jax.device_put(scale_images(data.test_images, cfg.dtype), dev)  # (10000, 784)
-        test_labels = jax.device_put(data.test_labels.astype(np.int32), dev)  # (10000,)
+    with matmul_precision(cfg.tf32), dtype_scope(cfg.dtype), jax.default_device(dev):  # arrays made here land on `dev`
+        train_images, train_labels, test_images, test_labels = device_data(cfg, data, dev)  # as train.py
         params = init_params(cfg, count, dev)
         opt_state = init_adam(params)
         members = member_constants(cfgs, dev)
         alive = jax.device_put(np.ones(count, dtype=bool), dev)  # (M,)
 
-        clock = StepClock(_sync(dev))
+        clock = StepClock(device_sync(dev))
         order = _order(cfg, data, 0, dev)
         t0 = time.perf_counter()
         run_epoch = compile_epoch(params, opt_state, alive, members, train_images, train_labels, order)

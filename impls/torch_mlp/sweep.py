@@ -34,10 +34,11 @@ import torch
 import torch.nn.functional as F
 
 from impls.torch_mlp.model import LEAKY_SLOPE, build_model, get_weights
-from impls.torch_mlp.train import LOG_EVERY, _sync, _versions, describe_device, matmul_precision, resolve_device
+from impls.torch_mlp.train import (LOG_EVERY, _versions, describe_device, device_data, device_sync, dtype_scope,
+                               matmul_precision, resolve_device)
 from shared.batches import epoch_index_matrix
 from shared.config import Config
-from shared.data import Dataset, scale_images
+from shared.data import Dataset
 from shared.groups import EVAL_BYTES, group_key, host_memory_budget, split_group
 from shared.init import shared_init
 from shared.results import make_record
@@ -208,17 +209,14 @@ def train_group(cfgs: list[Config], data: Dataset, device: str = "auto", log: Ca
 def _train_part(cfgs: list[Config], data: Dataset, dev: torch.device, log: Callable[[str], object]) -> list[dict]:
     start = time.perf_counter()
     cfg, count = cfgs[0], len(cfgs)  # cfg: what the members share
-    with matmul_precision(cfg.tf32):
-        train_images = torch.from_numpy(scale_images(data.train_images, cfg.dtype)).to(dev)  # (60000, 784)
-        train_labels = torch.from_numpy(data.train_labels).to(dev)  # (60000,) int64
-        test_images = torch.from_numpy(scale_images(data.test_images, cfg.dtype)).to(dev)  # (10000, 784)
-        test_labels = torch.from_numpy(data.test_labels).to(dev)  # (10000,)
+    with matmul_precision(cfg.tf32), dtype_scope(cfg.dtype):
+        train_images, train_labels, test_images, test_labels = device_data(cfg, data, dev)  # as train.py
         params = init_params(cfg, count, dev)
         opt_state = init_adam(params)
         members = member_constants(cfgs, dev)
         alive = torch.ones(count, dtype=torch.bool, device=dev)  # (M,)
 
-        clock = StepClock(_sync(dev))
+        clock = StepClock(device_sync(dev))
         order = _order(cfg, data, 0, dev)
         t0 = time.perf_counter()
         run_epoch = compile_epoch(params, opt_state, alive, members, train_images, train_labels, order)
