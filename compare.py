@@ -32,7 +32,8 @@ from shared.cli import ArgumentParser, add_run_args, fail, sweep_from_args
 from shared.config import Config
 from shared.data import DataError, load_dataset
 from shared.groups import group_runs
-from shared.results import ResultsFile, ResultsLocked, make_record, read_results
+from shared.machine import configure_threads, load_now, probe_floors, shape_key
+from shared.results import ResultsCorrupt, ResultsFile, ResultsLocked, make_record, scan_results
 
 BACKENDS = {"torch": "impls.torch_mlp.train", "jax": "impls.flax_mlp.train"}
 SWEEPS = {"torch": "impls.torch_mlp.sweep", "jax": "impls.flax_mlp.sweep"}
@@ -74,7 +75,7 @@ def choose_engine(engine: str | None, runs: list[Config]) -> str:
     return "sweep" if any(len(g) > 1 for g in group_runs(runs)) else "loop"
 
 
-def load_backends(names: list[str], device: str, engine: str = "loop") -> dict:
+def load_backends(names: list[str], device: str, engine: str = "loop") -> tuple[dict, dict[str, str]]:
     """Import each backend's train (or sweep) module and check the device now, not three hours into a grid."""
     mods, devices = {}, {}
     for name in names:
@@ -89,7 +90,7 @@ def load_backends(names: list[str], device: str, engine: str = "loop") -> dict:
     warning = device_mismatch(devices)
     if warning:
         print(f"[compare] warning: {warning}", file=sys.stderr)
-    return mods
+    return mods, devices
 
 
 def device_mismatch(devices: dict[str, str]) -> str | None:
@@ -116,56 +117,58 @@ def status_line(cfg: Config, recs: dict[str, dict]) -> str:
 def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
     backends = ["torch", "jax"] if args.backend == "both" else [args.backend]
     engine = choose_engine(args.engine, runs)
-    mods = load_backends(backends, args.device, engine)
-    try:
-        results = ResultsFile(out / "results.jsonl").open()
-    except ResultsLocked as e:
-        fail(str(e))
-    except OSError as e:
-        fail(f"--out {out}: cannot write there ({e})")
+    # Every check that can fail on bad input runs before --out is touched.
+    mods, devices = load_backends(backends, args.device, engine)
+    check_out(out)
+    datasets = load_datasets(runs, args.data_dir)
+    results = open_results(out)
+    for ds in datasets.values():  # said only now, so that a refused --out is the only line printed
+        print(f"[data] {ds.name}: {ds.source}", file=sys.stderr)
     done = {(r["backend"], Config(**r["config"]).key()) for r in results.records if _valid(r)}
     todo = [(cfg, b) for cfg in runs for b in backends if (b, cfg.key()) not in done]
     skipped = len(runs) * len(backends) - len(todo)
     if skipped:
         print(f"[compare] {skipped} finished runs found in {out / 'results.jsonl'}; skipping them", file=sys.stderr)
+    floors = measure_floors([c for c, _ in todo], devices)
 
-    datasets: dict = {}
     bar = None
     if not args.quiet:
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), unit="run", dynamic_ncols=True, file=sys.stderr)
     say = (bar.write if bar else print)
-    interrupted = False
+    interrupted, write_error = False, None
     try:
         if engine == "sweep":
-            run_groups(args, runs, todo, mods, results, datasets, bar, say)
+            run_groups(args, runs, todo, mods, results, datasets, bar, say, floors)
             runs = []  # all done above
         for cfg in runs:
             mine = [(c, b) for c, b in todo if c is cfg]
             if not mine:
                 continue
-            if cfg.dataset not in datasets:
-                try:
-                    datasets[cfg.dataset] = load_dataset(cfg.dataset, args.data_dir)
-                except DataError as e:
-                    fail(str(e))
             data = datasets[cfg.dataset]
             recs = {}
             for _, name in mine:
                 if bar:
                     bar.set_description(f"{name} {cfg.hidden_layers}x{cfg.hidden_size} b{cfg.batch_size} lr{cfg.learning_rate:g}")
+                load = load_now()
                 recs[name] = train_one(mods[name], name, cfg, data, args)
-                results.append(recs[name])  # whole line, fsync'd: a kill after this keeps it
+                recs[name].update(load_at_start=load, gemm_floor_us=floors.get(shape_key(cfg)))
+                append(results, recs[name])
                 if bar:
                     bar.update(1)
             say(status_line(cfg, recs))
     except KeyboardInterrupt:
         interrupted = True
+    except WriteFailed as e:  # a full disk, a quota: the file is as it was before this run
+        write_error = e.error
     finally:
         if bar:
             bar.close()
         results.close()
+    if write_error:
+        fail(f"cannot write {results.path} ({write_error.strerror or write_error}); {len(results.records)} "
+             f"finished runs are safe in it. Free some space and run the same command again to resume.", code=1)
     if interrupted:
         print(f"[compare] interrupted; {len(results.records)} runs are safe in {out / 'results.jsonl'}. "
               f"Run the same command again to resume.", file=sys.stderr)
@@ -173,7 +176,7 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
     return 0
 
 
-def run_groups(args, runs, todo, mods, results, datasets, bar, say) -> None:
+def run_groups(args, runs, todo, mods, results, datasets, bar, say, floors) -> None:
     """The sweep engine: each group's unfinished members, backend after backend, then their records
     in the loop's order (config by config, backends interleaved)."""
     for group in group_runs(runs):
@@ -189,16 +192,70 @@ def run_groups(args, runs, todo, mods, results, datasets, bar, say) -> None:
             if bar:
                 c = members[0]
                 bar.set_description(f"{name} {c.hidden_layers}x{c.hidden_size} b{c.batch_size} group of {len(members)}")
+            load = load_now()
             for cfg, rec in zip(members, train_group(mods[name], name, members, data, args)):
+                rec.update(load_at_start=load, gemm_floor_us=floors.get(shape_key(cfg)))
                 recs[(cfg.key(), name)] = rec
             if bar:
                 bar.update(len(members))
         for cfg in group:
             done = {name: recs[(cfg.key(), name)] for name in mods if (cfg.key(), name) in recs}
             for rec in done.values():
-                results.append(rec)  # whole line, fsync'd: a kill after this keeps it
+                append(results, rec)
             if done:
                 say(status_line(cfg, done))
+
+
+class WriteFailed(Exception):
+    """results.jsonl could not take a record (a full disk): the grid stops, the file stays whole."""
+
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def append(results: ResultsFile, record: dict) -> None:
+    """One whole line, fsync'd: a kill after this keeps it. A failed write leaves no part of it."""
+    try:
+        results.append(record)
+    except OSError as e:
+        raise WriteFailed(e) from e
+
+
+def measure_floors(runs: list[Config], devices: dict[str, str]) -> dict[str, float]:
+    """The GEMM floor of each shape to run, measured now, before training. A CPU floor says nothing
+    about a GPU's step, so GPU runs get none."""
+    if not runs or any(d != "cpu" for d in devices.values()):
+        return {}
+    t0 = time.perf_counter()
+    floors = probe_floors(runs)
+    print(f"[compare] GEMM floor (numpy float32 matmuls of each step's shapes, {len(floors)} shapes, "
+          f"{time.perf_counter() - t0:.1f} s): " + ", ".join(f"{k} {v:.0f} µs" for k, v in list(floors.items())[:6])
+          + (" ..." if len(floors) > 6 else ""), file=sys.stderr)
+    return floors
+
+
+def check_out(out: pathlib.Path) -> None:
+    """--out must be a folder (or not exist yet): a file there is named, not overwritten."""
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out}: not a folder (a file is there); allowed: a folder, created if missing")
+
+
+def load_datasets(runs: list[Config], data_dir) -> dict:
+    """Every dataset the runs need, loaded and checked now, before any result is written."""
+    try:
+        return {name: load_dataset(name, data_dir, verbose=False) for name in sorted({c.dataset for c in runs})}
+    except DataError as e:
+        fail(str(e))
+
+
+def open_results(out: pathlib.Path) -> ResultsFile:
+    try:
+        return ResultsFile(out / "results.jsonl").open()
+    except (ResultsLocked, ResultsCorrupt) as e:
+        fail(str(e))
+    except OSError as e:
+        fail(f"--out {out}: cannot write there ({e.strerror or e}); allowed: a folder you can write to")
 
 
 def _dataset(name: str, args, datasets: dict):
@@ -259,11 +316,19 @@ def build_report(out: pathlib.Path) -> int:
     from shared.report import write_report
 
     path = out / "results.jsonl"
-    records, bad = read_results(path)
+    records, bad = scan_results(path)
+    if bad:  # a report that silently leaves runs out would mislead; the user decides what to drop
+        fail(f"--report {out}: line {bad[0]} of {path} is not a result record ({len(bad)} such lines: a run cut "
+             f"short, or an edit); allowed: one JSON record per line: delete those lines (compare.py on "
+             f"this --out drops a torn last line itself)")
     if not records:
-        fail(f"--report {out}: no results in {path}" + (f" ({bad} unreadable lines)" if bad else ""))
-    report = write_report(records, out)
-    print(f"[compare] report: {report} ({len(records)} results" + (f", {bad} unreadable lines skipped" if bad else "") + ")")
+        fail(f"--report {out}: no results in {path}; allowed: a folder a compare.py run wrote (--out)")
+    try:
+        report = write_report(records, out)
+    except OSError as e:  # a full disk: results.jsonl is intact, only the page is missing
+        fail(f"cannot write the report in {out} ({e.strerror or e}); the results are intact: free some space "
+             f"and rebuild it with compare.py --report {out}", code=1)
+    print(f"[compare] report: {report} ({len(records)} results)")
     return 0
 
 
@@ -272,6 +337,7 @@ def _interrupt(signum, frame):
 
 
 def main(argv=None) -> int:
+    configure_threads()  # before a framework is imported: OpenMP reads it once
     args = parse_args(argv)
     # SIGTERM (a scheduler's timeout, `timeout 600 ...`) ends the grid like Ctrl-C: cleanly, resumable.
     signal.signal(signal.SIGTERM, _interrupt)
