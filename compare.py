@@ -224,29 +224,21 @@ def run_on_ray(ray, args, engine, backends, runs, todo, results, bar, say) -> No
     units = executors.plan_units(runs, todo, engine, backends)
     if not units:
         return
-    datasets: dict = {}
-    for unit in units:
-        _dataset(unit.configs[0].dataset, args, datasets)  # loaded here, shipped through the object store
-    try:
-        started = executors.start(ray, args.ray_address)
-    except Exception as e:  # ConnectionError, a bad address, a cluster that refuses the job
-        fail(f"--executor ray: cannot start or reach Ray{f' at {args.ray_address}' if args.ray_address else ''}: "
-             f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}")
+    started = _start_ray(ray, args)
     try:
         try:
             options = executors.task_options(ray, gpus_per_task=args.ray_gpus_per_task, retries=args.ray_retries,
                                              cpus_per_task=args.ray_cpus_per_task, device=args.device)
         except ValueError as e:
             fail(str(e))
+        datasets: dict = {}
+        for unit in units:
+            _dataset(unit.configs[0].dataset, args, datasets)  # loaded here, shipped through the object store
         outcomes = executors.run(ray, units, datasets, device=args.device, log_steps=args.log_steps, options=options)
         try:
             for unit, outcome in outcomes:
                 if isinstance(outcome, Exception):
-                    text = executors.failure_text(outcome, args.ray_retries)
-                    print(f"[compare] {unit.backend} task failed on {len(unit.configs)} run(s) "
-                          f"({describe(unit.configs[0])} ...): {text}", file=sys.stderr)
-                    outcome = failed_records(unit.backend, list(unit.configs), datasets[unit.configs[0].dataset],
-                                             text, 0.0, args.device, unit.engine)
+                    outcome = _task_failed(unit, outcome, datasets[unit.configs[0].dataset], args)
                 for cfg, rec in zip(unit.configs, outcome):
                     results.append(rec)  # whole line, fsync'd: a kill after this keeps it
                     say(status_line(cfg, {unit.backend: rec}))
@@ -257,6 +249,23 @@ def run_on_ray(ray, args, engine, backends, runs, todo, results, bar, say) -> No
     finally:
         if started:
             ray.shutdown()
+
+
+def _start_ray(ray, args) -> bool:
+    try:
+        return executors.start(ray, args.ray_address)
+    except Exception as e:  # ConnectionError, a bad address, a cluster that refuses the job
+        first = (str(e).strip().splitlines() or [""])[0]
+        fail(f"--executor ray: cannot start or reach Ray{f' at {args.ray_address}' if args.ray_address else ''}: "
+             f"{type(e).__name__}: {first}")
+
+
+def _task_failed(unit, e: Exception, data, args) -> list[dict]:
+    """A task Ray gave up on (retries spent): error records naming the cause, and the grid goes on."""
+    text = executors.failure_text(e, args.ray_retries)
+    print(f"[compare] {unit.backend} task failed on {len(unit.configs)} run(s) ({describe(unit.configs[0])} ...): "
+          f"{text}", file=sys.stderr)
+    return failed_records(unit.backend, list(unit.configs), data, text, 0.0, args.device, unit.engine)
 
 
 def failed_records(name: str, members: list[Config], data, text: str, wall_s: float, device: str,

@@ -102,6 +102,11 @@ def task_options(ray, *, gpus_per_task: float | None, cpus_per_task: float, retr
     options = {"num_cpus": cpus_per_task, "max_retries": retries}
     if gpus and device != "cpu":
         options["num_gpus"] = 1 if gpus_per_task is None else gpus_per_task
+    # A task no node can hold would wait forever; say so now instead.
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    if not any(n.get("CPU", 0) >= cpus_per_task and n.get("GPU", 0) >= options.get("num_gpus", 0) for n in nodes):
+        want = f"{cpus_per_task:g} CPUs" + (f" and {options['num_gpus']:g} GPU" if "num_gpus" in options else "")
+        raise ValueError(f"--ray-cpus-per-task/--ray-gpus-per-task: no node of the Ray cluster has {want} for one task")
     return options
 
 

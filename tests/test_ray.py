@@ -35,11 +35,16 @@ STATUSES = ["diverged"] * 2 + ["ok"] * 2
 CURVE_TOL = 1e-3
 
 
-def run_compare(*args: str) -> int:
-    """compare.main in this process; SIGTERM's handler (compare installs its own) is put back after."""
+def run_compare(*args: str, report: bool = False) -> int:
+    """compare.main in this process, by default without the report (matplotlib takes seconds here, and the
+    report reads results.jsonl whoever wrote it); SIGTERM's handler (compare installs its own) is put back."""
     term = signal.getsignal(signal.SIGTERM)
     try:
-        return compare.main(list(args))
+        if report:
+            return compare.main(list(args))
+        parsed = compare.parse_args(list(args))
+        signal.signal(signal.SIGTERM, compare._interrupt)  # as main does
+        return compare.run_all(parsed, compare.sweep_from_args(parsed).runs(), pathlib.Path(parsed.out))
     except SystemExit as e:
         return e.code
     finally:
@@ -78,7 +83,7 @@ def test_missing_ray_is_one_line_and_exit_2(tmp_path):
     (["--executor", "dask"], "--executor"),
 ])
 def test_bad_ray_flags_are_one_line_and_exit_2(args, named, capsys):
-    assert run_compare("--config", "smoke", "--list", *args) == 2
+    assert run_compare("--config", "smoke", "--list", *args, report=True) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and named in err[0]
 
@@ -112,7 +117,7 @@ def small(mnist_dir, tmp_path):
 
 def local_and_ray(tmp_path, *args) -> tuple[dict, dict]:
     assert run_compare(*args, "--out", str(tmp_path / "local")) == 0
-    assert run_compare(*args, "--out", str(tmp_path / "ray"), "--executor", "ray") == 0
+    assert run_compare(*args, "--out", str(tmp_path / "ray"), "--executor", "ray", report=True) == 0
     assert (tmp_path / "ray" / "report.md").is_file()
     return keyed(tmp_path / "local" / "results.jsonl"), keyed(tmp_path / "ray" / "results.jsonl")
 
@@ -145,6 +150,14 @@ def test_ray_loop_engine_runs_a_task_per_run(ray, mnist_dir, tmp_path):
                                   "--set", "learning_rate=1e-3", "--data-dir", str(mnist_dir))
     assert len(remote) == 1 and [r["engine"] for r in remote.values()] == ["loop"]
     assert_same_records(local, remote)
+
+
+def test_a_task_no_node_can_hold_is_refused_in_one_line(ray, small, capsys):
+    args, path = small
+    assert run_compare(*args, "--executor", "ray", "--ray-cpus-per-task", "3") == 2  # the instance has 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no node of the Ray cluster has 3 CPUs" in err[0]
+    assert not path.exists() or path.read_text() == ""
 
 
 def test_killed_worker_is_retried_and_the_file_ends_complete(ray, small, tmp_path, monkeypatch):
