@@ -7,6 +7,7 @@ and write a results file and a report that contrast loss, accuracy, convergence 
     python compare.py --list --config grid            # what would run, then "432 runs"
     python compare.py --report runs/grid              # rebuild the report from results.jsonl alone
     python compare.py --config grid --engine loop     # one run at a time, the readable train.py
+    python compare.py --config grid --executor ray    # each group a Ray task, here or on a cluster
 
 Runs go backend after backend for each config (interleaved), from the same initial weights and the
 same batch order, so a grid stopped halfway is still a fair comparison. Results are appended to
@@ -16,6 +17,9 @@ Engines: `loop` trains one run at a time with impls/*/train.py; `sweep` trains e
 that share everything but learning rate, activation and output (shared/groups.py) together with
 impls/*/sweep.py, exactly as the loop would, member by member. The default is sweep when two or
 more runs share a group, else loop. A group's records are written once both backends finished it.
+
+Executors: `local` trains here, unit after unit; `ray` (executors.py, docs/scaling.md) makes each unit
+(a group's members on one backend, or one run) a Ray task and writes records as tasks finish.
 """
 
 from __future__ import annotations
