@@ -7,6 +7,7 @@ and write a results file and a report that contrast loss, accuracy, convergence 
     python compare.py --list --config grid            # what would run, then "432 runs"
     python compare.py --report runs/grid              # rebuild the report from results.jsonl alone
     python compare.py --config grid --engine loop     # one run at a time, the readable train.py
+    python compare.py --config grid --executor ray    # each group a Ray task, here or on a cluster
 
 Runs go backend after backend for each config (interleaved), from the same initial weights and the
 same batch order, so a grid stopped halfway is still a fair comparison. Results are appended to
@@ -16,6 +17,9 @@ Engines: `loop` trains one run at a time with impls/*/train.py; `sweep` trains e
 that share everything but learning rate, activation and output (shared/groups.py) together with
 impls/*/sweep.py, exactly as the loop would, member by member. The default is sweep when two or
 more runs share a group, else loop. A group's records are written once both backends finished it.
+
+Executors: `local` trains here, unit after unit; `ray` (executors.py, docs/scaling.md) makes each unit
+(a group's members on one backend, or one run) a Ray task and writes records as tasks finish.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import sys
 import time
 import traceback
 
+import executors
 from shared.cli import ArgumentParser, add_run_args, fail, sweep_from_args
 from shared.config import Config
 from shared.data import DataError, load_dataset
@@ -50,6 +55,20 @@ def parse_args(argv=None):
                    help="loop: one run at a time (impls/*/train.py); sweep: each group of runs that differ only "
                         "in learning_rate, activation, output at once (impls/*/sweep.py). Default: sweep when "
                         "two or more runs share a group, else loop")
+    p.add_argument("--executor", default="local", choices=("local", "ray"),
+                   help="local: train here, one unit after another; ray: each group (sweep) or run (loop) is a "
+                        "Ray task, on a local Ray instance or a cluster (docs/scaling.md). Default: local")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="with --executor ray: 'auto' or host:port joins a running cluster (default: start a "
+                        "local Ray instance)")
+    p.add_argument("--ray-gpus-per-task", type=float, default=None, metavar="FRACTION",
+                   help="with --executor ray on a cluster with GPUs: the GPU share of one task, e.g. 0.25 packs "
+                        "four small groups onto a device (default: 1)")
+    p.add_argument("--ray-cpus-per-task", type=float, default=1, metavar="N",
+                   help="with --executor ray: CPUs one task reserves (default: 1)")
+    p.add_argument("--ray-retries", type=int, default=3, metavar="N",
+                   help="with --executor ray: how often a task whose worker died (killed, out of memory) is "
+                        "retried before its runs are recorded as errors (default: 3)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="where results.jsonl and the report go (default: runs/<config name>)")
     p.add_argument("--list", action="store_true", help="print the expanded runs and 'N runs', train nothing")
@@ -59,7 +78,28 @@ def parse_args(argv=None):
                    help="no progress bar: one plain status line per finished run (for logs)")
     p.add_argument("--log-steps", action="store_true",
                    help="also print the seed-format training log (Epoch [1/5], Step [100/600], Loss: ...)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    check_ray_args(args)
+    return args
+
+
+def check_ray_args(args) -> None:
+    """Ray flags make sense only with --executor ray, and only with values Ray accepts."""
+    given = [f for f, v in (("--ray-address", args.ray_address), ("--ray-gpus-per-task", args.ray_gpus_per_task))
+             if v is not None]
+    if args.ray_cpus_per_task != 1:
+        given.append("--ray-cpus-per-task")
+    if args.ray_retries != 3:
+        given.append("--ray-retries")
+    if given and args.executor != "ray":
+        fail(f"{given[0]} needs --executor ray")
+    g = args.ray_gpus_per_task
+    if g is not None and not (0 < g <= 1 or (g > 1 and g.is_integer())):  # Ray's rule for resource amounts
+        fail(f"--ray-gpus-per-task {g:g}: give a fraction in (0, 1] or a whole number of GPUs")
+    if args.ray_cpus_per_task <= 0:
+        fail(f"--ray-cpus-per-task {args.ray_cpus_per_task:g}: must be positive")
+    if args.ray_retries < 0:
+        fail(f"--ray-retries {args.ray_retries}: must be 0 or more")
 
 
 def describe(cfg: Config) -> str:
@@ -118,7 +158,13 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
     backends = ["torch", "jax"] if args.backend == "both" else [args.backend]
     engine = choose_engine(args.engine, runs)
     # Every check that can fail on bad input runs before --out is touched.
-    mods, devices = load_backends(backends, args.device, engine)
+    if args.executor == "ray":
+        ray = executors.import_ray()
+        if ray is None:
+            fail(f"--executor ray: Ray is not installed; install it with {executors.RAY_HINT}")
+        mods, devices = {}, {}  # the backends are imported by the workers, which may be other machines
+    else:
+        mods, devices = load_backends(backends, args.device, engine)
     check_out(out)
     datasets = load_datasets(runs, args.data_dir)
     results = open_results(out)
@@ -129,7 +175,7 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
     skipped = len(runs) * len(backends) - len(todo)
     if skipped:
         print(f"[compare] {skipped} finished runs found in {out / 'results.jsonl'}; skipping them", file=sys.stderr)
-    floors = measure_floors([c for c, _ in todo], devices)
+    floors = {} if args.executor == "ray" else measure_floors([c for c, _ in todo], devices)  # a worker's CPU is not ours
 
     bar = None
     if not args.quiet:
@@ -139,7 +185,10 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
     say = (bar.write if bar else print)
     interrupted, write_error = False, None
     try:
-        if engine == "sweep":
+        if args.executor == "ray":
+            run_on_ray(ray, args, engine, backends, runs, todo, results, datasets, bar, say)
+            runs = []  # all done above
+        elif engine == "sweep":
             run_groups(args, runs, todo, mods, results, datasets, bar, say, floors)
             runs = []  # all done above
         for cfg in runs:
@@ -174,6 +223,62 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
               f"Run the same command again to resume.", file=sys.stderr)
         return 130
     return 0
+
+
+def run_on_ray(ray, args, engine, backends, runs, todo, results, datasets, bar, say) -> None:
+    """The Ray executor: every unit (a group's members on one backend, or one run) a Ray task; this
+    process alone writes the records, as tasks finish, in the order they finish."""
+    units = executors.plan_units(runs, todo, engine, backends)
+    if not units:
+        return
+    started = _start_ray(ray, args)
+    try:
+        try:
+            options = executors.task_options(ray, gpus_per_task=args.ray_gpus_per_task, retries=args.ray_retries,
+                                             cpus_per_task=args.ray_cpus_per_task, device=args.device)
+        except ValueError as e:
+            fail(str(e))
+        outcomes = executors.run(ray, units, datasets, device=args.device, log_steps=args.log_steps, options=options)
+        try:
+            for unit, outcome in outcomes:
+                if isinstance(outcome, Exception):
+                    outcome = _task_failed(unit, outcome, datasets[unit.configs[0].dataset], args)
+                for cfg, rec in zip(unit.configs, outcome):
+                    append(results, rec)  # whole line, fsync'd: a kill after this keeps it
+                    say(status_line(cfg, {unit.backend: rec}))
+                if bar:
+                    bar.update(len(outcome))
+        finally:
+            outcomes.close()  # cancels the tasks still outstanding (Ctrl-C, SIGTERM)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _start_ray(ray, args) -> bool:
+    try:
+        return executors.start(ray, args.ray_address)
+    except Exception as e:  # ConnectionError, a bad address, a cluster that refuses the job
+        first = (str(e).strip().splitlines() or [""])[0]
+        fail(f"--executor ray: cannot start or reach Ray{f' at {args.ray_address}' if args.ray_address else ''}: "
+             f"{type(e).__name__}: {first}")
+
+
+def _task_failed(unit, e: Exception, data, args) -> list[dict]:
+    """A task Ray gave up on (retries spent): error records naming the cause, and the grid goes on."""
+    text = executors.failure_text(e, args.ray_retries)
+    print(f"[compare] {unit.backend} task failed on {len(unit.configs)} run(s) ({describe(unit.configs[0])} ...): "
+          f"{text}", file=sys.stderr)
+    return failed_records(unit.backend, list(unit.configs), data, text, 0.0, args.device, unit.engine)
+
+
+def failed_records(name: str, members: list[Config], data, text: str, wall_s: float, device: str,
+                   engine: str) -> list[dict]:
+    """`error` records for runs that did not finish: one per member, shaped as the engine's records."""
+    group = (lambda j: {"members": len(members), "index": j}) if engine == "sweep" else (lambda j: None)
+    return [make_record(backend=name, cfg=cfg, data=data, status="error", error=text, epochs=[], loss_curve=[],
+                        timing={}, wall_s=wall_s, device=device, versions={}, engine=engine, group=group(j))
+            for j, cfg in enumerate(members)]
 
 
 def run_groups(args, runs, todo, mods, results, datasets, bar, say, floors) -> None:
@@ -281,10 +386,8 @@ def train_group(mod, name: str, members: list[Config], data, args) -> list[dict]
               file=sys.stderr)
         if os.environ.get("MLP_TWINS_DEBUG"):
             traceback.print_exc()
-        wall = (time.perf_counter() - t0) / len(members)
-        return [make_record(backend=name, cfg=cfg, data=data, status="error", error=text, epochs=[], loss_curve=[],
-                            timing={}, wall_s=wall, device=args.device, versions={}, engine="sweep",
-                            group={"members": len(members), "index": j}) for j, cfg in enumerate(members)]
+        return failed_records(name, members, data, text, (time.perf_counter() - t0) / len(members), args.device,
+                              "sweep")
 
 
 def _valid(record: dict) -> bool:
