@@ -91,3 +91,10 @@ def spread(windows_us: list[float]) -> dict[str, float] | None:
     p10, p50, p90 = np.percentile(windows_us, [10, 50, 90])
     return {"p10": round(float(p10), 1), "p50": round(float(p50), 1), "p90": round(float(p90), 1),
             "windows": len(windows_us)}
+
+
+def spread_share(group_spread: dict[str, float] | None, members: int) -> dict[str, float] | None:
+    """A group's spread as each of its `members` members' share (µs divided by M, as their step time is)."""
+    if group_spread is None:
+        return None
+    return {**{k: round(group_spread[k] / members, 1) for k in ("p10", "p50", "p90")}, "windows": group_spread["windows"]}

@@ -75,7 +75,9 @@ def test_kill_9_mid_grid_refuses_a_second_process_then_resumes(engine, both, tmp
     p = subprocess.Popen([sys.executable, str(ROOT / "compare.py"), *args], cwd=ROOT,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_lines(path, 1, p)
+    p.send_signal(signal.SIGSTOP)  # paused, lock held: the grid cannot finish while the second one starts
     second = compare(*args)  # the same command again while the first runs: refused, the first untouched
+    p.send_signal(signal.SIGCONT)
     assert second.returncode == 2 and "in use by another process" in second.stderr, second.stderr
     assert len(second.stderr.strip().splitlines()) == 1
     wait_for_lines(path, 2, p)

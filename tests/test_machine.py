@@ -7,7 +7,7 @@ import os
 
 from shared.config import Config
 from shared.machine import available_cpus, gemm_floor_us, probe_floors, step_gemms, thread_env
-from shared.timing import WINDOW, StepClock, spread
+from shared.timing import WINDOW, StepClock, spread, spread_share
 
 
 def test_cpus_come_from_the_affinity_mask():
@@ -60,3 +60,6 @@ def test_an_engine_that_runs_whole_epochs_gets_a_window_per_epoch():
         clock.add_steps(600)
         clock.end_epoch(None)
     assert len(clock.windows_us) == 4 and clock.summary(100)["step_time_spread"]["windows"] == 4
+    assert spread_share({"p10": 1000.0, "p50": 1200.0, "p90": 1600.0, "windows": 4}, 4) == \
+        {"p10": 250.0, "p50": 300.0, "p90": 400.0, "windows": 4}
+    assert spread_share(None, 4) is None
