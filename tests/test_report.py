@@ -68,7 +68,7 @@ def test_speed_section_gives_ratio_to_the_floor_and_warns_on_noise(tmp_path):
     md = "\n".join(speed.section(quiet))
     assert "| 1x500 | 100 | 2600 | 2000 | 1.30 | 800 | 3.2 | 2.5 |" in md
     assert "Warning" not in md and "⚠" not in md
-    assert "| torch | 1 | 2500 | 2600 | 2700 | 1.08 | 1.08 |" in md  # the spread table
+    assert "| 1x500 | 100 | torch | 1 | 2500 | 2600 | 2700 | 1.08 | 1.08 |" in md  # the spread table
 
     busy = Page([_speed_record("torch", 40000, 9000, 120000), _speed_record("jax", 2000, 1950, 2100)], tmp_path)
     md = "\n".join(speed.section(busy))
@@ -97,3 +97,12 @@ def test_a_single_run_report_speaks_of_one_run(tmp_path):
     assert "Best configurations" not in report  # nothing to rank
     assert "| torch | 90% | 1/1 | 1 | 600 |" in report and "median epochs" not in report
     assert "float32 rounding, amplified" in report and "large learning rates" not in report
+
+
+def test_a_floor_slower_than_the_step_is_called_out(tmp_path):
+    from shared.report import speed
+    from shared.report.common import Page
+
+    page = Page([_speed_record("torch", 2600, 2500, 2700, floor=90000.0)], tmp_path)
+    md = "\n".join(speed.section(page))
+    assert "the GEMM floor is not a floor here" in md and "1x500 b100" in md

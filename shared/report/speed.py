@@ -26,6 +26,7 @@ def section(page: Page) -> list[str]:
     md += _noise_warning(page.records, noisy)
     md += [_speed_table(speed, floors, noisy), ""]
     md += _floor_note(floors)
+    md += _floor_warning(speed, floors)
     md += _spread_table(page.records)
     md += _compile_line(page.records)
     if len(speed) > 2:
@@ -122,21 +123,41 @@ def _floor_note(floors: dict[tuple, float]) -> list[str]:
             "times that the whole step costs: activations, loss, Adam and the framework's own overhead.", ""]
 
 
+def _floor_warning(speed: dict[tuple, list[float]], floors: dict[tuple, float]) -> list[str]:
+    """A step faster than its own GEMMs means the floor was measured while the machine was busy."""
+    beaten = sorted({f"{a} b{bs}" for (a, bs, _), t in speed.items() if (a, bs) in floors and median(t) < floors[(a, bs)]})
+    if not beaten:
+        return []
+    return [f"> **Warning: the GEMM floor is not a floor here.** A whole step ran faster than its matrix products "
+            f"alone ({', '.join(beaten)}): the probe ran while other processes held the CPU (numpy's BLAS threads "
+            f"stall like torch's). Ratios to the floor below 1 mean nothing; rerun on an idle machine.", ""]
+
+
 def _spread_table(records: list[dict]) -> list[str]:
-    """Per backend: the median over runs of p10 / p50 / p90 µs/step and of p90/p10, and the worst p90/p10."""
+    """Medians over runs of p10 / p50 / p90 µs/step and of p90/p10, and the worst p90/p10: per architecture,
+    batch and backend when that makes a dozen rows or fewer, else per backend (µs of other shapes mixed)."""
+    timed = [r for r in records if r.get("step_time_spread")]
+    shapes = {(arch(cfg_of(r)), cfg_of(r).batch_size) for r in timed}
+    per_shape = len(shapes) * len(BACKENDS) <= 12
+
+    def key(r):
+        return (arch(cfg_of(r)), cfg_of(r).batch_size, r["backend"]) if per_shape else (r["backend"],)
+
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in timed:
+        groups[key(r)].append(r)
     rows = []
-    for b in BACKENDS:
-        rs = [r for r in records if r["backend"] == b and r.get("step_time_spread")]
-        if rs:
-            sp = [r["step_time_spread"] for r in rs]
-            ratios = [ratio_spread(r) for r in rs if ratio_spread(r)]
-            rows.append([b, len(rs)] + [f"{median(x[k] for x in sp):.0f}" for k in ("p10", "p50", "p90")]
-                        + [f"{median(ratios):.2f}", f"{max(ratios):.2f}"])
+    for k in sorted(groups, key=lambda k: (arch_order(k[0]), k[1], BACKENDS.index(k[2])) if per_shape else BACKENDS.index(k[0])):
+        sp = [r["step_time_spread"] for r in groups[k]]
+        ratios = [x for x in map(ratio_spread, groups[k]) if x]
+        rows.append(list(k) + [len(sp)] + [f"{median(x[q] for x in sp):.0f}" for q in ("p10", "p50", "p90")]
+                    + ([f"{median(ratios):.2f}", f"{max(ratios):.2f}"] if ratios else ["-", "-"]))
     if not rows:
         return []
-    return [f"Spread of step times within runs (µs/step of windows of 50 steps; medians over runs; p90/p10 above "
-            f"{NOISY} marks a run noisy):", "",
-            table(["backend", "runs", "p10", "p50", "p90", "p90/p10 (median)", "p90/p10 (worst)"], rows), ""]
+    head = (["layers x hidden", "batch", "backend"] if per_shape else ["backend"]) + ["runs", "p10", "p50", "p90"]
+    return [f"Spread of step times within runs (µs/step of windows of 50 steps, one window per epoch for the sweep "
+            f"engine; medians over runs; p90/p10 above {NOISY} marks a run noisy):", "",
+            table(head + ["p90/p10 (median)", "p90/p10 (worst)"], rows), ""]
 
 
 def _compile_line(records: list[dict]) -> list[str]:
