@@ -168,8 +168,8 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
     check_out(out)
     datasets = load_datasets(runs, args.data_dir)
     results = open_results(out)
-    for ds in datasets.values():  # said only now, so that a refused --out is the only line printed
-        print(f"[data] {ds.name}: {ds.source}", file=sys.stderr)
+    if args.executor != "ray":  # Ray's own checks come first (run_on_ray)
+        announce(datasets)
     done = {(r["backend"], Config(**r["config"]).key()) for r in results.records if _valid(r)}
     todo = [(cfg, b) for cfg in runs for b in backends if (b, cfg.key()) not in done]
     skipped = len(runs) * len(backends) - len(todo)
@@ -238,6 +238,7 @@ def run_on_ray(ray, args, engine, backends, runs, todo, results, datasets, bar, 
                                              cpus_per_task=args.ray_cpus_per_task, device=args.device)
         except ValueError as e:
             fail(str(e))
+        announce(datasets)
         outcomes = executors.run(ray, units, datasets, device=args.device, log_steps=args.log_steps, options=options)
         try:
             for unit, outcome in outcomes:
@@ -253,6 +254,12 @@ def run_on_ray(ray, args, engine, backends, runs, todo, results, datasets, bar, 
     finally:
         if started:
             ray.shutdown()
+
+
+def announce(datasets: dict) -> None:
+    """Where the data came from, said only once every check has passed: a refused run prints one line."""
+    for ds in datasets.values():
+        print(f"[data] {ds.name}: {ds.source}", file=sys.stderr)
 
 
 def _start_ray(ray, args) -> bool:
