@@ -26,7 +26,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from shared.cli import ArgumentParser, fail  # noqa: E402
-from shared.data import DataError, find_files  # noqa: E402
+from shared.data import SPLITS, DataError, find_files, read_idx  # noqa: E402
 
 # One child process. argv: repo root, dataset, data dir, what to time. It prints a JSON dict.
 #   first:  first load, then at once the second (load_dataset, memory-mapped), then a pass over every byte
@@ -74,18 +74,25 @@ def child(what: str, dataset: str, data_dir: str, cache: str) -> dict:
     return json.loads(r.stdout)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="mnist", choices=("mnist", "fashion-mnist"))
     p.add_argument("--data-dir", default=None, metavar="DIR",
                    help="the four IDX files (default: $MLP_TWINS_DATA, else ../shared/datasets/<dataset>)")
     p.add_argument("--repeats", type=int, default=5, help="processes per measurement (default: 5)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.repeats < 1:
         fail(f"--repeats: got {args.repeats}; allowed: an integer >= 1", PROG)
     data_dir = args.data_dir or os.environ.get("MLP_TWINS_DATA") or str(ROOT.parent / "shared" / "datasets" / args.dataset)
-    if find_files(data_dir, args.dataset) is None:
-        fail(f"--data-dir {data_dir!r}: no {args.dataset} IDX files there; pass --data-dir DIR", PROG)
+    files = find_files(data_dir, args.dataset) if os.path.isdir(data_dir) else None
+    if files is None:
+        fail(f"--data-dir {data_dir!r}: no such folder, or no {args.dataset} IDX files in it; expected a "
+             f"folder holding the four ({', '.join(SPLITS)}), pass --data-dir DIR", PROG)
+    try:  # check every file here, so a bad one is named once and not as a child process's failure
+        for stem, path in files.items():
+            read_idx(path, args.dataset, stem)
+    except DataError as e:
+        fail(str(e), PROG)
 
     runs: dict[str, list[dict]] = {"first": [], "first+read": [], "second": [], "read": []}
     with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
@@ -111,10 +118,11 @@ def main() -> None:
     print("  plain np.load of the cache instead of the map:")
     print(f"    in a new process                                 {1e3 * med('read', 'read_s'):9.1f} ms")
     print(f"    in the same process right after the first load   {1e3 * med('first+read', 'read_s'):9.1f} ms")
+    return 0
 
 
 if __name__ == "__main__":
     try:
-        main()
+        sys.exit(main())
     except DataError as e:
         fail(str(e), PROG)

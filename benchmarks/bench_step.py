@@ -29,6 +29,7 @@ from shared.batches import epoch_index_matrix  # noqa: E402
 from shared.cli import ArgumentParser, add_run_args, fail, sweep_from_args  # noqa: E402
 from shared.config import Config  # noqa: E402
 from shared.data import DataError, Dataset, load_dataset  # noqa: E402
+from shared.machine import configure_threads  # noqa: E402
 
 
 def matmul_flops(cfg: Config) -> int:
@@ -111,15 +112,29 @@ def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int) -> d
     return out
 
 
+def check_devices(device: str) -> None:
+    """--device gpu where a framework sees no GPU: one line now, before the data is loaded."""
+    from impls.flax_mlp import train as jax_twin
+    from impls.torch_mlp import train as torch_twin
+
+    for twin in (torch_twin, jax_twin):
+        try:
+            twin.resolve_device(device)
+        except RuntimeError as e:
+            fail(str(e))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="bench_step.py", description=__doc__.split("\n\n")[0])
     add_run_args(parser)
     parser.add_argument("--steps", type=int, default=200, help="steps per timed round (default 200)")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per backend, interleaved (default 5)")
     args = parser.parse_args(argv)
+    configure_threads()  # as compare.py does, before torch loads (shared/machine.py)
     if args.steps < 1 or args.rounds < 1:
         fail(f"--steps and --rounds must be >= 1; got {args.steps} and {args.rounds}")
     runs = sweep_from_args(args).runs()
+    check_devices(args.device)
     try:
         data = {name: load_dataset(name, args.data_dir) for name in sorted({c.dataset for c in runs})}
     except DataError as e:

@@ -33,12 +33,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_step import jax_stepper, matmul_flops, torch_stepper  # noqa: E402
+from bench_step import check_devices, jax_stepper, matmul_flops, torch_stepper  # noqa: E402
 from shared.batches import epoch_index_matrix  # noqa: E402
 from shared.cli import ArgumentParser, fail  # noqa: E402
 from shared.config import ACTIVATIONS, GRID_LEARNING_RATES, OUTPUTS, Config  # noqa: E402
 from shared.data import DataError, Dataset, load_dataset  # noqa: E402
 from shared.groups import estimate_bytes  # noqa: E402
+from shared.machine import configure_threads  # noqa: E402
 
 
 def members_of(base: Config, count: int) -> list[Config]:
@@ -205,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     if not batches or any(not 1 <= b <= 60_000 // args.steps for b in batches):
         fail(f"--batches: got {args.batches!r}; allowed: 1 to {60_000 // args.steps} with --steps {args.steps} "
              f"(a round stays within one epoch)")
+    configure_threads()  # as compare.py does, before torch loads (shared/machine.py)
+    check_devices(args.device)  # --device gpu with no GPU: one line, before the data is loaded
     try:
         data = load_dataset("mnist", args.data_dir)
     except DataError as e:

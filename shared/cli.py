@@ -56,7 +56,12 @@ def backend_args(prog: str, framework: str, argv: list[str] | None = None) -> tu
     parser = ArgumentParser(prog=prog, description=f"Train the MNIST MLP with {framework} (the seed's loop).")
     add_run_args(parser)
     args = parser.parse_args(argv)
-    return args, sweep_from_args(args).runs()
+    runs = sweep_from_args(args).runs()
+    # The caller imports its framework after this returns: set its threads first (shared/machine.py).
+    from shared.machine import configure_threads
+
+    configure_threads()
+    return args, runs
 
 
 _datasets: dict = {}  # (name, data_dir) -> Dataset: each dataset is loaded once per process

@@ -212,9 +212,11 @@ def parse_set(items: list[str]) -> dict[str, tuple[Any, ...]]:
             raise ConfigError(f"--set {item!r}: expected key=value or key=v1,v2 (keys: {', '.join(FIELD_NAMES)})")
         name, _, text = item.partition("=")
         name = name.strip()
+        if not name:
+            raise ConfigError(f"--set {item!r}: no field name before '='; allowed: {', '.join(FIELD_NAMES)}")
         values = [v for v in text.split(",")]
         if not text.strip() or any(not v.strip() for v in values):
-            raise ConfigError(f"--set {item!r}: empty value for {name}")
+            raise ConfigError(f"--set {item!r}: empty value for {name}; allowed: {name}=VALUE or {name}=V1,V2")
         out[name] = tuple(parse_value(name, v) for v in values)
     return out
 

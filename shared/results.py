@@ -5,11 +5,15 @@ apart. `ResultsFile` appends whole lines: each line is written with a single
 `os.write` on an `O_APPEND` descriptor and fsync'd, so a kill leaves either the
 whole line or none of it; a line cut short by a power loss is skipped (and
 reported) on read. An exclusive `flock` on `results.jsonl.lock` keeps a second
-process off the same file: it is refused with a clear message.
+process off the same file: it is refused with a clear message. The lock file is
+deleted when the run ends (a kill -9 leaves it, harmless: a lock dies with its
+process, and the next run takes it over).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import json
 import math
@@ -51,6 +55,7 @@ def make_record(*, backend: str, cfg: Config, data: Dataset | None, status: str,
         "steps": len(loss_curve),
         "step_time_us": timing.get("step_time_us"),
         "samples_per_s": timing.get("samples_per_s"),
+        "step_time_spread": timing.get("step_time_spread"),  # {p10, p50, p90, windows} µs/step, or None
         "compile_s": timing.get("compile_s"),
         "train_s": timing.get("train_s"),
         "wall_s": wall_s,
@@ -72,53 +77,109 @@ class ResultsLocked(RuntimeError):
     pass
 
 
+class ResultsCorrupt(RuntimeError):
+    """A line before the last one is not a result record: a person edited the file, or another
+    program wrote into it. Refused rather than skipped, so that no finished run is silently lost."""
+
+
 class ResultsFile:
     """`with ResultsFile(path) as rf: rf.append(record)`; `rf.records` holds what was there before."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = pathlib.Path(path)
+        self.lock_path = pathlib.Path(str(self.path) + ".lock")
         self._lock_fd: int | None = None
         self.records: list[dict] = []
         self.skipped_lines = 0
 
     def open(self) -> "ResultsFile":
-        """Take the lock (or raise ResultsLocked) and read what is already there."""
+        """Take the lock (or raise ResultsLocked), drop a torn last line, read what is there (or raise
+        ResultsCorrupt, lock released)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(str(self.path) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock_fd)
-            self._lock_fd = None
-            raise ResultsLocked(f"{self.path} is in use by another process (lock {self.path}.lock); "
-                                f"wait for it or use another --out") from None
-        self.records, self.skipped_lines = read_results(self.path)
-        self._repair_tail()
+        self._lock()
+        records, bad_lines = scan_results(self.path)
+        torn = self._torn_tail()
+        garbage = [n for n in bad_lines if not (torn and n == bad_lines[-1] == _line_count(self.path))]
+        if garbage:
+            self.close()
+            raise ResultsCorrupt(f"line {garbage[0]} of {self.path} is not a result record ({len(garbage)} such "
+                                 f"lines); allowed: one JSON record per line: delete those lines and rerun")
+        if torn:
+            self._repair_tail()
+        self.records, self.skipped_lines = records, len(bad_lines)
         return self
 
+    def _lock(self) -> None:
+        """flock the lock file. Its inode is checked after locking: a closing process deletes the file,
+        and a lock taken on the deleted inode would let two processes in."""
+        while True:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise ResultsLocked(f"{self.path} is in use by another process (lock {self.lock_path}); "
+                                    f"wait for it or use another --out") from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._lock_fd = fd
+                return
+            os.close(fd)  # deleted by its last holder between our open and our lock: take the new one
+
+    def _torn_tail(self) -> bool:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                if f.tell() == 0:
+                    return False
+                f.seek(-1, os.SEEK_END)
+                return f.read(1) != b"\n"
+        except FileNotFoundError:
+            return False
+
     def _repair_tail(self) -> None:
-        """A torn last line (power loss mid-write) is cut off so the next append starts clean."""
-        if not self.path.exists():
-            return
+        """A torn last line (power loss mid-write) is cut off so the next append starts clean; a whole
+        record that only lacks its newline gets one."""
         data = self.path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            keep = data.rfind(b"\n") + 1
-            with open(self.path, "r+b") as f:
+        keep = data.rfind(b"\n") + 1
+        try:
+            complete = isinstance(json.loads(data[keep:]), dict)
+        except ValueError:
+            complete = False
+        with open(self.path, "r+b") as f:
+            if complete:
+                f.seek(0, os.SEEK_END)
+                f.write(b"\n")
+            else:
                 f.truncate(keep)
-            print(f"[results] dropped a torn last line of {self.path}", file=sys.stderr)
+                print(f"[results] dropped a torn last line of {self.path}", file=sys.stderr)
 
     def append(self, record: dict) -> None:
+        """Write `record` as one whole line, or raise OSError leaving the file as it was: a full disk
+        can take part of a write, and that part is cut off again."""
         line = (json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line)  # one write of the whole line
-            os.fsync(fd)
+            size = os.fstat(fd).st_size  # where this line starts (we hold the lock: nobody else appends)
+            try:
+                written = os.write(fd, line)  # one write of the whole line
+                if written != len(line):
+                    raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({written} of {len(line)} bytes written)")
+                os.fsync(fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                raise
         finally:
             os.close(fd)
         self.records.append(record)
 
     def close(self) -> None:
         if self._lock_fd is not None:
+            self.lock_path.unlink(missing_ok=True)  # while still locked: see _lock for why that is safe
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -132,20 +193,30 @@ class ResultsFile:
 
 def read_results(path: str | os.PathLike) -> tuple[list[dict], int]:
     """All complete records of a results file, and how many lines were unreadable."""
+    records, bad_lines = scan_results(path)
+    return records, len(bad_lines)
+
+
+def scan_results(path: str | os.PathLike) -> tuple[list[dict], list[int]]:
+    """All complete records of a results file, and the numbers (from 1) of its unreadable lines."""
     path = pathlib.Path(path)
     if not path.exists():
-        return [], 0
-    records, bad = [], 0
-    for line in path.read_text().splitlines():
+        return [], []
+    records, bad = [], []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
-            bad += 1
+            bad.append(number)
             continue
         if isinstance(rec, dict) and "backend" in rec and "config" in rec:
             records.append(rec)
         else:
-            bad += 1
+            bad.append(number)
     return records, bad
+
+
+def _line_count(path: pathlib.Path) -> int:
+    return len(path.read_text(errors="replace").splitlines())

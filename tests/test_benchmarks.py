@@ -15,6 +15,7 @@ from shared.config import Config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks" / "bench_step.py"
+PIPELINE = ROOT / "benchmarks" / "bench_pipeline.py"
 
 
 @pytest.fixture
@@ -60,6 +61,26 @@ def test_bench_step_bad_flags_are_one_line(mnist_dir, both_frameworks):
                               capture_output=True, text=True, timeout=120, cwd=ROOT)
         assert proc.returncode == 2
         assert len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr, proc.stderr
+
+
+def test_bench_pipeline_prints_four_loops_and_their_ratio_to_resident(mnist_dir, both_frameworks):
+    pytest.importorskip("torchvision")
+    proc = subprocess.run(
+        [sys.executable, str(PIPELINE), "--config", "smoke", "--set", "output=logits", "--set", "batch_size=100",
+         "--data-dir", str(mnist_dir), "--device", "cpu", "--steps", "5", "--rounds", "2"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in proc.stdout.splitlines()
+            if line.startswith("| 1x64 b100 ")]
+    assert [r[1] for r in rows] == ["torch rung 0", "JAX rung 0", "torch resident", "JAX resident"]
+    assert "DataLoader(batch_size=100, shuffle=True) + ToTensor()" in rows[0][2]
+    assert "jax.device_put per step" in rows[1][2]
+    us = {r[1]: float(r[3].split()[0]) for r in rows}
+    for r in rows:
+        assert re.fullmatch(r"\d+ \(\d+-\d+\)", r[3]), r[3]
+        resident = us[r[1].split()[0] + " resident"]
+        assert float(r[4]) == pytest.approx(us[r[1]] / resident, rel=0.01, abs=0.011)  # of the unrounded medians
+    assert rows[2][4] == rows[3][4] == "1.00"
 
 
 BENCH_SWEEP = ROOT / "benchmarks" / "bench_sweep.py"

@@ -52,3 +52,57 @@ def test_no_report_function_is_over_60_lines():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 length = node.end_lineno - node.lineno + 1
                 assert length <= 60, f"{path.name}:{node.lineno} {node.name} is {length} lines"
+
+
+def _speed_record(backend: str, us: float, p10: float, p90: float, floor: float | None = 800.0) -> dict:
+    return {"backend": backend, "config": Config().to_dict(), "status": "ok", "epochs": [], "step_time_us": us,
+            "step_time_spread": {"p10": p10, "p50": us, "p90": p90, "windows": 55}, "compile_s": 0.1,
+            "gemm_floor_us": floor, "load_at_start": {"load_1m": 3.5, "cpus": 2}}
+
+
+def test_speed_section_gives_ratio_to_the_floor_and_warns_on_noise(tmp_path):
+    from shared.report import speed
+    from shared.report.common import Page
+
+    quiet = Page([_speed_record("torch", 2600, 2500, 2700), _speed_record("jax", 2000, 1950, 2100)], tmp_path)
+    md = "\n".join(speed.section(quiet))
+    assert "| 1x500 | 100 | 2600 | 2000 | 1.30 | 800 | 3.2 | 2.5 |" in md
+    assert "Warning" not in md and "⚠" not in md
+    assert "| 1x500 | 100 | torch | 1 | 2500 | 2600 | 2700 | 1.08 | 1.08 |" in md  # the spread table
+
+    busy = Page([_speed_record("torch", 40000, 9000, 120000), _speed_record("jax", 2000, 1950, 2100)], tmp_path)
+    md = "\n".join(speed.section(busy))
+    assert "**Warning: noisy timings.** 1 of 2 runs" in md and "load at their start reached 3.5 on 2 CPUs" in md
+    assert "| 1x500 | 100 | 40000 ⚠ | 2000 | 20.00 ⚠ |" in md
+
+    old = Page([_speed_record("torch", 2600, 2500, 2700, floor=None)], tmp_path)  # results from before the floor
+    md = "\n".join(speed.section(old))
+    assert "| 1x500 | 100 | 2600 | - | - | - | - | - |" in md and "No GEMM floor" in md
+
+
+def test_a_single_run_report_speaks_of_one_run(tmp_path):
+    from shared.report import write_report
+
+    def record(backend):
+        return {"backend": backend, "config": Config(epochs=3).to_dict(), "status": "ok", "error": None,
+                "epochs": [{"epoch": k, "train_loss": 0.3, "test_loss": 0.2, "test_accuracy": 0.9 + k / 100}
+                           for k in (1, 2, 3)], "loss_curve": [2.3, 0.5, 0.3], "loss_curve_every": 1, "steps": 1800,
+                "step_time_us": 2500.0, "compile_s": 0.1, "device": "cpu", "versions": {},
+                "dataset": {"name": "mnist"}}
+
+    report = write_report([record("torch"), record("jax")], tmp_path).read_text()
+    assert "1 configuration, 2 results (torch, jax)" in report and "1 configurations" not in report
+    assert "best / median" not in report and "median over runs" not in report
+    assert "| torch | 0.001 | 1 | 93.00 |" in report  # epoch 3's accuracy, one value
+    assert "Best configurations" not in report  # nothing to rank
+    assert "| torch | 90% | 1/1 | 1 | 600 |" in report and "median epochs" not in report
+    assert "float32 rounding, amplified" in report and "large learning rates" not in report
+
+
+def test_a_floor_slower_than_the_step_is_called_out(tmp_path):
+    from shared.report import speed
+    from shared.report.common import Page
+
+    page = Page([_speed_record("torch", 2600, 2500, 2700, floor=90000.0)], tmp_path)
+    md = "\n".join(speed.section(page))
+    assert "the GEMM floor is not a floor here" in md and "1x500 b100" in md

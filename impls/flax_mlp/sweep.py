@@ -43,7 +43,7 @@ from shared.config import Config
 from shared.data import Dataset
 from shared.groups import EVAL_BYTES, group_key, host_memory_budget, split_group
 from shared.results import make_record
-from shared.timing import StepClock
+from shared.timing import StepClock, spread_share
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # train.py's Adam: optax.adam(b1=0.9, b2=0.999, eps=1e-8)
 
@@ -294,6 +294,7 @@ def _records(cfgs, data, status, epochs, curves, clock, wall_s, device, versions
     share = {"compile_s": group["compile_s"], "train_s": group["train_s"] / count,
              "step_time_us": group["step_time_us"] / count if group["step_time_us"] else None}
     share["samples_per_s"] = cfgs[0].batch_size * 1e6 / share["step_time_us"] if share["step_time_us"] else None
+    share["step_time_spread"] = spread_share(group["step_time_spread"], count)
     return [make_record(backend=_BACKEND, cfg=cfg, data=data, status=status[j], epochs=epochs[j],
                         loss_curve=curves[j], timing=share, wall_s=wall_s / count, device=device,
                         versions=versions, engine="sweep",

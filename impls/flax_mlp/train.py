@@ -72,7 +72,11 @@ def train_step(model: MLP, optimizer: nnx.Optimizer, images: jax.Array, labels: 
 
 @nnx.jit  # evaluation compiled into one program (JAX records no autograd graph unless asked)
 def evaluate(model: MLP, images: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(mean loss, accuracy as a fraction) over all `images` at once, as 0-d arrays on the device."""
+    """(mean loss, accuracy as a fraction) over all `images` at once, as 0-d arrays on the device.
+
+    No switch to an evaluation mode (model.eval()) first: the MLP has no dropout or batch norm, so
+    training and evaluation compute the same function.
+    """
     outputs = model(images)  # (N, 10)
     return criterion(outputs, labels), (outputs.argmax(axis=1) == labels).mean()
 

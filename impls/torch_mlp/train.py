@@ -70,7 +70,11 @@ def train_step(model: MLP, optimizer: torch.optim.Adam, images: torch.Tensor, la
 
 @torch.no_grad()  # evaluation takes no gradient: no autograd graph to record
 def evaluate(model: MLP, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean loss, accuracy as a fraction) over all `images` at once, as 0-d tensors on the device."""
+    """(mean loss, accuracy as a fraction) over all `images` at once, as 0-d tensors on the device.
+
+    No switch to an evaluation mode (model.eval()) first: the MLP has no dropout or batch norm, so
+    training and evaluation compute the same function.
+    """
     outputs = model(images)  # (N, 10)
     return criterion(outputs, labels), (outputs.argmax(dim=1) == labels).float().mean()
 

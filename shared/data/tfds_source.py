@@ -3,7 +3,9 @@ published files (same bytes, or the same examples in tfds's shuffled order)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 
 import numpy as np
 
@@ -29,7 +31,8 @@ def _from_tfds(name: str) -> tuple[Dataset | None, str]:
         return None, "not installed"
     tname = TFDS_NAME[name]
     try:
-        sources = {s: tfds.data_source(tname, split=s, download=False) for s in N_ITEMS}
+        with _quiet_absl():
+            sources = {s: tfds.data_source(tname, split=s, download=False) for s in N_ITEMS}
     except Exception as e:
         return None, f"{tname} not prepared: {type(e).__name__}"
     try:
@@ -76,3 +79,16 @@ def examples_md5(images: np.ndarray, labels: np.ndarray) -> str:
 def _one_line(e: BaseException, limit: int = 200) -> str:
     text = " ".join(str(e).split()) or type(e).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@contextlib.contextmanager
+def _quiet_absl():
+    """tfds logs a WARNING line for a half-prepared folder; the reason reaches the user in our own
+    one-line error instead (a second stderr line would bury it)."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

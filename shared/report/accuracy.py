@@ -28,28 +28,38 @@ def section(page: Page) -> list[str]:
 
 
 def _after_k_epochs(page: Page) -> list[str]:
-    """Best / median accuracy after k epochs (3..max, or 1..max for short runs), per backend and lr."""
+    """Accuracy after k epochs (3..max, or 1..max for short runs), per backend and lr: best / median
+    over the runs of each row, or the one value where every row holds a single run."""
     oks = page.oks
     max_ep = max(len(r["epochs"]) for r in oks)
     eps = list(range(3, max_ep + 1)) if max_ep >= 3 else list(range(1, max_ep + 1))
-    rows = []
+    groups = []
     for b in page.backends:
         for lr in sorted({r["config"]["learning_rate"] for r in oks}, reverse=True):
             rs = [r for r in oks if r["backend"] == b and r["config"]["learning_rate"] == lr]
-            if not rs:
-                continue
-            cells = []
-            for k in eps:
-                vals = [v for v in (acc_at(r, k) for r in rs) if v is not None]
-                cells.append(f"{pct(max(vals))} / {pct(median(vals))}" if vals else "-")
-            rows.append([b, f"{lr:g}", len(rs)] + cells)
+            if rs:
+                groups.append((b, lr, rs))
+    single = all(len(rs) == 1 for _, _, rs in groups)
+    rows = []
+    for b, lr, rs in groups:
+        cells = []
+        for k in eps:
+            vals = [v for v in (acc_at(r, k) for r in rs) if v is not None]
+            cells.append("-" if not vals else pct(vals[0]) if single else f"{pct(max(vals))} / {pct(median(vals))}")
+        rows.append([b, f"{lr:g}", len(rs)] + cells)
+    if single:
+        return ["Test accuracy (%) after k epochs.", "",
+                table(["backend", "lr", "runs"] + [f"epoch {k}" for k in eps], rows), ""]
     return ["Test accuracy (%) after k epochs, best and median over runs, per learning rate "
             "(a k-epoch run is the first k epochs of the longer one: Adam's state is the same).", "",
             table(["backend", "lr", "runs"] + [f"epoch {k} best / median" for k in eps], rows), ""]
 
 
 def _best(page: Page) -> list[str]:
+    """The ten best finished runs per backend; nothing to rank with a single configuration."""
     md = []
+    if len(page.pairs) < 2:
+        return md
     for b in page.backends:
         top = sorted((r for r in page.oks if r["backend"] == b), key=final_acc, reverse=True)[:10]
         if top:

@@ -98,6 +98,11 @@ def table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def plural(n: int, word: str) -> str:
+    """"1 configuration", "4 configurations": a single run's report must not say "1 configurations"."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def pct(x: float | None) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from statistics import median
 
-from shared.report.common import Page, cfg_of, final_acc, ok, pct, short, table
+from shared.report.common import Page, cfg_of, final_acc, ok, pct, plural, short, table
 
 THRESHOLDS = (0.90, 0.95, 0.97, 0.98)
-CHANCE = 0.20  # a final accuracy below this is "did not learn": ten classes give 10% by guessing
+DID_NOT_LEARN_BELOW = 0.20  # final accuracy under this is "did not learn": twice chance (ten classes: 10 %)
 LISTED = 40  # rows of a run list before "... and N more"
 
 
@@ -33,8 +33,11 @@ def _thresholds(page: Page) -> list[str]:
             rows.append([b, f"{100 * t:g}%", f"{len(reached)}/{len(rs)}",
                          f"{median(x[0] for x in reached):g}" if reached else "-",
                          f"{median(x[1] for x in reached):g}" if reached else "-"])
+    one = len(page.pairs) == 1  # a single configuration: its epochs, not a median over one run
+    header = ["backend", "threshold", "reached" if one else "runs reaching it",
+              "epochs" if one else "median epochs", "steps" if one else "median steps"]
     return ["Epochs (and steps) until the test accuracy first reaches a threshold (evaluated after each epoch):", "",
-            table(["backend", "threshold", "runs reaching it", "median epochs", "median steps"], rows), ""]
+            table(header, rows), ""]
 
 
 def _more(n: int, what: str = "") -> list[str]:
@@ -45,18 +48,18 @@ def _unfinished(records: list[dict]) -> list[str]:
     bad = [r for r in records if r["status"] != "ok"]
     if not bad:
         return ["No run diverged (loss NaN/inf) or failed.", ""]
-    return [f"{len(bad)} runs did not finish normally:", "",
+    return [f"{plural(len(bad), 'run')} did not finish normally:", "",
             table(["backend", "status", "config", "epochs done", "error"],
                   [[r["backend"], r["status"], short(cfg_of(r)), len(r["epochs"]), (r.get("error") or "")[:80]]
                    for r in bad[:LISTED]]), ""] + _more(len(bad), " (see results.jsonl)")
 
 
 def _did_not_learn(records: list[dict]) -> list[str]:
-    stuck = [r for r in records if ok(r) and final_acc(r) < CHANCE]
+    stuck = [r for r in records if ok(r) and final_acc(r) < DID_NOT_LEARN_BELOW]
     if not stuck:
         return []
-    return [f"{len(stuck)} runs finished with finite losses but did not learn (final test accuracy below "
-            f"{100 * CHANCE:g}%, about chance for ten classes). Adam moves each weight by about lr per step "
+    return [f"{plural(len(stuck), 'run')} finished with finite losses but did not learn (final test accuracy below "
+            f"{100 * DID_NOT_LEARN_BELOW:g}%, twice the 10% of guessing among ten classes). Adam moves each weight by about lr per step "
             f"whatever the gradient, so lr 1.0 throws the weights far out, the ReLU units die and the net "
             f"predicts one class; the loss stays finite, so these are not 'diverged':", "",
             table(["backend", "config", "final test acc %", "final train loss"],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.report.common import Page, table
+from shared.report.common import Page, plural, table
 
 
 def section(page: Page) -> list[str]:
@@ -12,7 +12,7 @@ def section(page: Page) -> list[str]:
     for r in records:
         versions.update(r.get("versions", {}))
     md = ["# mlp-twins: PyTorch vs JAX report", "",
-          f"{len(page.pairs)} configurations, {len(records)} results ({', '.join(page.backends)}). "
+          f"{plural(len(page.pairs), 'configuration')}, {plural(len(records), 'result')} ({', '.join(page.backends)}). "
           f"Dataset: {records[0]['dataset'].get('name')}.", "",
           "Devices: " + "; ".join(devices) + ".", "",
           "Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) + ".", ""]

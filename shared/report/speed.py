@@ -12,13 +12,22 @@ import numpy as np
 from shared.report.common import BACKENDS, Page, arch, arch_order, cfg_of, plt, save, table
 
 
+NOISY = 1.5  # p90 / p10 of a run's windowed step times above this: the machine did not hold still
+
+
 def section(page: Page) -> list[str]:
     md = ["## Step speed", "",
           "Steady-state µs per training step (synchronised at epoch ends only, first step excluded and "
           "reported as compile/warm-up; evaluation excluded).", ""]
     md += _engine_note(page.records)
     speed = step_times(page.records)
-    md += [_speed_table(speed), ""]
+    noisy = noisy_cells(page.records)
+    floors = floors_of(page.records)
+    md += _noise_warning(page.records, noisy)
+    md += [_speed_table(speed, floors, noisy), ""]
+    md += _floor_note(floors)
+    md += _floor_warning(speed, floors)
+    md += _spread_table(page.records)
     md += _compile_line(page.records)
     if len(speed) > 2:
         fig_step_time(page.pairs, page.out / "step_time.png")
@@ -47,16 +56,108 @@ def step_times(records: list[dict]) -> dict[tuple, list[float]]:
     return speed
 
 
-def _speed_table(speed: dict[tuple, list[float]]) -> str:
+def floors_of(records: list[dict]) -> dict[tuple, float]:
+    """(arch, batch size) -> the GEMM floor compare.py measured at its start (the median over sessions)."""
+    found: dict[tuple, list[float]] = defaultdict(list)
+    for r in records:
+        if r.get("gemm_floor_us"):
+            c = cfg_of(r)
+            found[(arch(c), c.batch_size)].append(r["gemm_floor_us"])
+    return {k: median(v) for k, v in found.items()}
+
+
+def ratio_spread(rec: dict) -> float | None:
+    """p90 / p10 of a run's windowed µs/step; None where the run has no spread recorded."""
+    s = rec.get("step_time_spread")
+    return s["p90"] / s["p10"] if s and s.get("p10") else None
+
+
+def noisy_cells(records: list[dict]) -> set[tuple]:
+    """(arch, batch size, backend) of the table cells that rest on at least one noisy run."""
+    out = set()
+    for r in records:
+        spread = ratio_spread(r)
+        if spread is not None and spread > NOISY:
+            c = cfg_of(r)
+            out.add((arch(c), c.batch_size, r["backend"]))
+    return out
+
+
+def _noise_warning(records: list[dict], noisy: set[tuple]) -> list[str]:
+    if not noisy:
+        return []
+    runs = [r for r in records if (ratio_spread(r) or 0) > NOISY]
+    loads = [r["load_at_start"] for r in runs if r.get("load_at_start")]
+    load = (f" The 1-minute load at their start reached {max(x['load_1m'] for x in loads):g} on "
+            f"{loads[0]['cpus']} CPUs (this run's own previous work counts in it)." if loads else "")
+    return [f"> **Warning: noisy timings.** {len(runs)} of {len(records)} runs had step times that varied by more "
+            f"than {NOISY}x between windows of steps (p90/p10): another process was probably competing for the "
+            f"CPU.{load} Cells marked ⚠ rest on such runs; do not quote their µs/step or torch/JAX ratio. "
+            f"Rerun those configurations on an idle machine (delete their lines from results.jsonl).", ""]
+
+
+def _us(t: float | None, warn: bool) -> str:
+    return f"{t:.0f}{' ⚠' if warn else ''}" if t else "-"
+
+
+def _speed_table(speed: dict[tuple, list[float]], floors: dict[tuple, float], noisy: set[tuple]) -> str:
     rows = []
     for a, bs in sorted({(k[0], k[1]) for k in speed}, key=lambda k: (arch_order(k[0]), k[1])):
         t = median(speed[(a, bs, "torch")]) if speed.get((a, bs, "torch")) else None
         j = median(speed[(a, bs, "jax")]) if speed.get((a, bs, "jax")) else None
-        rows.append([a, bs, f"{t:.0f}" if t else "-", f"{j:.0f}" if j else "-",
-                     f"{t / j:.2f}" if t and j else "-", f"{bs * 1e6 / t:,.0f}" if t else "-",
-                     f"{bs * 1e6 / j:,.0f}" if j else "-"])
-    return table(["layers x hidden", "batch", "torch µs/step", "JAX µs/step", "torch/JAX",
-                  "torch samples/s", "JAX samples/s"], rows)
+        nt, nj = (a, bs, "torch") in noisy, (a, bs, "jax") in noisy
+        f = floors.get((a, bs))
+        rows.append([a, bs, _us(t, nt), _us(j, nj),
+                     f"{t / j:.2f}{' ⚠' if nt or nj else ''}" if t and j else "-",
+                     f"{f:.0f}" if f else "-", f"{t / f:.1f}" if t and f else "-", f"{j / f:.1f}" if j and f else "-",
+                     f"{bs * 1e6 / t:,.0f}" if t else "-", f"{bs * 1e6 / j:,.0f}" if j else "-"])
+    return table(["layers x hidden", "batch", "torch µs/step", "JAX µs/step", "torch/JAX", "GEMM floor µs",
+                  "torch / floor", "JAX / floor", "torch samples/s", "JAX samples/s"], rows)
+
+
+def _floor_note(floors: dict[tuple, float]) -> list[str]:
+    if not floors:
+        return ["No GEMM floor in these results (measured by compare.py on CPU runs since it records one).", ""]
+    return ["GEMM floor: what numpy's float32 matrix products of one step (forward, weight and input gradients, "
+            "same shapes) take on this machine, measured by compare.py at its start. x / floor is how many "
+            "times that the whole step costs: activations, loss, Adam and the framework's own overhead.", ""]
+
+
+def _floor_warning(speed: dict[tuple, list[float]], floors: dict[tuple, float]) -> list[str]:
+    """A step faster than its own GEMMs means the floor was measured while the machine was busy."""
+    beaten = sorted({f"{a} b{bs}" for (a, bs, _), t in speed.items() if (a, bs) in floors and median(t) < floors[(a, bs)]})
+    if not beaten:
+        return []
+    return [f"> **Warning: the GEMM floor is not a floor here.** A whole step ran faster than its matrix products "
+            f"alone ({', '.join(beaten)}): the probe ran while other processes held the CPU (numpy's BLAS threads "
+            f"stall like torch's). Ratios to the floor below 1 mean nothing; rerun on an idle machine.", ""]
+
+
+def _spread_table(records: list[dict]) -> list[str]:
+    """Medians over runs of p10 / p50 / p90 µs/step and of p90/p10, and the worst p90/p10: per architecture,
+    batch and backend when that makes a dozen rows or fewer, else per backend (µs of other shapes mixed)."""
+    timed = [r for r in records if r.get("step_time_spread")]
+    shapes = {(arch(cfg_of(r)), cfg_of(r).batch_size) for r in timed}
+    per_shape = len(shapes) * len(BACKENDS) <= 12
+
+    def key(r):
+        return (arch(cfg_of(r)), cfg_of(r).batch_size, r["backend"]) if per_shape else (r["backend"],)
+
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in timed:
+        groups[key(r)].append(r)
+    rows = []
+    for k in sorted(groups, key=lambda k: (arch_order(k[0]), k[1], BACKENDS.index(k[2])) if per_shape else BACKENDS.index(k[0])):
+        sp = [r["step_time_spread"] for r in groups[k]]
+        ratios = [x for x in map(ratio_spread, groups[k]) if x]
+        rows.append(list(k) + [len(sp)] + [f"{median(x[q] for x in sp):.0f}" for q in ("p10", "p50", "p90")]
+                    + ([f"{median(ratios):.2f}", f"{max(ratios):.2f}"] if ratios else ["-", "-"]))
+    if not rows:
+        return []
+    head = (["layers x hidden", "batch", "backend"] if per_shape else ["backend"]) + ["runs", "p10", "p50", "p90"]
+    return [f"Spread of step times within runs (µs/step of windows of 50 steps, one window per epoch for the sweep "
+            f"engine; medians over runs; p90/p10 above {NOISY} marks a run noisy):", "",
+            table(head + ["p90/p10 (median)", "p90/p10 (worst)"], rows), ""]
 
 
 def _compile_line(records: list[dict]) -> list[str]:

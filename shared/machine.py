@@ -1,0 +1,112 @@
+"""The machine a run times itself on: the CPUs this process may use, its load, the threads torch
+should start, and a GEMM floor (numpy only, no framework).
+
+Why: step times only mean something against the machine they ran on. On a shared 2-core VM,
+torch's OpenMP threads spin-wait for each other, and a step slows down 5-50x as soon as another
+process holds a core, while JAX's slows 2x; a report that prints a ratio of such timings without a
+word misleads. So every run records the load at its start and the spread of its step times, and
+compare.py measures once, at its start, what the bare matrix multiplications of each step cost
+on this machine (the floor), so that "fast" has a reference.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from shared.config import Config
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask: a container's or taskset's limit), not the
+    machine's count that os.cpu_count() and OpenMP's default see."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS has no affinity mask
+        return os.cpu_count() or 1
+
+
+def load_now() -> dict[str, float | int]:
+    """The 1-minute load average and the CPUs available: load >= cpus means every core was busy."""
+    try:
+        load1 = os.getloadavg()[0]
+    except OSError:
+        load1 = float("nan")
+    return {"load_1m": round(load1, 2), "cpus": available_cpus()}
+
+
+def thread_env(environ: dict | None = None) -> dict[str, str]:
+    """Environment settings for OpenMP (torch's CPU threads) that the user has not set themselves.
+    Applied before torch is imported: OpenMP reads them once, when it loads.
+
+    OMP_NUM_THREADS: one thread per CPU this process may use (OpenMP's default counts the machine's).
+    OMP_WAIT_POLICY=PASSIVE: a thread that waits for its team sleeps instead of spinning. With spinning,
+    a thread whose partner was descheduled burns its core until the partner returns, so on a shared CPU
+    every parallel region stalls. Measured on a 2-core VM shared with other jobs (baseline step, median
+    of 5 rounds, benchmarks/README.md): 74,900 µs/step spinning, 10,600 passive, 9,900 with one thread.
+    JAX's CPU backend does not use OpenMP, so this changes torch only."""
+    environ = os.environ if environ is None else environ
+    wanted = {"OMP_NUM_THREADS": str(available_cpus()), "OMP_WAIT_POLICY": "PASSIVE"}
+    return {k: v for k, v in wanted.items() if k not in environ}
+
+
+def configure_threads() -> dict[str, str]:
+    """Set thread_env() in this process's environment (before any framework import); returns what it set."""
+    changes = thread_env()
+    os.environ.update(changes)
+    return changes
+
+
+# ------------------------------------------------------------------ the GEMM floor
+
+
+def step_gemms(cfg: Config) -> list[tuple[int, int, int]]:
+    """(m, k, n) of every matrix product in one training step: per layer the forward X @ W, the weight
+    gradient X^T @ dY and, for every layer but the first, the input gradient dY @ W^T."""
+    b, shapes = cfg.batch_size, []
+    for i, (fan_in, fan_out) in enumerate(zip(cfg.layer_sizes[:-1], cfg.layer_sizes[1:])):
+        shapes.append((b, fan_in, fan_out))  # forward
+        shapes.append((fan_in, b, fan_out))  # weight gradient
+        if i > 0:
+            shapes.append((b, fan_out, fan_in))  # input gradient
+    return shapes
+
+
+def gemm_floor_us(cfg: Config, budget_s: float = 0.15) -> float:
+    """µs for one step's GEMMs in float32 numpy on this machine: the fastest of the rounds timed within
+    `budget_s` (at least 5). The fastest, because a floor is what the machine can do: on a busy machine
+    the median measures the other processes (numpy's BLAS threads stall like torch's). A framework's
+    step does these and more (activations, loss, Adam, dispatch)."""
+    rng = np.random.default_rng(0)
+    pairs = [(rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((k, n), dtype=np.float32))
+             for m, k, n in step_gemms(cfg)]
+    outs = [np.empty((a.shape[0], b.shape[1]), np.float32) for a, b in pairs]
+
+    def once() -> float:
+        t0 = time.perf_counter()
+        for (a, b), out in zip(pairs, outs):
+            np.matmul(a, b, out=out)
+        return time.perf_counter() - t0
+
+    once()  # warm-up: BLAS threads start, pages are touched
+    times, deadline = [], time.perf_counter() + budget_s
+    while len(times) < 5 or (time.perf_counter() < deadline and len(times) < 200):
+        times.append(once())
+    return 1e6 * min(times)
+
+
+def shape_key(cfg: Config) -> str:
+    """The floor depends on the layer sizes and the batch only: "1x500 b100"."""
+    return f"{cfg.hidden_layers}x{cfg.hidden_size} b{cfg.batch_size}"
+
+
+def probe_floors(runs: list[Config], budget_s: float = 0.15) -> dict[str, float]:
+    """The GEMM floor of every distinct (architecture, batch) in `runs`, in µs/step."""
+    floors: dict[str, float] = {}
+    for cfg in runs:
+        key = shape_key(cfg)
+        if key not in floors:
+            floors[key] = round(gemm_floor_us(cfg, budget_s), 1)
+    return floors
