@@ -88,13 +88,12 @@ BENCH_SWEEP = ROOT / "benchmarks" / "bench_sweep.py"
 
 def test_bench_sweep_prints_rows_and_the_speedup_line(mnist_dir, both_frameworks):
     proc = subprocess.run(
-        [sys.executable, str(BENCH_SWEEP), "--batches", "100,300", "--hidden", "32", "--members", "3", "--steps", "3",
+        [sys.executable, str(BENCH_SWEEP), "--batches", "100", "--hidden", "32", "--members", "3", "--steps", "3",
          "--rounds", "1", "--data-dir", str(mnist_dir), "--device", "cpu"],
         capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| 1x32 ")]
-    assert [tuple(c.strip() for c in r.split("|")[1:3]) for r in rows] == [
-        ("1x32 b100 M=3", "torch"), ("1x32 b100 M=3", "jax"), ("1x32 b300 M=3", "torch"), ("1x32 b300 M=3", "jax")]
+    assert [tuple(c.strip() for c in r.split("|")[1:3]) for r in rows] == [("1x32 b100 M=3", "torch"), ("1x32 b100 M=3", "jax")]
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         loop, sweep = (float(c.replace(",", "")) for c in cells[2:4])
