@@ -137,6 +137,19 @@ def test_records_carry_engine_and_group(swept):
 
 def test_stacked_adam_equals_independent_adam(framework):
     """Five Adam steps on stacked weights with per-member lr: bit for bit each member's own framework Adam."""
+    _check_stacked_adam(framework)
+
+
+def test_torch_adam_in_blocks_equals_independent_adam(monkeypatch):
+    """The same, with torch's update done in blocks of 1,000 elements (the first W, 784 x 3 x 8, in many
+    blocks of a few rows), as it is for the grid's ~25 MB tensors. (XLA fuses the update: no blocks.)"""
+    from impls.torch_mlp import sweep
+
+    monkeypatch.setattr(sweep, "ADAM_BLOCK", 1000)
+    _check_stacked_adam("torch")
+
+
+def _check_stacked_adam(framework):
     sweep, _ = modules(framework)
     rng = np.random.default_rng(0)
     count, lrs = 3, np.array([1e-3, 1e-2, 1.0])

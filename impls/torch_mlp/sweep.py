@@ -14,8 +14,8 @@ Why this formulation (measured, shared/notes/sweep-probes.md and benchmarks/benc
 CPU the members' first layers sit side by side in one (784, M*H) matrix, so the biggest matmul of
 every step is one wide GEMM on the shared batch, which the BLAS runs near its peak; deeper layers
 are batched matmuls over the member axis (einsum -> bmm). Adam is written out (torch.optim.Adam
-takes no per-member lr) in place into preallocated buffers: with 16 members its state no longer
-fits in cache, and fresh temporaries of that size cost more than the arithmetic. No torch.compile:
+takes no per-member lr) in place, a cache-sized block of rows at a time: with 16 members its state
+no longer fits in cache, and eager torch makes one pass over memory per op. No torch.compile:
 the eager path is what runs here on the CPU.
 
 A member whose loss turns NaN/inf stops where the loop would stop it (at a log step, or at the end
@@ -44,6 +44,7 @@ from shared.results import make_record
 from shared.timing import StepClock, spread_share
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # train.py's Adam: torch.optim.Adam(betas=(0.9, 0.999), eps=1e-8)
+ADAM_BLOCK = 1 << 20  # elements per block of Adam's update: 4 MB in float32, five of them fit a 32 MB L3
 
 
 def init_params(cfg: Config, members: int, dev: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -91,10 +92,9 @@ def loss_fn(params, slopes: torch.Tensor, softmax: torch.Tensor, images: torch.T
 
 
 def init_adam(params) -> dict:
-    """Adam's state for the stacked weights: moments and two step buffers per tensor, the step count."""
+    """Adam's state for the stacked weights: the moments per tensor and the step count."""
     flat = [p for layer in params for p in layer]
-    return {"step": 0, "m": [torch.zeros_like(p) for p in flat], "v": [torch.zeros_like(p) for p in flat],
-            "denom": [torch.empty_like(p) for p in flat], "update": [torch.empty_like(p) for p in flat]}
+    return {"step": 0, "m": [torch.zeros_like(p) for p in flat], "v": [torch.zeros_like(p) for p in flat]}
 
 
 @torch.no_grad()  # the update is not an op to differentiate
@@ -112,13 +112,18 @@ def adam_step(params, grads: list[torch.Tensor], opt_state: dict, lr: torch.Tens
     bias_correction2_sqrt = (1 - BETA2**step) ** 0.5
     flat = [p for layer in params for p in layer]
     neg_step_size = (-lr / bias_correction1).to(flat[0].dtype) * alive  # (M,)
-    for i, (p, grad, m, v, denom, update) in enumerate(zip(flat, grads, opt_state["m"], opt_state["v"], opt_state["denom"],
-                                                           opt_state["update"])):
-        m.lerp_(grad, 1 - BETA1)
-        v.mul_(BETA2).addcmul_(grad, grad, value=1 - BETA2)
-        torch.sqrt(v, out=denom).div_(bias_correction2_sqrt).add_(EPS)
-        torch.mul(m, _along_members(neg_step_size, i, p), out=update).div_(denom)
-        p.add_(update)
+    for i, tensors in enumerate(zip(flat, grads, opt_state["m"], opt_state["v"])):
+        step_size = _along_members(neg_step_size, i, flat[i]).expand_as(flat[i])  # a view, no copy
+        rows = max(1, ADAM_BLOCK // flat[i][0].numel())  # rows (along dim 0) in a block of ~ADAM_BLOCK elements
+        # Eager torch runs each op below as one pass over memory; with 16 members the first layer's
+        # tensors are ~25 MB each, and eight whole-tensor passes streaming from RAM took a third of a
+        # step at batch 100. Done a block of rows at a time, the passes after the first hit the cache
+        # (XLA fuses them instead). Same ops per element, so the same rounding.
+        for p, grad, m, v, size in zip(*(t.split(rows) for t in (*tensors, step_size))):
+            m.lerp_(grad, 1 - BETA1)
+            v.mul_(BETA2).addcmul_(grad, grad, value=1 - BETA2)
+            denom = v.sqrt().div_(bias_correction2_sqrt).add_(EPS)
+            p.add_(torch.mul(m, size).div_(denom))
 
 
 @torch.no_grad()
