@@ -145,7 +145,7 @@ def test_torch_adam_in_blocks_equals_independent_adam(monkeypatch):
     blocks of a few rows), as it is for the grid's ~25 MB tensors. (XLA fuses the update: no blocks.)"""
     from impls.torch_mlp import sweep
 
-    monkeypatch.setattr(sweep, "ADAM_BLOCK", 1000)
+    monkeypatch.setattr(sweep, "_ADAM_BLOCK", 1000)
     _check_stacked_adam("torch")
 
 

@@ -30,7 +30,7 @@ def public_api(path: pathlib.Path) -> list[tuple]:
             api.append(("class", node.name))  # methods differ by framework (forward vs __call__)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            api += [("const", t.id) for t in targets if isinstance(t, ast.Name) and t.id.isupper()]
+            api += [("const", t.id) for t in targets if isinstance(t, ast.Name) and t.id.isupper() and not t.id.startswith("_")]
     return api
 
 

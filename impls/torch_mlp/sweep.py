@@ -44,7 +44,7 @@ from shared.results import make_record
 from shared.timing import StepClock, spread_share
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # train.py's Adam: torch.optim.Adam(betas=(0.9, 0.999), eps=1e-8)
-ADAM_BLOCK = 1 << 20  # elements per block of Adam's update: 4 MB in float32, five of them fit a 32 MB L3
+_ADAM_BLOCK = 1 << 20  # elements per block of Adam's update: 4 MB in float32, five of them fit a 32 MB L3
 
 
 def init_params(cfg: Config, members: int, dev: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -114,7 +114,7 @@ def adam_step(params, grads: list[torch.Tensor], opt_state: dict, lr: torch.Tens
     neg_step_size = (-lr / bias_correction1).to(flat[0].dtype) * alive  # (M,)
     for i, tensors in enumerate(zip(flat, grads, opt_state["m"], opt_state["v"])):
         step_size = _along_members(neg_step_size, i, flat[i]).expand_as(flat[i])  # a view, no copy
-        rows = max(1, ADAM_BLOCK // flat[i][0].numel())  # rows (along dim 0) in a block of ~ADAM_BLOCK elements
+        rows = max(1, _ADAM_BLOCK // flat[i][0].numel())  # rows (along dim 0) in a block of ~_ADAM_BLOCK elements
         # Eager torch runs each op below as one pass over memory; with 16 members the first layer's
         # tensors are ~25 MB each, and eight whole-tensor passes streaming from RAM took a third of a
         # step at batch 100. Done a block of rows at a time, the passes after the first hit the cache
