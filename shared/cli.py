@@ -90,5 +90,5 @@ def summary(record: dict, n_test: int) -> str:
         head += f" (status: {record['status']} after {record['steps']} steps)"
     us = record["step_time_us"]
     per_step = f"{us:.0f} µs/step" if us is not None else "no steady steps timed"
-    first = f"{record['compile_s']:.2f} s" if record["compile_s"] is not None else "-"
+    first = f"{record['warmup_s']:.2f} s" if record["warmup_s"] is not None else "-"
     return f"{head}\nWall time: {record['wall_s']:.1f} s ({record['steps']} steps, {per_step}, first step {first})"

@@ -15,7 +15,7 @@ from shared.results import ResultsFile, ResultsLocked, read_results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 KEYS = {"backend", "config", "status", "error", "epochs", "loss_curve", "loss_curve_every", "steps",
-        "step_time_us", "step_time_spread", "samples_per_s", "compile_s", "train_s", "wall_s", "device", "versions", "dataset"}
+        "step_time_us", "step_time_spread", "samples_per_s", "warmup_s", "train_s", "wall_s", "device", "versions", "dataset"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -141,7 +141,7 @@ def test_smoke_end_to_end_schema(smoke_out):
         assert [e["epoch"] for e in rec["epochs"]] == list(range(1, cfg.epochs + 1))
         assert rec["steps"] == cfg.epochs * cfg.steps_per_epoch
         assert len(rec["loss_curve"]) == -(-rec["steps"] // rec["loss_curve_every"]) <= 1000
-        assert rec["step_time_us"] > 0 and rec["compile_s"] > 0 and rec["wall_s"] > 0
+        assert rec["step_time_us"] > 0 and rec["warmup_s"] > 0 and rec["wall_s"] > 0
         assert rec["dataset"]["name"] == "mnist"
         assert rec["dataset"]["md5"]["train-images-idx3-ubyte"] == "f68b3c2dcbeaaa9fbdd348bbdeb94873"
         assert "python" in rec["versions"] and "numpy" in rec["versions"]

@@ -171,7 +171,7 @@ def test_full_disk_while_writing_the_report(tmp_path, monkeypatch, capsys):
 
     rec = {"backend": "torch", "config": Config(epochs=1).to_dict(), "status": "ok", "error": None,
            "epochs": [{"epoch": 1, "train_loss": 0.3, "test_loss": 0.2, "test_accuracy": 0.95}], "loss_curve": [0.3],
-           "loss_curve_every": 1, "steps": 600, "step_time_us": 2500.0, "compile_s": 0.01, "device": "cpu",
+           "loss_curve_every": 1, "steps": 600, "step_time_us": 2500.0, "warmup_s": 0.01, "device": "cpu",
            "versions": {}, "dataset": {"name": "mnist"}}
     (tmp_path / "results.jsonl").write_text(json.dumps(rec) + "\n")
     before = (tmp_path / "results.jsonl").read_bytes()

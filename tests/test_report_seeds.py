@@ -23,7 +23,7 @@ def record(backend, acc, curve=(2.3, 1.0, 0.5), **fields):
     return {"backend": backend, "config": dataclasses.asdict(cfg), "status": "ok", "error": None,
             "epochs": [{"epoch": 1, "train_loss": 0.3, "test_loss": 0.3, "test_accuracy": acc}],
             "loss_curve": list(curve), "loss_curve_every": 1, "steps": len(curve), "step_time_us": 1000.0,
-            "samples_per_s": 1e5, "compile_s": 0.1, "train_s": 1.0, "wall_s": 1.0, "device": "cpu",
+            "samples_per_s": 1e5, "warmup_s": 0.1, "train_s": 1.0, "wall_s": 1.0, "device": "cpu",
             "versions": {}, "dataset": {"name": "mnist"}}
 
 

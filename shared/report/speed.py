@@ -10,6 +10,7 @@ from statistics import median
 import numpy as np
 
 from shared.report.common import BACKENDS, Page, arch, arch_order, cfg_of, plt, save, table
+from shared.results import warmup_s
 
 
 NOISY = 1.5  # p90 / p10 of a run's windowed step times above this: the machine did not hold still
@@ -28,7 +29,7 @@ def section(page: Page) -> list[str]:
     md += _floor_note(floors)
     md += _floor_warning(speed, floors)
     md += _spread_table(page.records)
-    md += _compile_line(page.records)
+    md += _warmup_line(page.records)
     if len(speed) > 2:
         fig_step_time(page.pairs, page.out / "step_time.png")
         md += ["![step time](step_time.png)", ""]
@@ -160,13 +161,13 @@ def _spread_table(records: list[dict]) -> list[str]:
             table(head + ["p90/p10 (median)", "p90/p10 (worst)"], rows), ""]
 
 
-def _compile_line(records: list[dict]) -> list[str]:
-    comp: dict[str, list[float]] = defaultdict(list)
+def _warmup_line(records: list[dict]) -> list[str]:
+    warmups: dict[str, list[float]] = defaultdict(list)
     for r in records:
-        if r.get("compile_s") is not None:
-            comp[r["backend"]].append(r["compile_s"])
+        if warmup_s(r) is not None:
+            warmups[r["backend"]].append(warmup_s(r))
     return ["First step (compile / warm-up), median seconds: " +
-            ", ".join(f"{b} {median(v):.3f}" for b, v in comp.items()) + ".", ""]
+            ", ".join(f"{b} {median(v):.3f}" for b, v in warmups.items()) + ".", ""]
 
 
 def _by_backend_arch_batch(pairs) -> dict[tuple, list[float]]:
