@@ -133,6 +133,15 @@ def load_backends(names: list[str], device: str, engine: str = "loop") -> tuple[
     return mods, devices
 
 
+def device_name(mod, device: str) -> str:
+    """Where backend `mod` runs `device` (auto | cpu | gpu), spelled as its records spell it ("cpu",
+    "gpu:0 NAME"); the request itself where it cannot be resolved (a missing GPU: the error recorded)."""
+    try:
+        return mod.describe_device(mod.resolve_device(device))
+    except RuntimeError:
+        return device
+
+
 def device_mismatch(devices: dict[str, str]) -> str | None:
     """One backend on a GPU and the other on the CPU (say, a CPU-only jaxlib) makes timings incomparable."""
     on_cpu = sorted(b for b, d in devices.items() if d == "cpu")
@@ -243,7 +252,8 @@ def run_on_ray(ray, args, engine, backends, runs, todo, results, datasets, bar, 
         try:
             for unit, outcome in outcomes:
                 if isinstance(outcome, Exception):
-                    outcome = _task_failed(unit, outcome, datasets[unit.configs[0].dataset], args)
+                    outcome = _task_failed(unit, outcome, datasets[unit.configs[0].dataset], args,
+                                           executors.task_device(options))
                 for cfg, rec in zip(unit.configs, outcome):
                     append(results, rec)  # whole line, fsync'd: a kill after this keeps it
                     say(status_line(cfg, {unit.backend: rec}))
@@ -271,12 +281,12 @@ def _start_ray(ray, args) -> bool:
              f"{type(e).__name__}: {first}")
 
 
-def _task_failed(unit, e: Exception, data, args) -> list[dict]:
+def _task_failed(unit, e: Exception, data, args, device: str) -> list[dict]:
     """A task Ray gave up on (retries spent): error records naming the cause, and the grid goes on."""
     text = executors.failure_text(e, args.ray_retries)
     print(f"[compare] {unit.backend} task failed on {len(unit.configs)} run(s) ({describe(unit.configs[0])} ...): "
           f"{text}", file=sys.stderr)
-    return failed_records(unit.backend, list(unit.configs), data, text, 0.0, args.device, unit.engine)
+    return failed_records(unit.backend, list(unit.configs), data, text, 0.0, device, unit.engine)
 
 
 def failed_records(name: str, members: list[Config], data, text: str, wall_s: float, device: str,
@@ -393,8 +403,8 @@ def train_group(mod, name: str, members: list[Config], data, args) -> list[dict]
               file=sys.stderr)
         if os.environ.get("MLP_TWINS_DEBUG"):
             traceback.print_exc()
-        return failed_records(name, members, data, text, (time.perf_counter() - t0) / len(members), args.device,
-                              "sweep")
+        return failed_records(name, members, data, text, (time.perf_counter() - t0) / len(members),
+                              device_name(mod, args.device), "sweep")
 
 
 def _valid(record: dict) -> bool:
@@ -418,8 +428,8 @@ def train_one(mod, name: str, cfg: Config, data, args) -> dict:
         print(f"[compare] {name} failed on {describe(cfg)}: {text}", file=sys.stderr)
         if os.environ.get("MLP_TWINS_DEBUG"):
             traceback.print_exc()
-        return make_record(backend=name, cfg=cfg, data=data, status="error", error=text, epochs=[], loss_curve=[],
-                           timing={}, wall_s=time.perf_counter() - t0, device=args.device, versions={})
+        return failed_records(name, [cfg], data, text, time.perf_counter() - t0, device_name(mod, args.device),
+                              "loop")[0]
 
 
 def build_report(out: pathlib.Path) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -113,6 +114,37 @@ def test_device_mismatch_is_named():
     assert compare.device_mismatch({"jax": "cpu"}) is None
     warning = compare.device_mismatch({"torch": "cuda:0 NVIDIA H100", "jax": "cpu"})
     assert warning.startswith("torch runs on the GPU but jax on the CPU") and "--device gpu" in warning
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.parametrize("engine", ["loop", "sweep"])
+def test_error_records_name_the_resolved_device(backend, engine, monkeypatch, capsys):
+    """A run that fails is recorded where it would have run ("cpu", "gpu:0 NAME"), as its twin's records
+    are, not as the --device it was asked for ("auto")."""
+    import importlib
+    import types
+
+    import compare
+
+    pytest.importorskip("torch" if backend == "torch" else "flax")
+    mod = importlib.import_module((compare.SWEEPS if engine == "sweep" else compare.BACKENDS)[backend])
+
+    def broken(*args, **kwargs):
+        raise ValueError("broken on purpose")
+
+    monkeypatch.setattr(mod, "train_group" if engine == "sweep" else "train", broken)
+    args = types.SimpleNamespace(device="auto", log_steps=False)
+    cfg = Config(epochs=1)
+    if engine == "sweep":
+        recs = compare.train_group(mod, backend, [cfg, dataclasses.replace(cfg, learning_rate=1e-2)], None, args)
+    else:
+        recs = [compare.train_one(mod, backend, cfg, None, args)]
+    assert "broken on purpose" in capsys.readouterr().err
+    resolved = mod.describe_device(mod.resolve_device("auto"))
+    assert resolved != "auto"
+    for rec in recs:
+        assert rec["status"] == "error" and rec["error"] == "ValueError: broken on purpose"
+        assert rec["device"] == resolved and rec["engine"] == engine
 
 
 # ------------------------------------------------------------------ training

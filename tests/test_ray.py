@@ -97,6 +97,11 @@ def test_units_are_groups_per_backend_minus_finished_runs():
     assert len(executors.plan_units(runs, todo, "loop", ["torch", "jax"])) == N_RUNS - 1
 
 
+def test_a_dead_task_is_recorded_on_the_device_kind_it_was_given():
+    assert executors.task_device({"num_cpus": 1, "max_retries": 3}) == "cpu"
+    assert executors.task_device({"num_cpus": 1, "max_retries": 3, "num_gpus": 0.25}) == "gpu"
+
+
 # ------------------------------------------------------------------ on a local Ray instance
 
 
@@ -184,6 +189,7 @@ def test_killed_worker_without_retries_is_recorded_and_the_grid_goes_on(ray, sma
     for r in errors:
         assert r["error"].startswith("WorkerCrashedError on Ray (max_retries=0)"), r["error"]
         assert r["engine"] == "sweep" and r["group"]["members"] == 2
+        assert r["device"] == "cpu"  # where the task ran (this instance has no GPU), not --device auto
     assert "task failed on 2 run(s)" in capsys.readouterr().err
 
 
