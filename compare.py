@@ -102,12 +102,6 @@ def check_ray_args(args) -> None:
         fail(f"--ray-retries {args.ray_retries}: must be 0 or more")
 
 
-def describe(cfg: Config) -> str:
-    return (f"{cfg.dataset} {'-'.join(map(str, cfg.layer_sizes))} {cfg.activation} {cfg.output} "
-            f"batch={cfg.batch_size} lr={cfg.learning_rate:g} epochs={cfg.epochs} seed={cfg.seed} "
-            f"init={cfg.init}{' tf32' if cfg.tf32 else ''}{' float64' if cfg.dtype == 'float64' else ''}")
-
-
 def choose_engine(engine: str | None, runs: list[Config]) -> str:
     """--engine, or its default: sweep when two or more runs share a group, else loop."""
     if engine:
@@ -160,7 +154,7 @@ def status_line(cfg: Config, recs: dict[str, dict]) -> str:
             parts.append(f"{name} {acc:.2f}% {r['step_time_us']:.0f}us/step")
         else:
             parts.append(f"{name} {r['status'].upper()}")
-    return f"{describe(cfg)} | " + " | ".join(parts)
+    return f"{cfg.describe()} | " + " | ".join(parts)
 
 
 def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
@@ -208,7 +202,7 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
             recs = {}
             for _, name in mine:
                 if bar:
-                    bar.set_description(f"{name} {cfg.hidden_layers}x{cfg.hidden_size} b{cfg.batch_size} lr{cfg.learning_rate:g}")
+                    bar.set_description(f"{name} {cfg.describe(brief=True)}")
                 load = load_now()
                 recs[name] = train_one(mods[name], name, cfg, data, args)
                 recs[name].update(load_at_start=load, gemm_floor_us=floors.get(shape_key(cfg)))
@@ -284,7 +278,7 @@ def _start_ray(ray, args) -> bool:
 def _task_failed(unit, e: Exception, data, args, device: str) -> list[dict]:
     """A task Ray gave up on (retries spent): error records naming the cause, and the grid goes on."""
     text = executors.failure_text(e, args.ray_retries)
-    print(f"[compare] {unit.backend} task failed on {len(unit.configs)} run(s) ({describe(unit.configs[0])} ...): "
+    print(f"[compare] {unit.backend} task failed on {len(unit.configs)} run(s) ({unit.configs[0].describe()} ...): "
           f"{text}", file=sys.stderr)
     return failed_records(unit.backend, list(unit.configs), data, text, 0.0, device, unit.engine)
 
@@ -313,7 +307,7 @@ def run_groups(args, runs, todo, mods, results, datasets, bar, say, floors) -> N
                 continue
             if bar:
                 c = members[0]
-                bar.set_description(f"{name} {c.hidden_layers}x{c.hidden_size} b{c.batch_size} group of {len(members)}")
+                bar.set_description(f"{name} {shape_key(c)} group of {len(members)}")
             load = load_now()
             for cfg, rec in zip(members, train_group(mods[name], name, members, data, args)):
                 rec.update(load_at_start=load, gemm_floor_us=floors.get(shape_key(cfg)))
@@ -399,7 +393,7 @@ def train_group(mod, name: str, members: list[Config], data, args) -> list[dict]
         raise
     except Exception as e:  # recorded, not fatal: one broken group must not sink a 432-run grid
         text = f"{type(e).__name__}: {e}"
-        print(f"[compare] {name} sweep failed on a group of {len(members)} ({describe(members[0])} ...): {text}",
+        print(f"[compare] {name} sweep failed on a group of {len(members)} ({members[0].describe()} ...): {text}",
               file=sys.stderr)
         if os.environ.get("MLP_TWINS_DEBUG"):
             traceback.print_exc()
@@ -425,7 +419,7 @@ def train_one(mod, name: str, cfg: Config, data, args) -> dict:
         raise
     except Exception as e:  # recorded, not fatal: one broken config must not sink a 432-run grid
         text = f"{type(e).__name__}: {e}"
-        print(f"[compare] {name} failed on {describe(cfg)}: {text}", file=sys.stderr)
+        print(f"[compare] {name} failed on {cfg.describe()}: {text}", file=sys.stderr)
         if os.environ.get("MLP_TWINS_DEBUG"):
             traceback.print_exc()
         return failed_records(name, [cfg], data, text, time.perf_counter() - t0, device_name(mod, args.device),
@@ -467,7 +461,7 @@ def main(argv=None) -> int:
     runs = sweep.runs()
     if args.list:
         for i, cfg in enumerate(runs, 1):
-            print(f"{i:4d}  {describe(cfg)}")
+            print(f"{i:4d}  {cfg.describe()}")
         print(f"{len(runs)} runs")
         return 0
     out = pathlib.Path(args.out or f"runs/{sweep.name}")

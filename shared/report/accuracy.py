@@ -9,8 +9,7 @@ from statistics import median
 
 import numpy as np
 
-from shared.report.common import (BACKENDS, Page, acc_at, arch, cfg_of, final_acc, ok, pct, plt, save, short,
-                                  table)
+from shared.report.common import BACKENDS, Page, acc_at, arch, cfg_of, final_acc, ok, pct, plt, save, table
 
 
 def section(page: Page) -> list[str]:
@@ -65,7 +64,8 @@ def _best(page: Page) -> list[str]:
         if top:
             md += [f"Best configurations, {b}:", "",
                    table(["rank", "config", "epochs", "test acc %"],
-                         [[i + 1, short(cfg_of(r)), len(r["epochs"]), pct(final_acc(r))] for i, r in enumerate(top)]), ""]
+                         [[i + 1, cfg_of(r).describe(brief=True), len(r["epochs"]), pct(final_acc(r))]
+                          for i, r in enumerate(top)]), ""]
     return md
 
 

@@ -88,10 +88,6 @@ def arch_order(a: str) -> tuple[int, ...]:
     return tuple(map(int, a.split("x")))
 
 
-def short(cfg: Config) -> str:
-    return f"{arch(cfg)} {cfg.activation} {cfg.output} b{cfg.batch_size} lr{cfg.learning_rate:g}"
-
-
 def table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
