@@ -38,7 +38,7 @@ from shared.config import Config
 from shared.data import DataError, load_dataset
 from shared.groups import group_runs
 from shared.machine import configure_threads, load_now, probe_floors, shape_key
-from shared.results import ResultsCorrupt, ResultsFile, ResultsLocked, make_record, scan_results
+from shared.results import ResultsCorrupt, ResultsFile, ResultsLocked, config_of, make_record, scan_results
 
 BACKENDS = {"torch": "impls.torch_mlp.train", "jax": "impls.flax_mlp.train"}
 SWEEPS = {"torch": "impls.torch_mlp.sweep", "jax": "impls.flax_mlp.sweep"}
@@ -173,7 +173,7 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
     results = open_results(out)
     if args.executor != "ray":  # Ray's own checks come first (run_on_ray)
         announce(datasets)
-    done = {(r["backend"], Config(**r["config"]).key()) for r in results.records if _valid(r)}
+    done = {(r["backend"], config_of(r).key()) for r in results.records if _valid(r)}
     todo = [(cfg, b) for cfg in runs for b in backends if (b, cfg.key()) not in done]
     skipped = len(runs) * len(backends) - len(todo)
     if skipped:
@@ -403,7 +403,7 @@ def train_group(mod, name: str, members: list[Config], data, args) -> list[dict]
 
 def _valid(record: dict) -> bool:
     try:
-        Config(**record["config"])
+        config_of(record)
         return True
     except Exception:
         return False

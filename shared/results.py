@@ -65,6 +65,11 @@ def make_record(*, backend: str, cfg: Config, data: Dataset | None, status: str,
     }
 
 
+def config_of(record: dict) -> Config:
+    """The Config a record ran (ConfigError where its "config" is not a valid one)."""
+    return Config(**record["config"])
+
+
 def warmup_s(record: dict) -> float | None:
     """A record's compile and warm-up time. Records written before the field's rename (the committed
     docs/results/*) call it `compile_s`."""

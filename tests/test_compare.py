@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from shared.config import FIELD_NAMES, Config
-from shared.results import ResultsFile, ResultsLocked, read_results
+from shared.results import ResultsFile, ResultsLocked, config_of, read_results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 KEYS = {"backend", "config", "status", "error", "epochs", "loss_curve", "loss_curve_every", "steps",
@@ -169,7 +169,7 @@ def test_smoke_end_to_end_schema(smoke_out):
         assert KEYS <= set(rec), KEYS - set(rec)
         assert set(rec["config"]) == set(FIELD_NAMES)
         assert rec["status"] == "ok", rec.get("error")
-        cfg = Config(**rec["config"])
+        cfg = config_of(rec)
         assert [e["epoch"] for e in rec["epochs"]] == list(range(1, cfg.epochs + 1))
         assert rec["steps"] == cfg.epochs * cfg.steps_per_epoch
         assert len(rec["loss_curve"]) == -(-rec["steps"] // rec["loss_curve_every"]) <= 1000

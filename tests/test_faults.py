@@ -21,6 +21,7 @@ import time
 import pytest
 
 from shared.config import Config
+from shared.results import config_of
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ENGINES = ("loop", "sweep")  # compare.py --engine
@@ -45,7 +46,7 @@ def compare(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 def run_keys(path: pathlib.Path) -> list[tuple[str, str]]:
     """(backend, config key) of every line; json.loads fails the test on a line that is not whole."""
-    return [(r["backend"], Config(**r["config"]).key()) for r in map(json.loads, path.read_text().splitlines())]
+    return [(r["backend"], config_of(r).key()) for r in map(json.loads, path.read_text().splitlines())]
 
 
 def wait_for_lines(path: pathlib.Path, n: int, proc: subprocess.Popen, timeout: float = 240) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pathlib
 
-from shared.results import read_results, warmup_s
+import pytest
+
+from shared.config import Config, ConfigError
+from shared.results import config_of, read_results, warmup_s
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COMMITTED = sorted((ROOT / "docs" / "results").glob("*/results.jsonl"))
@@ -35,3 +38,11 @@ def test_report_reads_the_old_name(tmp_path):
     committed = (ROOT / "docs" / "results" / "cpu-baseline" / "report.md").read_text()
     line = next(ln for ln in md.splitlines() if ln.startswith("First step (compile / warm-up)"))
     assert line in committed  # the same medians as when the report was written
+
+
+def test_config_of_reads_committed_records_that_predate_a_field():
+    records, _ = read_results(ROOT / "docs" / "results" / "cpu-baseline" / "results.jsonl")
+    assert "dtype" not in records[0]["config"]  # written before Config.dtype existed: the default applies
+    assert config_of(records[0]) == Config()
+    with pytest.raises(ConfigError):
+        config_of({"config": {**Config().to_dict(), "activation": "tanh"}})

@@ -9,8 +9,9 @@ import pathlib
 import numpy as np
 
 from shared.config import Config
-from shared.report.common import (BACKENDS, COLORS, Page, cfg_of, curve, first_cfg, ok, pct, plt, save,
+from shared.report.common import (BACKENDS, COLORS, Page, curve, first_cfg, ok, pct, plt, save,
                                   smooth, table, arch)
+from shared.results import config_of
 
 DRIFT_TEXT = (
     "With the shared initial weights and the shared batch order the two curves start on top of each "
@@ -143,7 +144,7 @@ def fig_loss_grid(pairs: dict[str, dict[str, dict]], path: pathlib.Path) -> list
         ax.set_xlabel("epoch", fontsize=8)
     for ax in axes[:, 0]:
         ax.set_ylabel("train loss", fontsize=8)
-    c0 = cfg_of(next(iter(panels[0].values())))
+    c0 = config_of(next(iter(panels[0].values())))
     fig.suptitle(f"Training loss, torch (solid) vs JAX (dashed): {arch(c0)} {c0.activation} {c0.output}")
     save(fig, path, dpi=100)
     return titles
