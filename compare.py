@@ -33,9 +33,8 @@ import time
 import traceback
 
 import executors
-from shared.cli import ArgumentParser, add_run_args, fail, sweep_from_args
+from shared.cli import ArgumentParser, add_run_args, dataset, fail, sweep_from_args
 from shared.config import Config
-from shared.data import DataError, load_dataset
 from shared.groups import group_runs
 from shared.machine import configure_threads, load_now, probe_floors, shape_key
 from shared.results import ResultsCorrupt, ResultsFile, ResultsLocked, config_of, make_record, scan_results
@@ -299,7 +298,7 @@ def run_groups(args, runs, todo, mods, results, datasets, bar, say, floors) -> N
         mine = [(c, b) for c, b in todo if any(c is g for g in group)]
         if not mine:
             continue
-        data = _dataset(group[0].dataset, args, datasets)
+        data = datasets[group[0].dataset]
         recs: dict = {}
         for name in mods:
             members = [c for c, b in mine if b == name]
@@ -358,11 +357,9 @@ def check_out(out: pathlib.Path) -> None:
 
 
 def load_datasets(runs: list[Config], data_dir) -> dict:
-    """Every dataset the runs need, loaded and checked now, before any result is written."""
-    try:
-        return {name: load_dataset(name, data_dir, verbose=False) for name in sorted({c.dataset for c in runs})}
-    except DataError as e:
-        fail(str(e))
+    """Every dataset the runs need, loaded and checked now, before any result is written (or exit 2).
+    Where they came from is said later (announce), once every other check has passed."""
+    return {name: dataset(name, data_dir, verbose=False) for name in sorted({c.dataset for c in runs})}
 
 
 def open_results(out: pathlib.Path) -> ResultsFile:
@@ -372,15 +369,6 @@ def open_results(out: pathlib.Path) -> ResultsFile:
         fail(str(e))
     except OSError as e:
         fail(f"--out {out}: cannot write there ({e.strerror or e}); allowed: a folder you can write to")
-
-
-def _dataset(name: str, args, datasets: dict):
-    if name not in datasets:
-        try:
-            datasets[name] = load_dataset(name, args.data_dir)
-        except DataError as e:
-            fail(str(e))
-    return datasets[name]
 
 
 def train_group(mod, name: str, members: list[Config], data, args) -> list[dict]:

@@ -116,6 +116,15 @@ def test_device_mismatch_is_named():
     assert warning.startswith("torch runs on the GPU but jax on the CPU") and "--device gpu" in warning
 
 
+def test_datasets_are_loaded_once_per_process(mnist_dir, capsys):
+    import compare
+    from shared import cli
+
+    loaded = compare.load_datasets([Config(), Config(hidden_size=64)], str(mnist_dir))
+    assert list(loaded) == ["mnist"] and loaded["mnist"] is cli.dataset("mnist", str(mnist_dir))
+    assert "[data]" not in capsys.readouterr().err  # said later, once every check has passed (announce)
+
+
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 @pytest.mark.parametrize("engine", ["loop", "sweep"])
 def test_error_records_name_the_resolved_device(backend, engine, monkeypatch, capsys):
