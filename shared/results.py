@@ -202,12 +202,6 @@ class ResultsFile:
         self.close()
 
 
-def read_results(path: str | os.PathLike) -> tuple[list[dict], int]:
-    """All complete records of a results file, and how many lines were unreadable."""
-    records, bad_lines = scan_results(path)
-    return records, len(bad_lines)
-
-
 def scan_results(path: str | os.PathLike) -> tuple[list[dict], list[int]]:
     """All complete records of a results file, and the numbers (from 1) of its unreadable lines."""
     path = pathlib.Path(path)

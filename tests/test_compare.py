@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from shared.config import FIELD_NAMES, Config
-from shared.results import ResultsFile, ResultsLocked, config_of, read_results
+from shared.results import ResultsFile, ResultsLocked, config_of, scan_results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 KEYS = {"backend", "config", "status", "error", "epochs", "loss_curve", "loss_curve_every", "steps",
@@ -102,8 +102,8 @@ def test_torn_last_line_is_dropped_and_appends_stay_whole(tmp_path):
     with ResultsFile(path) as rf:
         assert len(rf.records) == 1
         rf.append({**rec, "backend": "jax"})
-    records, bad = read_results(path)
-    assert [r["backend"] for r in records] == ["torch", "jax"] and bad == 0
+    records, bad = scan_results(path)
+    assert [r["backend"] for r in records] == ["torch", "jax"] and bad == []
 
 
 def test_device_mismatch_is_named():

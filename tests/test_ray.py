@@ -21,7 +21,7 @@ import pytest
 
 import compare
 import executors
-from shared.results import ResultsFile, config_of, read_results
+from shared.results import ResultsFile, config_of, scan_results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # One group of two members (one diverges at once: statuses must match too), 10 steps each, both
@@ -51,8 +51,8 @@ def run_compare(*args: str, report: bool = False) -> int:
 
 
 def keyed(path: pathlib.Path) -> dict:
-    records, bad = read_results(path)
-    assert bad == 0
+    records, bad = scan_results(path)
+    assert bad == []
     keys = [(r["backend"], config_of(r).key()) for r in records]
     assert len(keys) == len(set(keys)), "a run was recorded twice"
     return dict(zip(keys, records))

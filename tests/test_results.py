@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 from shared.config import Config, ConfigError
-from shared.results import config_of, read_results, warmup_s
+from shared.results import config_of, scan_results, warmup_s
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COMMITTED = sorted((ROOT / "docs" / "results").glob("*/results.jsonl"))
@@ -23,7 +23,7 @@ def test_warmup_s_reads_the_field_under_its_old_name_too():
 def test_committed_results_keep_their_warmup_time():
     assert COMMITTED
     for path in COMMITTED:
-        records, bad = read_results(path)
+        records, bad = scan_results(path)
         assert records and not bad, path
         assert any(warmup_s(r) is not None for r in records if r["status"] == "ok"), path
 
@@ -32,7 +32,7 @@ def test_report_reads_the_old_name(tmp_path):
     from shared.report import speed
     from shared.report.common import Page
 
-    records, _ = read_results(ROOT / "docs" / "results" / "cpu-baseline" / "results.jsonl")
+    records, _ = scan_results(ROOT / "docs" / "results" / "cpu-baseline" / "results.jsonl")
     assert all("compile_s" in r and "warmup_s" not in r for r in records)
     md = "\n".join(speed.section(Page(records, tmp_path)))
     committed = (ROOT / "docs" / "results" / "cpu-baseline" / "report.md").read_text()
@@ -41,7 +41,7 @@ def test_report_reads_the_old_name(tmp_path):
 
 
 def test_config_of_reads_committed_records_that_predate_a_field():
-    records, _ = read_results(ROOT / "docs" / "results" / "cpu-baseline" / "results.jsonl")
+    records, _ = scan_results(ROOT / "docs" / "results" / "cpu-baseline" / "results.jsonl")
     assert "dtype" not in records[0]["config"]  # written before Config.dtype existed: the default applies
     assert config_of(records[0]) == Config()
     with pytest.raises(ConfigError):
