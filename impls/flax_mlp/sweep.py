@@ -36,8 +36,8 @@ import numpy as np
 import optax
 
 from impls.flax_mlp.model import LEAKY_SLOPE, build_model, get_weights
-from impls.flax_mlp.train import (LOG_EVERY, _versions, describe_device, device_data, device_sync, dtype_scope,
-                                  matmul_precision, resolve_device)
+from impls.flax_mlp.train import (LOG_EVERY, describe_device, device_data, device_sync, dtype_scope,
+                                  matmul_precision, resolve_device, versions)
 from shared.batches import epoch_index_matrix
 from shared.config import Config
 from shared.data import Dataset
@@ -227,7 +227,7 @@ def _train_part(cfgs: list[Config], data: Dataset, dev: jax.Device, log: Callabl
                 break
 
     return _records(cfgs, data, status, epochs, curves, clock, time.perf_counter() - start, describe_device(dev),
-                    _versions())
+                    versions())
 
 
 def _adam() -> optax.GradientTransformation:

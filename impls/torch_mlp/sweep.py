@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from impls.torch_mlp.model import LEAKY_SLOPE, build_model, get_weights
-from impls.torch_mlp.train import (LOG_EVERY, _versions, describe_device, device_data, device_sync, dtype_scope,
-                                  matmul_precision, resolve_device)
+from impls.torch_mlp.train import (LOG_EVERY, describe_device, device_data, device_sync, dtype_scope,
+                                  matmul_precision, resolve_device, versions)
 from shared.batches import epoch_index_matrix
 from shared.config import Config
 from shared.data import Dataset
@@ -234,7 +234,7 @@ def _train_part(cfgs: list[Config], data: Dataset, dev: torch.device, log: Calla
                 break
 
     return _records(cfgs, data, status, epochs, curves, clock, time.perf_counter() - start, describe_device(dev),
-                    _versions())
+                    versions())
 
 
 def _along_members(vec: torch.Tensor, index: int, p: torch.Tensor) -> torch.Tensor:
