@@ -33,12 +33,11 @@ import time
 import traceback
 
 import executors
-from shared.cli import ArgumentParser, add_run_args, fail, sweep_from_args
+from shared.cli import ArgumentParser, add_run_args, dataset, fail, sweep_from_args
 from shared.config import Config
-from shared.data import DataError, load_dataset
 from shared.groups import group_runs
 from shared.machine import configure_threads, load_now, probe_floors, shape_key
-from shared.results import ResultsCorrupt, ResultsFile, ResultsLocked, make_record, scan_results
+from shared.results import ResultsCorrupt, ResultsFile, ResultsLocked, config_of, make_record, scan_results
 
 BACKENDS = {"torch": "impls.torch_mlp.train", "jax": "impls.flax_mlp.train"}
 SWEEPS = {"torch": "impls.torch_mlp.sweep", "jax": "impls.flax_mlp.sweep"}
@@ -102,12 +101,6 @@ def check_ray_args(args) -> None:
         fail(f"--ray-retries {args.ray_retries}: must be 0 or more")
 
 
-def describe(cfg: Config) -> str:
-    return (f"{cfg.dataset} {'-'.join(map(str, cfg.layer_sizes))} {cfg.activation} {cfg.output} "
-            f"batch={cfg.batch_size} lr={cfg.learning_rate:g} epochs={cfg.epochs} seed={cfg.seed} "
-            f"init={cfg.init}{' tf32' if cfg.tf32 else ''}{' float64' if cfg.dtype == 'float64' else ''}")
-
-
 def choose_engine(engine: str | None, runs: list[Config]) -> str:
     """--engine, or its default: sweep when two or more runs share a group, else loop."""
     if engine:
@@ -133,6 +126,15 @@ def load_backends(names: list[str], device: str, engine: str = "loop") -> tuple[
     return mods, devices
 
 
+def device_name(mod, device: str) -> str:
+    """Where backend `mod` runs `device` (auto | cpu | gpu), spelled as its records spell it ("cpu",
+    "gpu:0 NAME"); the request itself where it cannot be resolved (a missing GPU: the error recorded)."""
+    try:
+        return mod.describe_device(mod.resolve_device(device))
+    except RuntimeError:
+        return device
+
+
 def device_mismatch(devices: dict[str, str]) -> str | None:
     """One backend on a GPU and the other on the CPU (say, a CPU-only jaxlib) makes timings incomparable."""
     on_cpu = sorted(b for b, d in devices.items() if d == "cpu")
@@ -151,7 +153,7 @@ def status_line(cfg: Config, recs: dict[str, dict]) -> str:
             parts.append(f"{name} {acc:.2f}% {r['step_time_us']:.0f}us/step")
         else:
             parts.append(f"{name} {r['status'].upper()}")
-    return f"{describe(cfg)} | " + " | ".join(parts)
+    return f"{cfg.describe()} | " + " | ".join(parts)
 
 
 def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
@@ -170,7 +172,7 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
     results = open_results(out)
     if args.executor != "ray":  # Ray's own checks come first (run_on_ray)
         announce(datasets)
-    done = {(r["backend"], Config(**r["config"]).key()) for r in results.records if _valid(r)}
+    done = {(r["backend"], config_of(r).key()) for r in results.records if _valid(r)}
     todo = [(cfg, b) for cfg in runs for b in backends if (b, cfg.key()) not in done]
     skipped = len(runs) * len(backends) - len(todo)
     if skipped:
@@ -199,7 +201,7 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
             recs = {}
             for _, name in mine:
                 if bar:
-                    bar.set_description(f"{name} {cfg.hidden_layers}x{cfg.hidden_size} b{cfg.batch_size} lr{cfg.learning_rate:g}")
+                    bar.set_description(f"{name} {cfg.describe(brief=True)}")
                 load = load_now()
                 recs[name] = train_one(mods[name], name, cfg, data, args)
                 recs[name].update(load_at_start=load, gemm_floor_us=floors.get(shape_key(cfg)))
@@ -243,7 +245,8 @@ def run_on_ray(ray, args, engine, backends, runs, todo, results, datasets, bar, 
         try:
             for unit, outcome in outcomes:
                 if isinstance(outcome, Exception):
-                    outcome = _task_failed(unit, outcome, datasets[unit.configs[0].dataset], args)
+                    outcome = _task_failed(unit, outcome, datasets[unit.configs[0].dataset], args,
+                                           executors.task_device(options))
                 for cfg, rec in zip(unit.configs, outcome):
                     append(results, rec)  # whole line, fsync'd: a kill after this keeps it
                     say(status_line(cfg, {unit.backend: rec}))
@@ -271,12 +274,12 @@ def _start_ray(ray, args) -> bool:
              f"{type(e).__name__}: {first}")
 
 
-def _task_failed(unit, e: Exception, data, args) -> list[dict]:
+def _task_failed(unit, e: Exception, data, args, device: str) -> list[dict]:
     """A task Ray gave up on (retries spent): error records naming the cause, and the grid goes on."""
     text = executors.failure_text(e, args.ray_retries)
-    print(f"[compare] {unit.backend} task failed on {len(unit.configs)} run(s) ({describe(unit.configs[0])} ...): "
+    print(f"[compare] {unit.backend} task failed on {len(unit.configs)} run(s) ({unit.configs[0].describe()} ...): "
           f"{text}", file=sys.stderr)
-    return failed_records(unit.backend, list(unit.configs), data, text, 0.0, args.device, unit.engine)
+    return failed_records(unit.backend, list(unit.configs), data, text, 0.0, device, unit.engine)
 
 
 def failed_records(name: str, members: list[Config], data, text: str, wall_s: float, device: str,
@@ -295,7 +298,7 @@ def run_groups(args, runs, todo, mods, results, datasets, bar, say, floors) -> N
         mine = [(c, b) for c, b in todo if any(c is g for g in group)]
         if not mine:
             continue
-        data = _dataset(group[0].dataset, args, datasets)
+        data = datasets[group[0].dataset]
         recs: dict = {}
         for name in mods:
             members = [c for c, b in mine if b == name]
@@ -303,7 +306,7 @@ def run_groups(args, runs, todo, mods, results, datasets, bar, say, floors) -> N
                 continue
             if bar:
                 c = members[0]
-                bar.set_description(f"{name} {c.hidden_layers}x{c.hidden_size} b{c.batch_size} group of {len(members)}")
+                bar.set_description(f"{name} {shape_key(c)} group of {len(members)}")
             load = load_now()
             for cfg, rec in zip(members, train_group(mods[name], name, members, data, args)):
                 rec.update(load_at_start=load, gemm_floor_us=floors.get(shape_key(cfg)))
@@ -354,11 +357,9 @@ def check_out(out: pathlib.Path) -> None:
 
 
 def load_datasets(runs: list[Config], data_dir) -> dict:
-    """Every dataset the runs need, loaded and checked now, before any result is written."""
-    try:
-        return {name: load_dataset(name, data_dir, verbose=False) for name in sorted({c.dataset for c in runs})}
-    except DataError as e:
-        fail(str(e))
+    """Every dataset the runs need, loaded and checked now, before any result is written (or exit 2).
+    Where they came from is said later (announce), once every other check has passed."""
+    return {name: dataset(name, data_dir, verbose=False) for name in sorted({c.dataset for c in runs})}
 
 
 def open_results(out: pathlib.Path) -> ResultsFile:
@@ -368,15 +369,6 @@ def open_results(out: pathlib.Path) -> ResultsFile:
         fail(str(e))
     except OSError as e:
         fail(f"--out {out}: cannot write there ({e.strerror or e}); allowed: a folder you can write to")
-
-
-def _dataset(name: str, args, datasets: dict):
-    if name not in datasets:
-        try:
-            datasets[name] = load_dataset(name, args.data_dir)
-        except DataError as e:
-            fail(str(e))
-    return datasets[name]
 
 
 def train_group(mod, name: str, members: list[Config], data, args) -> list[dict]:
@@ -389,17 +381,17 @@ def train_group(mod, name: str, members: list[Config], data, args) -> list[dict]
         raise
     except Exception as e:  # recorded, not fatal: one broken group must not sink a 432-run grid
         text = f"{type(e).__name__}: {e}"
-        print(f"[compare] {name} sweep failed on a group of {len(members)} ({describe(members[0])} ...): {text}",
+        print(f"[compare] {name} sweep failed on a group of {len(members)} ({members[0].describe()} ...): {text}",
               file=sys.stderr)
         if os.environ.get("MLP_TWINS_DEBUG"):
             traceback.print_exc()
-        return failed_records(name, members, data, text, (time.perf_counter() - t0) / len(members), args.device,
-                              "sweep")
+        return failed_records(name, members, data, text, (time.perf_counter() - t0) / len(members),
+                              device_name(mod, args.device), "sweep")
 
 
 def _valid(record: dict) -> bool:
     try:
-        Config(**record["config"])
+        config_of(record)
         return True
     except Exception:
         return False
@@ -415,11 +407,11 @@ def train_one(mod, name: str, cfg: Config, data, args) -> dict:
         raise
     except Exception as e:  # recorded, not fatal: one broken config must not sink a 432-run grid
         text = f"{type(e).__name__}: {e}"
-        print(f"[compare] {name} failed on {describe(cfg)}: {text}", file=sys.stderr)
+        print(f"[compare] {name} failed on {cfg.describe()}: {text}", file=sys.stderr)
         if os.environ.get("MLP_TWINS_DEBUG"):
             traceback.print_exc()
-        return make_record(backend=name, cfg=cfg, data=data, status="error", error=text, epochs=[], loss_curve=[],
-                           timing={}, wall_s=time.perf_counter() - t0, device=args.device, versions={})
+        return failed_records(name, [cfg], data, text, time.perf_counter() - t0, device_name(mod, args.device),
+                              "loop")[0]
 
 
 def build_report(out: pathlib.Path) -> int:
@@ -457,7 +449,7 @@ def main(argv=None) -> int:
     runs = sweep.runs()
     if args.list:
         for i, cfg in enumerate(runs, 1):
-            print(f"{i:4d}  {describe(cfg)}")
+            print(f"{i:4d}  {cfg.describe()}")
         print(f"{len(runs)} runs")
         return 0
     out = pathlib.Path(args.out or f"runs/{sweep.name}")

@@ -110,6 +110,12 @@ def task_options(ray, *, gpus_per_task: float | None, cpus_per_task: float, retr
     return options
 
 
+def task_device(options: dict) -> str:
+    """Where a task with `options` (task_options) runs, as far as the driver can tell: "cpu", or "gpu"
+    (which GPU, and its name, only the worker knows; the records of a task that died say "gpu")."""
+    return "gpu" if options.get("num_gpus") else "cpu"
+
+
 def run(ray, units: list[Unit], datasets: dict, *, device: str, log_steps: bool,
         options: dict) -> Iterator[tuple[Unit, list[dict] | Exception]]:
     """Submit every unit; yield (unit, its records) or (unit, the exception that ended it) as each

@@ -110,28 +110,28 @@ def jax_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
     from impls.flax_mlp import sweep
 
     cfg, dev = cfgs[0], sweep.resolve_device(device)
-    with jax.default_device(dev):
-        images, labels, _, _ = sweep.device_data(cfg, data, dev)  # (60000, 784), (60000,)
-        state = {"params": sweep.init_params(cfg, len(cfgs), dev)}
-        state["opt"] = sweep.init_adam(state["params"])
-        members = sweep.member_constants(cfgs, dev)
-        alive = jax.device_put(np.ones(len(cfgs), dtype=bool), dev)
-        order = jax.device_put(epoch_index_matrix(cfg.seed, 0, len(data.train_labels), cfg.batch_size)[:steps].astype(np.int32), dev)
-        epoch = sweep.compile_epoch(state["params"], state["opt"], alive, members, images, labels, order)
+    # Every array is put on `dev` explicitly, as train_group does; jitted code runs where its inputs are.
+    images, labels, _, _ = sweep.device_data(cfg, data, dev)  # (60000, 784), (60000,)
+    state = {"params": sweep.init_params(cfg, len(cfgs), dev)}
+    state["opt"] = sweep.init_adam(state["params"])
+    members = sweep.member_constants(cfgs, dev)
+    alive = jax.device_put(np.ones(len(cfgs), dtype=bool), dev)
+    order = jax.device_put(epoch_index_matrix(cfg.seed, 0, len(data.train_labels), cfg.batch_size)[:steps].astype(np.int32), dev)
+    epoch = sweep.compile_epoch(state["params"], state["opt"], alive, members, images, labels, order)
 
-        def run():
-            state["params"], state["opt"], _, losses = epoch(state["params"], state["opt"], alive, members, images, labels, order)
-            return losses
+    def run():
+        state["params"], state["opt"], _, losses = epoch(state["params"], state["opt"], alive, members, images, labels, order)
+        return losses
 
-        x = images[order[0]]  # (B, 784)
-        ws = [jnp.array(w, copy=True) for w, _ in state["params"]]  # copies: run() donates the weights
-        acts = [jnp.ones((len(cfgs), cfg.batch_size, w.shape[1]), x.dtype) for w in ws[1:]]  # (M, B, in)
-        gemm_step = jax.jit(_jax_gemm_step)
+    x = images[order[0]]  # (B, 784)
+    ws = [jnp.array(w, copy=True) for w, _ in state["params"]]  # copies on `dev`: run() donates the weights
+    acts = [jax.device_put(np.ones((len(cfgs), cfg.batch_size, w.shape[1]), x.dtype), dev) for w in ws[1:]]  # (M, B, in)
+    gemm_step = jax.jit(_jax_gemm_step)
 
-        def gemm():  # the forward and backward matmuls of `steps` sweep steps, same shapes, nothing else
-            for _ in range(steps):
-                out = gemm_step(x, ws, acts)
-            return out
+    def gemm():  # the forward and backward matmuls of `steps` sweep steps, same shapes, nothing else
+        for _ in range(steps):
+            out = gemm_step(x, ws, acts)
+        return out
 
     def peak():
         stats = dev.memory_stats() if dev.platform == "gpu" else None

@@ -12,8 +12,6 @@ over the same number of images. The images left out change from epoch to epoch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 
 
@@ -27,19 +25,11 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
     return rng.permutation(n)
 
 
-def epoch_batches(seed: int, epoch: int, n: int, batch_size: int) -> Iterator[np.ndarray]:
-    """Yield the index arrays, each (batch_size,), of one epoch; the partial tail is dropped."""
-    _check_batch_size(batch_size, n)
-    order = epoch_permutation(seed, epoch, n)
-    for start in range(0, n - batch_size + 1, batch_size):
-        yield order[start : start + batch_size]
-
-
 def epoch_index_matrix(seed: int, epoch: int, n: int, batch_size: int) -> np.ndarray:
     """All of one epoch's batches at once: (n // batch_size, batch_size) int64.
 
-    The same indices as `epoch_batches`, for loops that move a whole epoch to the
-    device in one transfer (or scan over it).
+    Row i is batch i: the i-th `batch_size` indices of `epoch_permutation`; the partial
+    tail is dropped. Loops move a whole epoch to the device in one transfer (or scan over it).
     """
     _check_batch_size(batch_size, n)
     steps = n // batch_size

@@ -67,13 +67,14 @@ def backend_args(prog: str, framework: str, argv: list[str] | None = None) -> tu
 _datasets: dict = {}  # (name, data_dir) -> Dataset: each dataset is loaded once per process
 
 
-def dataset(name: str, data_dir: str | None):
-    """The dataset `name`, loaded (and checked) once per process, or exit 2 with the problem named."""
+def dataset(name: str, data_dir: str | None, verbose: bool = True):
+    """The dataset `name`, loaded (and checked) once per process, or exit 2 with the problem named.
+    `verbose`: say where it came from when it is loaded ("[data] mnist: ...")."""
     from shared.data import DataError, load_dataset
 
     if (name, data_dir) not in _datasets:
         try:
-            _datasets[name, data_dir] = load_dataset(name, data_dir)
+            _datasets[name, data_dir] = load_dataset(name, data_dir, verbose=verbose)
         except DataError as e:
             fail(str(e))
     return _datasets[name, data_dir]
@@ -90,5 +91,5 @@ def summary(record: dict, n_test: int) -> str:
         head += f" (status: {record['status']} after {record['steps']} steps)"
     us = record["step_time_us"]
     per_step = f"{us:.0f} µs/step" if us is not None else "no steady steps timed"
-    first = f"{record['compile_s']:.2f} s" if record["compile_s"] is not None else "-"
+    first = f"{record['warmup_s']:.2f} s" if record["warmup_s"] is not None else "-"
     return f"{head}\nWall time: {record['wall_s']:.1f} s ({record['steps']} steps, {per_step}, first step {first})"

@@ -88,6 +88,17 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def describe(self, brief: bool = False) -> str:
+        """The run on one line: every field that makes it, as compare.py's log lines and --list show it
+        ("mnist 784-500-10 relu logits batch=100 lr=0.001 epochs=5 seed=0 init=shared"); `brief`: the
+        fields a grid varies, as the report's tables show them ("1x500 relu logits b100 lr0.001")."""
+        if brief:
+            return (f"{self.hidden_layers}x{self.hidden_size} {self.activation} {self.output} b{self.batch_size} "
+                    f"lr{self.learning_rate:g}")
+        return (f"{self.dataset} {'-'.join(map(str, self.layer_sizes))} {self.activation} {self.output} "
+                f"batch={self.batch_size} lr={self.learning_rate:g} epochs={self.epochs} seed={self.seed} "
+                f"init={self.init}{' tf32' if self.tf32 else ''}{' float64' if self.dtype == 'float64' else ''}")
+
     def key(self) -> str:
         """A stable identifier of the run, used to skip finished runs on resume."""
         return ",".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))

@@ -56,13 +56,24 @@ def make_record(*, backend: str, cfg: Config, data: Dataset | None, status: str,
         "step_time_us": timing.get("step_time_us"),
         "samples_per_s": timing.get("samples_per_s"),
         "step_time_spread": timing.get("step_time_spread"),  # {p10, p50, p90, windows} µs/step, or None
-        "compile_s": timing.get("compile_s"),
+        "warmup_s": timing.get("warmup_s"),  # compile and warm-up, timed apart from steady state
         "train_s": timing.get("train_s"),
         "wall_s": wall_s,
         "device": device,
         "versions": {"python": platform.python_version(), "numpy": np.__version__, **versions},
         "dataset": {"name": data.name, "md5": data.md5} if data is not None else {"name": cfg.dataset},
     }
+
+
+def config_of(record: dict) -> Config:
+    """The Config a record ran (ConfigError where its "config" is not a valid one)."""
+    return Config(**record["config"])
+
+
+def warmup_s(record: dict) -> float | None:
+    """A record's compile and warm-up time. Records written before the field's rename (the committed
+    docs/results/*) call it `compile_s`."""
+    return record["warmup_s"] if "warmup_s" in record else record.get("compile_s")
 
 
 def downsample(curve: list[float], max_points: int = 1000, digits: int = 7) -> tuple[list[float | None], int]:
@@ -189,12 +200,6 @@ class ResultsFile:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def read_results(path: str | os.PathLike) -> tuple[list[dict], int]:
-    """All complete records of a results file, and how many lines were unreadable."""
-    records, bad_lines = scan_results(path)
-    return records, len(bad_lines)
 
 
 def scan_results(path: str | os.PathLike) -> tuple[list[dict], list[int]]:

@@ -98,7 +98,7 @@ def _record(status: str = "ok") -> dict:
     return {"backend": "torch", "config": Config(epochs=1).to_dict(), "status": status, "error": None,
             "epochs": [{"epoch": 1, "train_loss": 0.3, "test_loss": 0.2, "test_accuracy": 0.95}],
             "loss_curve": [0.3], "loss_curve_every": 1, "steps": 600, "step_time_us": 2500.0,
-            "samples_per_s": 40000.0, "compile_s": 0.01, "train_s": 1.5, "wall_s": 2.0, "device": "cpu",
+            "samples_per_s": 40000.0, "warmup_s": 0.01, "train_s": 1.5, "wall_s": 2.0, "device": "cpu",
             "versions": {}, "dataset": {"name": "mnist"}}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -11,11 +12,11 @@ import sys
 import pytest
 
 from shared.config import FIELD_NAMES, Config
-from shared.results import ResultsFile, ResultsLocked, read_results
+from shared.results import ResultsFile, ResultsLocked, config_of, scan_results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 KEYS = {"backend", "config", "status", "error", "epochs", "loss_curve", "loss_curve_every", "steps",
-        "step_time_us", "step_time_spread", "samples_per_s", "compile_s", "train_s", "wall_s", "device", "versions", "dataset"}
+        "step_time_us", "step_time_spread", "samples_per_s", "warmup_s", "train_s", "wall_s", "device", "versions", "dataset"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -101,8 +102,8 @@ def test_torn_last_line_is_dropped_and_appends_stay_whole(tmp_path):
     with ResultsFile(path) as rf:
         assert len(rf.records) == 1
         rf.append({**rec, "backend": "jax"})
-    records, bad = read_results(path)
-    assert [r["backend"] for r in records] == ["torch", "jax"] and bad == 0
+    records, bad = scan_results(path)
+    assert [r["backend"] for r in records] == ["torch", "jax"] and bad == []
 
 
 def test_device_mismatch_is_named():
@@ -113,6 +114,46 @@ def test_device_mismatch_is_named():
     assert compare.device_mismatch({"jax": "cpu"}) is None
     warning = compare.device_mismatch({"torch": "cuda:0 NVIDIA H100", "jax": "cpu"})
     assert warning.startswith("torch runs on the GPU but jax on the CPU") and "--device gpu" in warning
+
+
+def test_datasets_are_loaded_once_per_process(mnist_dir, capsys):
+    import compare
+    from shared import cli
+
+    loaded = compare.load_datasets([Config(), Config(hidden_size=64)], str(mnist_dir))
+    assert list(loaded) == ["mnist"] and loaded["mnist"] is cli.dataset("mnist", str(mnist_dir))
+    assert "[data]" not in capsys.readouterr().err  # said later, once every check has passed (announce)
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.parametrize("engine", ["loop", "sweep"])
+def test_error_records_name_the_resolved_device(backend, engine, monkeypatch, capsys):
+    """A run that fails is recorded where it would have run ("cpu", "gpu:0 NAME"), as its twin's records
+    are, not as the --device it was asked for ("auto")."""
+    import importlib
+    import types
+
+    import compare
+
+    pytest.importorskip("torch" if backend == "torch" else "flax")
+    mod = importlib.import_module((compare.SWEEPS if engine == "sweep" else compare.BACKENDS)[backend])
+
+    def broken(*args, **kwargs):
+        raise ValueError("broken on purpose")
+
+    monkeypatch.setattr(mod, "train_group" if engine == "sweep" else "train", broken)
+    args = types.SimpleNamespace(device="auto", log_steps=False)
+    cfg = Config(epochs=1)
+    if engine == "sweep":
+        recs = compare.train_group(mod, backend, [cfg, dataclasses.replace(cfg, learning_rate=1e-2)], None, args)
+    else:
+        recs = [compare.train_one(mod, backend, cfg, None, args)]
+    assert "broken on purpose" in capsys.readouterr().err
+    resolved = mod.describe_device(mod.resolve_device("auto"))
+    assert resolved != "auto"
+    for rec in recs:
+        assert rec["status"] == "error" and rec["error"] == "ValueError: broken on purpose"
+        assert rec["device"] == resolved and rec["engine"] == engine
 
 
 # ------------------------------------------------------------------ training
@@ -137,11 +178,11 @@ def test_smoke_end_to_end_schema(smoke_out):
         assert KEYS <= set(rec), KEYS - set(rec)
         assert set(rec["config"]) == set(FIELD_NAMES)
         assert rec["status"] == "ok", rec.get("error")
-        cfg = Config(**rec["config"])
+        cfg = config_of(rec)
         assert [e["epoch"] for e in rec["epochs"]] == list(range(1, cfg.epochs + 1))
         assert rec["steps"] == cfg.epochs * cfg.steps_per_epoch
         assert len(rec["loss_curve"]) == -(-rec["steps"] // rec["loss_curve_every"]) <= 1000
-        assert rec["step_time_us"] > 0 and rec["compile_s"] > 0 and rec["wall_s"] > 0
+        assert rec["step_time_us"] > 0 and rec["warmup_s"] > 0 and rec["wall_s"] > 0
         assert rec["dataset"]["name"] == "mnist"
         assert rec["dataset"]["md5"]["train-images-idx3-ubyte"] == "f68b3c2dcbeaaa9fbdd348bbdeb94873"
         assert "python" in rec["versions"] and "numpy" in rec["versions"]

@@ -57,6 +57,12 @@ def test_baseline_is_the_seed_tutorial():
     assert (c.activation, c.output, c.init, c.tf32) == ("relu", "logits", "shared", False)
 
 
+def test_describe_renders_a_run_on_one_line():
+    assert Config().describe() == "mnist 784-500-10 relu logits batch=100 lr=0.001 epochs=5 seed=0 init=shared"
+    assert Config(hidden_layers=2, tf32=True, dtype="float64").describe().endswith("init=shared tf32 float64")
+    assert Config(learning_rate=10e-1, output="softmax").describe(brief=True) == "1x500 relu softmax b100 lr1"
+
+
 def test_set_single_value_comma_axis_bools_floats():
     assert parse_set(["hidden_size=400"]) == {"hidden_size": (400,)}
     assert parse_set(["hidden_size=400, 600"]) == {"hidden_size": (400, 600)}

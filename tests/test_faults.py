@@ -21,6 +21,7 @@ import time
 import pytest
 
 from shared.config import Config
+from shared.results import config_of
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ENGINES = ("loop", "sweep")  # compare.py --engine
@@ -45,7 +46,7 @@ def compare(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 def run_keys(path: pathlib.Path) -> list[tuple[str, str]]:
     """(backend, config key) of every line; json.loads fails the test on a line that is not whole."""
-    return [(r["backend"], Config(**r["config"]).key()) for r in map(json.loads, path.read_text().splitlines())]
+    return [(r["backend"], config_of(r).key()) for r in map(json.loads, path.read_text().splitlines())]
 
 
 def wait_for_lines(path: pathlib.Path, n: int, proc: subprocess.Popen, timeout: float = 240) -> None:
@@ -171,7 +172,7 @@ def test_full_disk_while_writing_the_report(tmp_path, monkeypatch, capsys):
 
     rec = {"backend": "torch", "config": Config(epochs=1).to_dict(), "status": "ok", "error": None,
            "epochs": [{"epoch": 1, "train_loss": 0.3, "test_loss": 0.2, "test_accuracy": 0.95}], "loss_curve": [0.3],
-           "loss_curve_every": 1, "steps": 600, "step_time_us": 2500.0, "compile_s": 0.01, "device": "cpu",
+           "loss_curve_every": 1, "steps": 600, "step_time_us": 2500.0, "warmup_s": 0.01, "device": "cpu",
            "versions": {}, "dataset": {"name": "mnist"}}
     (tmp_path / "results.jsonl").write_text(json.dumps(rec) + "\n")
     before = (tmp_path / "results.jsonl").read_bytes()

@@ -54,7 +54,7 @@ def test_step_clock_keeps_a_window_per_50_steps_and_their_percentiles():
 
 def test_an_engine_that_runs_whole_epochs_gets_a_window_per_epoch():
     clock = StepClock(sync=lambda value: None)
-    clock.record_compile(0.5)
+    clock.record_warmup(0.5)
     for _ in range(4):
         clock.start_epoch()
         clock.add_steps(600)

@@ -21,8 +21,7 @@ import pytest
 
 import compare
 import executors
-from shared.config import Config
-from shared.results import ResultsFile, read_results
+from shared.results import ResultsFile, config_of, scan_results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # One group of two members (one diverges at once: statuses must match too), 10 steps each, both
@@ -52,9 +51,9 @@ def run_compare(*args: str, report: bool = False) -> int:
 
 
 def keyed(path: pathlib.Path) -> dict:
-    records, bad = read_results(path)
-    assert bad == 0
-    keys = [(r["backend"], Config(**r["config"]).key()) for r in records]
+    records, bad = scan_results(path)
+    assert bad == []
+    keys = [(r["backend"], config_of(r).key()) for r in records]
     assert len(keys) == len(set(keys)), "a run was recorded twice"
     return dict(zip(keys, records))
 
@@ -95,6 +94,11 @@ def test_units_are_groups_per_backend_minus_finished_runs():
     assert [(u.backend, len(u.configs)) for u in sweep] == [("torch", 1), ("jax", 2)]
     assert sweep[0].configs[0] is runs[1]
     assert len(executors.plan_units(runs, todo, "loop", ["torch", "jax"])) == N_RUNS - 1
+
+
+def test_a_dead_task_is_recorded_on_the_device_kind_it_was_given():
+    assert executors.task_device({"num_cpus": 1, "max_retries": 3}) == "cpu"
+    assert executors.task_device({"num_cpus": 1, "max_retries": 3, "num_gpus": 0.25}) == "gpu"
 
 
 # ------------------------------------------------------------------ on a local Ray instance
@@ -184,6 +188,7 @@ def test_killed_worker_without_retries_is_recorded_and_the_grid_goes_on(ray, sma
     for r in errors:
         assert r["error"].startswith("WorkerCrashedError on Ray (max_retries=0)"), r["error"]
         assert r["engine"] == "sweep" and r["group"]["members"] == 2
+        assert r["device"] == "cpu"  # where the task ran (this instance has no GPU), not --device auto
     assert "task failed on 2 run(s)" in capsys.readouterr().err
 
 

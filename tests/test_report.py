@@ -56,7 +56,7 @@ def test_no_report_function_is_over_60_lines():
 
 def _speed_record(backend: str, us: float, p10: float, p90: float, floor: float | None = 800.0) -> dict:
     return {"backend": backend, "config": Config().to_dict(), "status": "ok", "epochs": [], "step_time_us": us,
-            "step_time_spread": {"p10": p10, "p50": us, "p90": p90, "windows": 55}, "compile_s": 0.1,
+            "step_time_spread": {"p10": p10, "p50": us, "p90": p90, "windows": 55}, "warmup_s": 0.1,
             "gemm_floor_us": floor, "load_at_start": {"load_1m": 3.5, "cpus": 2}}
 
 
@@ -87,7 +87,7 @@ def test_a_single_run_report_speaks_of_one_run(tmp_path):
         return {"backend": backend, "config": Config(epochs=3).to_dict(), "status": "ok", "error": None,
                 "epochs": [{"epoch": k, "train_loss": 0.3, "test_loss": 0.2, "test_accuracy": 0.9 + k / 100}
                            for k in (1, 2, 3)], "loss_curve": [2.3, 0.5, 0.3], "loss_curve_every": 1, "steps": 1800,
-                "step_time_us": 2500.0, "compile_s": 0.1, "device": "cpu", "versions": {},
+                "step_time_us": 2500.0, "warmup_s": 0.1, "device": "cpu", "versions": {},
                 "dataset": {"name": "mnist"}}
 
     report = write_report([record("torch"), record("jax")], tmp_path).read_text()

@@ -12,7 +12,7 @@ import pytest
 from shared.config import Config
 from shared.report import agreement, seeds, write_report
 from shared.report.common import Page
-from shared.results import read_results
+from shared.results import scan_results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "docs" / "results" / "cpu-seeds" / "results.jsonl"
@@ -23,7 +23,7 @@ def record(backend, acc, curve=(2.3, 1.0, 0.5), **fields):
     return {"backend": backend, "config": dataclasses.asdict(cfg), "status": "ok", "error": None,
             "epochs": [{"epoch": 1, "train_loss": 0.3, "test_loss": 0.3, "test_accuracy": acc}],
             "loss_curve": list(curve), "loss_curve_every": 1, "steps": len(curve), "step_time_us": 1000.0,
-            "samples_per_s": 1e5, "compile_s": 0.1, "train_s": 1.0, "wall_s": 1.0, "device": "cpu",
+            "samples_per_s": 1e5, "warmup_s": 0.1, "train_s": 1.0, "wall_s": 1.0, "device": "cpu",
             "versions": {}, "dataset": {"name": "mnist"}}
 
 
@@ -81,8 +81,8 @@ def test_agreement_reports_max_curve_difference_per_dtype(tmp_path):
 @pytest.mark.skipif(not COMMITTED.exists(), reason="docs/results/cpu-seeds not committed")
 def test_committed_seed_results_report(tmp_path):
     """The committed results: 5 seeds of the baseline and of one grid group, and the float64 baseline."""
-    records, bad = read_results(COMMITTED)
-    assert bad == 0
+    records, bad = scan_results(COMMITTED)
+    assert bad == []
     report = write_report(records, tmp_path).read_text()
     assert "## Framework difference vs seed spread" in report
     assert re.search(r"differ by more than the seed spread in \d+ of (1[7-9]|[2-9]\d) configurations", report)

@@ -55,7 +55,7 @@ def test_record_steps_and_log_lines(twin, mnist):
     curve = np.array(record["loss_curve"])
     assert np.isfinite(curve).all()
     assert curve[-50:].mean() < 0.5 * curve[0]  # it learned
-    for key in ("step_time_us", "samples_per_s", "compile_s", "train_s", "wall_s"):
+    for key in ("step_time_us", "samples_per_s", "warmup_s", "train_s", "wall_s"):
         assert math.isfinite(record[key]) and record[key] > 0
     assert record["train_s"] <= record["wall_s"]
 

@@ -36,8 +36,8 @@ import numpy as np
 import optax
 
 from impls.flax_mlp.model import LEAKY_SLOPE, build_model, get_weights
-from impls.flax_mlp.train import (LOG_EVERY, _versions, describe_device, device_data, device_sync, dtype_scope,
-                                  matmul_precision, resolve_device)
+from impls.flax_mlp.train import (LOG_EVERY, describe_device, device_data, device_sync, dtype_scope,
+                                  matmul_precision, resolve_device, versions)
 from shared.batches import epoch_index_matrix
 from shared.config import Config
 from shared.data import Dataset
@@ -207,7 +207,7 @@ def _train_part(cfgs: list[Config], data: Dataset, dev: jax.Device, log: Callabl
         order = _order(cfg, data, 0, dev)
         t0 = time.perf_counter()
         run_epoch = compile_epoch(params, opt_state, alive, members, train_images, train_labels, order)
-        clock.record_compile(time.perf_counter() - t0)
+        clock.record_warmup(time.perf_counter() - t0)
         curves = [[] for _ in cfgs]
         epochs = [[] for _ in cfgs]
         status = ["ok"] * count
@@ -227,7 +227,7 @@ def _train_part(cfgs: list[Config], data: Dataset, dev: jax.Device, log: Callabl
                 break
 
     return _records(cfgs, data, status, epochs, curves, clock, time.perf_counter() - start, describe_device(dev),
-                    _versions())
+                    versions())
 
 
 def _adam() -> optax.GradientTransformation:
@@ -291,7 +291,7 @@ def _record_epoch(cfgs, epoch, losses, test_loss, test_accuracy, curves, epochs,
 def _records(cfgs, data, status, epochs, curves, clock, wall_s, device, versions) -> list[dict]:
     """One make_record per member; times are the group's divided by M (each member's share)."""
     count, group = len(cfgs), clock.summary(cfgs[0].batch_size)
-    share = {"compile_s": group["compile_s"], "train_s": group["train_s"] / count,
+    share = {"warmup_s": group["warmup_s"], "train_s": group["train_s"] / count,
              "step_time_us": group["step_time_us"] / count if group["step_time_us"] else None}
     share["samples_per_s"] = cfgs[0].batch_size * 1e6 / share["step_time_us"] if share["step_time_us"] else None
     share["step_time_spread"] = spread_share(group["step_time_spread"], count)

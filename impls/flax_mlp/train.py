@@ -188,7 +188,7 @@ def train(cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str],
 
     return make_record(backend="jax", cfg=cfg, data=data, status=status, epochs=epochs, loss_curve=curve,
                        timing=clock.summary(cfg.batch_size), wall_s=time.perf_counter() - start,
-                       device=describe_device(dev), versions=_versions())
+                       device=describe_device(dev), versions=versions())
 
 
 def device_sync(dev: jax.Device) -> Callable[[object], None]:
@@ -203,11 +203,12 @@ def _gpus() -> list[jax.Device]:
         return []
 
 
-def _versions() -> dict[str, str]:
-    versions = {"jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__}
+def versions() -> dict[str, str]:
+    """The versions of this framework's packages, for the record (shared.results adds python and numpy)."""
+    found = {"jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__}
     with contextlib.suppress(importlib.metadata.PackageNotFoundError):  # jaxlib's version is the wheel's
-        versions["jaxlib"] = importlib.metadata.version("jaxlib")
-    return versions
+        found["jaxlib"] = importlib.metadata.version("jaxlib")
+    return found
 
 
 def _silent(line: str) -> None:

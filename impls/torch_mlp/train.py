@@ -185,7 +185,7 @@ def train(cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str],
 
     return make_record(backend="torch", cfg=cfg, data=data, status=status, epochs=epochs, loss_curve=curve,
                        timing=clock.summary(cfg.batch_size), wall_s=time.perf_counter() - start,
-                       device=describe_device(dev), versions=_versions())
+                       device=describe_device(dev), versions=versions())
 
 
 def device_sync(dev: torch.device) -> Callable[[object], None]:
@@ -195,11 +195,12 @@ def device_sync(dev: torch.device) -> Callable[[object], None]:
     return lambda value: None
 
 
-def _versions() -> dict[str, str]:
-    versions = {"torch": torch.__version__}
+def versions() -> dict[str, str]:
+    """The versions of this framework's packages, for the record (shared.results adds python and numpy)."""
+    found = {"torch": torch.__version__}
     with contextlib.suppress(importlib.metadata.PackageNotFoundError):  # torchvision is optional here
-        versions["torchvision"] = importlib.metadata.version("torchvision")
-    return versions
+        found["torchvision"] = importlib.metadata.version("torchvision")
+    return found
 
 
 def _silent(line: str) -> None:

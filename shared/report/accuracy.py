@@ -9,8 +9,8 @@ from statistics import median
 
 import numpy as np
 
-from shared.report.common import (BACKENDS, Page, acc_at, arch, cfg_of, final_acc, ok, pct, plt, save, short,
-                                  table)
+from shared.report.common import BACKENDS, Page, acc_at, arch, final_acc, ok, pct, plt, save, table
+from shared.results import config_of
 
 
 def section(page: Page) -> list[str]:
@@ -65,7 +65,8 @@ def _best(page: Page) -> list[str]:
         if top:
             md += [f"Best configurations, {b}:", "",
                    table(["rank", "config", "epochs", "test acc %"],
-                         [[i + 1, short(cfg_of(r)), len(r["epochs"]), pct(final_acc(r))] for i, r in enumerate(top)]), ""]
+                         [[i + 1, config_of(r).describe(brief=True), len(r["epochs"]), pct(final_acc(r))]
+                          for i, r in enumerate(top)]), ""]
     return md
 
 
@@ -95,7 +96,7 @@ def heatmap_cells(pairs, backend: str) -> tuple[dict[tuple, float], dict[tuple, 
         r = recs.get(backend)
         if r is None:
             continue
-        c = cfg_of(r)
+        c = config_of(r)
         if (c.activation, c.output) != ("relu", "logits"):
             continue
         key = (c.learning_rate, c.batch_size, c.hidden_layers, c.hidden_size)
@@ -202,7 +203,7 @@ def fig_acc_epochs(pairs, path: pathlib.Path) -> None:
                 ep = [e["epoch"] for e in r["epochs"]]
                 acc = [100 * e["test_accuracy"] for e in r["epochs"]]
                 ax.plot(ep, acc, marker="o", ms=3, color=cmap(i), ls="-" if b == "torch" else "--",
-                        label=f"{b} lr {lr:g} ({arch(cfg_of(r))} b{r['config']['batch_size']})")
+                        label=f"{b} lr {lr:g} ({arch(config_of(r))} b{r['config']['batch_size']})")
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Test accuracy after each epoch, best run per learning rate (torch solid, JAX dashed)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared.report.common import Page, curve, first_cfg, short, table
+from shared.report.common import Page, curve, first_cfg, table
 
 F64_TOL = 1e-9  # what the float64 parity tests hold whole runs to (tests/test_parity.py)
 
@@ -39,7 +39,8 @@ def section(page: Page) -> list[str]:
         verdict = "within" if worst <= F64_TOL else "**beyond**"
         md += [f"float64: the largest max |Δ| over whole runs is {worst:.2g}, {verdict} the tests' {F64_TOL:g}.", ""]
         md += [table(["float64 configuration", "steps", "max \\|Δ loss\\| (torch − JAX)"],
-                     [[short(cfg), f"{cfg.epochs * cfg.steps_per_epoch}", f"{d:.2g}"] for cfg, d in f64[:20]]), ""]
+                     [[cfg.describe(brief=True), f"{cfg.epochs * cfg.steps_per_epoch}", f"{d:.2g}"]
+                      for cfg, d in f64[:20]]), ""]
     return md
 
 

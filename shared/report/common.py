@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from shared.config import Config
+from shared.results import config_of
 
 BACKENDS = ("torch", "jax")
 COLORS = {"torch": "#ee4c2c", "jax": "#1a73e8"}  # PyTorch orange-red, JAX blue
@@ -20,7 +21,7 @@ def pairs_of(records: list[dict]) -> dict[str, dict[str, dict]]:
     """config key -> {backend: record}; the last record of a (config, backend) wins."""
     out: dict[str, dict[str, dict]] = defaultdict(dict)
     for r in records:
-        out[Config(**r["config"]).key()][r["backend"]] = r
+        out[config_of(r).key()][r["backend"]] = r
     return out
 
 
@@ -42,13 +43,9 @@ class Page:
         return [r for r in self.records if ok(r)]
 
 
-def cfg_of(rec: dict) -> Config:
-    return Config(**rec["config"])
-
-
 def first_cfg(recs: dict[str, dict]) -> Config:
     """The config of a {backend: record} pair (both backends share it)."""
-    return cfg_of(next(iter(recs.values())))
+    return config_of(next(iter(recs.values())))
 
 
 def ok(rec: dict | None) -> bool:
@@ -86,10 +83,6 @@ def arch(cfg: Config) -> str:
 def arch_order(a: str) -> tuple[int, ...]:
     """Sort key of an arch() string: layers, then hidden size, as numbers."""
     return tuple(map(int, a.split("x")))
-
-
-def short(cfg: Config) -> str:
-    return f"{arch(cfg)} {cfg.activation} {cfg.output} b{cfg.batch_size} lr{cfg.learning_rate:g}"
 
 
 def table(header: list[str], rows: list[list]) -> str:

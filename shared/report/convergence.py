@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from statistics import median
 
-from shared.report.common import Page, cfg_of, final_acc, ok, pct, plural, short, table
+from shared.report.common import Page, final_acc, ok, pct, plural, table
+from shared.results import config_of
 
 THRESHOLDS = (0.90, 0.95, 0.97, 0.98)
 DID_NOT_LEARN_BELOW = 0.20  # final accuracy under this is "did not learn": twice chance (ten classes: 10 %)
@@ -20,7 +21,7 @@ def first_reach(rec: dict, threshold: float) -> tuple[int, int] | None:
     """(epoch, step) after which the test accuracy first reached `threshold`, or None."""
     for e in rec["epochs"]:
         if e["test_accuracy"] >= threshold:
-            return e["epoch"], e["epoch"] * cfg_of(rec).steps_per_epoch
+            return e["epoch"], e["epoch"] * config_of(rec).steps_per_epoch
     return None
 
 
@@ -50,7 +51,8 @@ def _unfinished(records: list[dict]) -> list[str]:
         return ["No run diverged (loss NaN/inf) or failed.", ""]
     return [f"{plural(len(bad), 'run')} did not finish normally:", "",
             table(["backend", "status", "config", "epochs done", "error"],
-                  [[r["backend"], r["status"], short(cfg_of(r)), len(r["epochs"]), (r.get("error") or "")[:80]]
+                  [[r["backend"], r["status"], config_of(r).describe(brief=True), len(r["epochs"]),
+                    (r.get("error") or "")[:80]]
                    for r in bad[:LISTED]]), ""] + _more(len(bad), " (see results.jsonl)")
 
 
@@ -63,5 +65,6 @@ def _did_not_learn(records: list[dict]) -> list[str]:
             f"whatever the gradient, so lr 1.0 throws the weights far out, the ReLU units die and the net "
             f"predicts one class; the loss stays finite, so these are not 'diverged':", "",
             table(["backend", "config", "final test acc %", "final train loss"],
-                  [[r["backend"], short(cfg_of(r)), pct(final_acc(r)), f"{r['epochs'][-1]['train_loss']:.3f}"]
+                  [[r["backend"], config_of(r).describe(brief=True), pct(final_acc(r)),
+                    f"{r['epochs'][-1]['train_loss']:.3f}"]
                    for r in stuck[:LISTED]]), ""] + _more(len(stuck))

@@ -9,8 +9,9 @@ import pathlib
 import numpy as np
 
 from shared.config import Config
-from shared.report.common import (BACKENDS, COLORS, Page, cfg_of, curve, first_cfg, ok, pct, plt, save, short,
+from shared.report.common import (BACKENDS, COLORS, Page, curve, first_cfg, ok, pct, plt, save,
                                   smooth, table, arch)
+from shared.results import config_of
 
 DRIFT_TEXT = (
     "With the shared initial weights and the shared batch order the two curves start on top of each "
@@ -60,7 +61,7 @@ def _epoch_table(ref: dict[str, dict]) -> list[str]:
         if r:
             for e in r["epochs"]:
                 rows.append([b, e["epoch"], f"{e['train_loss']:.4f}", f"{e['test_loss']:.4f}", pct(e["test_accuracy"])])
-    return [f"Per epoch, {short(first_cfg(ref))}:", "",
+    return [f"Per epoch, {first_cfg(ref).describe(brief=True)}:", "",
             table(["backend", "epoch", "train loss", "test loss", "test acc %"], rows), ""]
 
 
@@ -76,7 +77,7 @@ def fig_loss_reference(recs: dict[str, dict], path: pathlib.Path) -> None:
             ax.plot(x[k - 1:], smooth(y, k), color=COLORS[b], lw=1.6, ls="-" if b == "torch" else "--",
                     label=f"{b} (moving mean of {k})")
     ax.set_ylabel("training loss (cross-entropy)")
-    ax.set_title(f"Training loss, {short(first_cfg(recs))}: torch and JAX overlaid")
+    ax.set_title(f"Training loss, {first_cfg(recs).describe(brief=True)}: torch and JAX overlaid")
     ax.legend()
     ax.grid(alpha=0.3)
     if len(curves) == 2:
@@ -128,7 +129,7 @@ def _plot_panel(ax, recs: dict[str, dict]) -> str:
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    return short(cfg)
+    return cfg.describe(brief=True)
 
 
 def fig_loss_grid(pairs: dict[str, dict[str, dict]], path: pathlib.Path) -> list[str]:
@@ -143,7 +144,7 @@ def fig_loss_grid(pairs: dict[str, dict[str, dict]], path: pathlib.Path) -> list
         ax.set_xlabel("epoch", fontsize=8)
     for ax in axes[:, 0]:
         ax.set_ylabel("train loss", fontsize=8)
-    c0 = cfg_of(next(iter(panels[0].values())))
+    c0 = config_of(next(iter(panels[0].values())))
     fig.suptitle(f"Training loss, torch (solid) vs JAX (dashed): {arch(c0)} {c0.activation} {c0.output}")
     save(fig, path, dpi=100)
     return titles

@@ -12,7 +12,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from shared.report.common import BACKENDS, COLORS, Page, cfg_of, final_acc, ok, plt, save, short, table
+from shared.report.common import BACKENDS, COLORS, Page, final_acc, ok, plt, save, table
+from shared.results import config_of
 
 MIN_SEEDS = 3
 MAX_IN_FIGURE = 40
@@ -53,10 +54,11 @@ def seed_stats(records: list[dict]) -> list[tuple[str, dict[str, dict]]]:
     names = {}
     for r in records:
         if ok(r):
-            cfg = cfg_of(r)
+            cfg = config_of(r)
             key = tuple((k, v) for k, v in cfg.to_dict().items() if k != "seed")
             finals[key][r["backend"]][cfg.seed] = final_acc(r)
-            names[key] = short(cfg) + ("" if cfg.dtype == "float32" else f" {cfg.dtype}") + f" e{cfg.epochs}"
+            dtype = "" if cfg.dtype == "float32" else f" {cfg.dtype}"
+            names[key] = f"{cfg.describe(brief=True)}{dtype} e{cfg.epochs}"
     out = []
     for key, per_backend in finals.items():
         summary = {}

@@ -9,7 +9,8 @@ from statistics import median
 
 import numpy as np
 
-from shared.report.common import BACKENDS, Page, arch, arch_order, cfg_of, plt, save, table
+from shared.report.common import BACKENDS, Page, arch, arch_order, plt, save, table
+from shared.results import config_of, warmup_s
 
 
 NOISY = 1.5  # p90 / p10 of a run's windowed step times above this: the machine did not hold still
@@ -28,7 +29,7 @@ def section(page: Page) -> list[str]:
     md += _floor_note(floors)
     md += _floor_warning(speed, floors)
     md += _spread_table(page.records)
-    md += _compile_line(page.records)
+    md += _warmup_line(page.records)
     if len(speed) > 2:
         fig_step_time(page.pairs, page.out / "step_time.png")
         md += ["![step time](step_time.png)", ""]
@@ -51,7 +52,7 @@ def step_times(records: list[dict]) -> dict[tuple, list[float]]:
     speed: dict[tuple, list[float]] = defaultdict(list)
     for r in records:
         if r.get("step_time_us"):
-            c = cfg_of(r)
+            c = config_of(r)
             speed[(arch(c), c.batch_size, r["backend"])].append(r["step_time_us"])
     return speed
 
@@ -61,7 +62,7 @@ def floors_of(records: list[dict]) -> dict[tuple, float]:
     found: dict[tuple, list[float]] = defaultdict(list)
     for r in records:
         if r.get("gemm_floor_us"):
-            c = cfg_of(r)
+            c = config_of(r)
             found[(arch(c), c.batch_size)].append(r["gemm_floor_us"])
     return {k: median(v) for k, v in found.items()}
 
@@ -78,7 +79,7 @@ def noisy_cells(records: list[dict]) -> set[tuple]:
     for r in records:
         spread = ratio_spread(r)
         if spread is not None and spread > NOISY:
-            c = cfg_of(r)
+            c = config_of(r)
             out.add((arch(c), c.batch_size, r["backend"]))
     return out
 
@@ -137,11 +138,11 @@ def _spread_table(records: list[dict]) -> list[str]:
     """Medians over runs of p10 / p50 / p90 µs/step and of p90/p10, and the worst p90/p10: per architecture,
     batch and backend when that makes a dozen rows or fewer, else per backend (µs of other shapes mixed)."""
     timed = [r for r in records if r.get("step_time_spread")]
-    shapes = {(arch(cfg_of(r)), cfg_of(r).batch_size) for r in timed}
+    shapes = {(arch(config_of(r)), config_of(r).batch_size) for r in timed}
     per_shape = len(shapes) * len(BACKENDS) <= 12
 
     def key(r):
-        return (arch(cfg_of(r)), cfg_of(r).batch_size, r["backend"]) if per_shape else (r["backend"],)
+        return (arch(config_of(r)), config_of(r).batch_size, r["backend"]) if per_shape else (r["backend"],)
 
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in timed:
@@ -160,13 +161,13 @@ def _spread_table(records: list[dict]) -> list[str]:
             table(head + ["p90/p10 (median)", "p90/p10 (worst)"], rows), ""]
 
 
-def _compile_line(records: list[dict]) -> list[str]:
-    comp: dict[str, list[float]] = defaultdict(list)
+def _warmup_line(records: list[dict]) -> list[str]:
+    warmups: dict[str, list[float]] = defaultdict(list)
     for r in records:
-        if r.get("compile_s") is not None:
-            comp[r["backend"]].append(r["compile_s"])
+        if warmup_s(r) is not None:
+            warmups[r["backend"]].append(warmup_s(r))
     return ["First step (compile / warm-up), median seconds: " +
-            ", ".join(f"{b} {median(v):.3f}" for b, v in comp.items()) + ".", ""]
+            ", ".join(f"{b} {median(v):.3f}" for b, v in warmups.items()) + ".", ""]
 
 
 def _by_backend_arch_batch(pairs) -> dict[tuple, list[float]]:
@@ -174,7 +175,7 @@ def _by_backend_arch_batch(pairs) -> dict[tuple, list[float]]:
     for recs in pairs.values():
         for b, r in recs.items():
             if r.get("step_time_us"):
-                c = cfg_of(r)
+                c = config_of(r)
                 times[(b, arch(c), c.batch_size)].append(r["step_time_us"])
     return times
 
