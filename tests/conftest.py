@@ -28,15 +28,6 @@ def pytest_configure(config):
     os.environ["XDG_CACHE_HOME"] = os.environ["MLP_TWINS_TEST_CACHE"]
     # An explicit dir in the caller's environment must not leak into tests that pass none.
     os.environ.pop("MLP_TWINS_DATA", None)
-    # JAX's persistent compilation cache, one per test session like the data cache: a program compiled once
-    # (the same model, batch and learning rate) is read back by every later test and every compare.py or
-    # benchmark process the tests start, instead of compiled again; XLA compiling dominates a small JAX run
-    # here. The cache key is the whole program and the compiler's settings, so what runs is the same
-    # executable. Every size and duration is cached (JAX's defaults skip compiles under a second). Read by
-    # JAX when it is imported, which no test has done yet; a caller's own settings win.
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(os.environ["MLP_TWINS_TEST_CACHE"], "jax-compilation"))
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
     # torch's OpenMP settings as compare.py makes them in its own process, before torch loads (the user's
     # own settings win): the tests that run compare.main, train or the benchmarks in this process then run
     # torch as a compare.py process would, and on a shared CPU its threads sleep instead of spinning while
