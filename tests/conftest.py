@@ -28,6 +28,13 @@ def pytest_configure(config):
     os.environ["XDG_CACHE_HOME"] = os.environ["MLP_TWINS_TEST_CACHE"]
     # An explicit dir in the caller's environment must not leak into tests that pass none.
     os.environ.pop("MLP_TWINS_DATA", None)
+    # torch's OpenMP settings as compare.py makes them in its own process, before torch loads (the user's
+    # own settings win): the tests that run compare.main, train or the benchmarks in this process then run
+    # torch as a compare.py process would, and on a shared CPU its threads sleep instead of spinning while
+    # they wait for one another (shared/machine.py), which slowed such tests several-fold.
+    from shared.machine import configure_threads
+
+    configure_threads()
 
 
 def _dataset_dir(name: str) -> pathlib.Path:
@@ -56,3 +63,29 @@ def mnist(mnist_dir):
     from shared.data import load_dataset
 
     return load_dataset("mnist", mnist_dir, verbose=False)
+
+
+@pytest.fixture
+def compare_here(capsys):
+    """`python compare.py ARGS` run by compare.main in this process, for tests about what compare.py does
+    rather than about a real process: it spares a start-up of Python, torch and JAX (seconds each). Returns
+    a CompletedProcess (exit code, stdout, stderr) as subprocess.run would; SIGTERM's handler, which main
+    installs, is put back."""
+    import signal
+    import subprocess
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        import compare
+
+        term = signal.getsignal(signal.SIGTERM)
+        capsys.readouterr()
+        try:
+            code = compare.main(list(args))
+        except SystemExit as e:
+            code = e.code
+        finally:
+            signal.signal(signal.SIGTERM, term)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["compare.py", *args], code, out, err)
+
+    return run

@@ -24,6 +24,22 @@ def both_frameworks():
     pytest.importorskip("flax")
 
 
+def run_script(script: pathlib.Path, args: list[str], capsys) -> subprocess.CompletedProcess:
+    """The benchmark's main(argv) in this process, its exit code and what it printed as a process's: the
+    tests below check the table a run prints, not a start-up (the bad-flag tests run the scripts as real
+    processes), and this spares a start of Python, torch and JAX per test."""
+    spec = importlib.util.spec_from_file_location(script.stem, script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    capsys.readouterr()
+    try:
+        code = module.main(args)
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess([str(script), *args], code, out, err)
+
+
 def test_matmul_flops_by_hand():
     spec = importlib.util.spec_from_file_location("bench_step", BENCH)
     bench = importlib.util.module_from_spec(spec)
@@ -38,11 +54,9 @@ def test_matmul_flops_by_hand():
     assert matmul_flops(Config(hidden_layers=0, batch_size=1)) == 2 * 2 * 784 * 10
 
 
-def test_bench_step_prints_both_backends_and_the_ratio(mnist_dir, both_frameworks):
-    proc = subprocess.run(
-        [sys.executable, str(BENCH), "--config", "smoke", "--set", "batch_size=100,600", "--set", "output=logits", "--data-dir", str(mnist_dir),
-         "--device", "cpu", "--steps", "5", "--rounds", "2"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT)
+def test_bench_step_prints_both_backends_and_the_ratio(mnist_dir, both_frameworks, capsys):
+    proc = run_script(BENCH, ["--config", "smoke", "--set", "batch_size=100,600", "--set", "output=logits",
+                              "--data-dir", str(mnist_dir), "--device", "cpu", "--steps", "5", "--rounds", "2"], capsys)
     assert proc.returncode == 0, proc.stderr
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| 1x64 ")]
     assert [r.split("|")[1].strip() for r in rows] == ["1x64 b100 relu logits", "1x64 b600 relu logits"]
@@ -63,12 +77,10 @@ def test_bench_step_bad_flags_are_one_line(mnist_dir, both_frameworks):
         assert len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr, proc.stderr
 
 
-def test_bench_pipeline_prints_four_loops_and_their_ratio_to_resident(mnist_dir, both_frameworks):
+def test_bench_pipeline_prints_four_loops_and_their_ratio_to_resident(mnist_dir, both_frameworks, capsys):
     pytest.importorskip("torchvision")
-    proc = subprocess.run(
-        [sys.executable, str(PIPELINE), "--config", "smoke", "--set", "output=logits", "--set", "batch_size=100",
-         "--data-dir", str(mnist_dir), "--device", "cpu", "--steps", "5", "--rounds", "2"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    proc = run_script(PIPELINE, ["--config", "smoke", "--set", "output=logits", "--set", "batch_size=100",
+                                 "--data-dir", str(mnist_dir), "--device", "cpu", "--steps", "5", "--rounds", "2"], capsys)
     assert proc.returncode == 0, proc.stderr
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in proc.stdout.splitlines()
             if line.startswith("| 1x64 b100 ")]
@@ -86,11 +98,9 @@ def test_bench_pipeline_prints_four_loops_and_their_ratio_to_resident(mnist_dir,
 BENCH_SWEEP = ROOT / "benchmarks" / "bench_sweep.py"
 
 
-def test_bench_sweep_prints_rows_and_the_speedup_line(mnist_dir, both_frameworks):
-    proc = subprocess.run(
-        [sys.executable, str(BENCH_SWEEP), "--batches", "100", "--hidden", "32", "--members", "3", "--steps", "3",
-         "--rounds", "1", "--data-dir", str(mnist_dir), "--device", "cpu"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT)
+def test_bench_sweep_prints_rows_and_the_speedup_line(mnist_dir, both_frameworks, capsys):
+    proc = run_script(BENCH_SWEEP, ["--batches", "100", "--hidden", "32", "--members", "3", "--steps", "3",
+                                    "--rounds", "1", "--data-dir", str(mnist_dir), "--device", "cpu"], capsys)
     assert proc.returncode == 0, proc.stderr
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| 1x32 ")]
     assert [tuple(c.strip() for c in r.split("|")[1:3]) for r in rows] == [("1x32 b100 M=3", "torch"), ("1x32 b100 M=3", "jax")]

@@ -228,43 +228,45 @@ def test_report_on_empty_folder_is_one_line(tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "no results" in r.stderr
 
 
-def test_rerun_skips_finished_runs(smoke_out, tmp_path, mnist_dir):
+def test_rerun_skips_finished_runs(smoke_out, mnist_dir, compare_here):
     out, _ = smoke_out
     before = (out / "results.jsonl").read_bytes()
-    r = compare("--config", "smoke", "--data-dir", str(mnist_dir), "--out", str(out), "--quiet")
+    r = compare_here("--config", "smoke", "--data-dir", str(mnist_dir), "--out", str(out), "--quiet")
     assert r.returncode == 0
     assert "4 finished runs" in r.stderr
     assert (out / "results.jsonl").read_bytes() == before
 
 
-def test_diverged_run_is_recorded_and_the_grid_goes_on(tmp_path, mnist_dir):
-    # lr 1e30: Adam's first steps move every weight by ~1e30, the activations overflow float32 and the
-    # loss turns NaN. (lr 1.0, the grid's largest, does *not* do this: see the next test.)
+def test_diverged_and_collapsed_runs_are_recorded_and_the_grid_goes_on(tmp_path, mnist_dir, compare_here):
+    """Two ways a learning rate fails, in one grid (one compare.py run: its start-up and data load are paid
+    once, and each run's assertions are the same as if it ran alone). compare.py runs in this process
+    (conftest's compare_here); smoke_out above runs a real one.
+
+    lr 1e30: Adam's first steps move every weight by ~1e30, the activations overflow float32 and the
+    loss turns NaN: the run is recorded as diverged and the grid goes on to the next run.
+    lr 10e-1 == 1.0, the grid's largest, does *not* do this: it is far too large for Adam, but its step is
+    bounded by lr, so the loss stays finite; the ReLU units die and the net predicts about one class (~10%),
+    and the report says so. lr 1e-3 beside them trains normally."""
     needs_both()
-    r = compare("--config", "smoke", "--set", "epochs=1", "--set", "output=logits",
-                "--set", "learning_rate=1e30,1e-3", "--data-dir", str(mnist_dir), "--out", str(tmp_path), "--quiet")
+    r = compare_here("--config", "smoke", "--set", "epochs=1", "--set", "output=logits",
+                     "--set", "learning_rate=1e30,1e-3,10e-1", "--data-dir", str(mnist_dir), "--out", str(tmp_path),
+                     "--quiet")
     assert r.returncode == 0, r.stderr[-2000:]
     recs = lines(tmp_path / "results.jsonl")
     by = {(x["backend"], x["config"]["learning_rate"]): x for x in recs}
-    assert len(by) == 4
+    assert len(by) == 6
     for b in ("torch", "jax"):
         bad = by[(b, 1e30)]
         assert bad["status"] == "diverged" and bad["epochs"] == []
         assert None in bad["loss_curve"]  # the non-finite losses are kept, as null
         assert by[(b, 1e-3)]["status"] == "ok"
+        collapsed = by[(b, 1.0)]
+        assert collapsed["status"] == "ok"
+        assert collapsed["epochs"][-1]["test_accuracy"] < 0.3
     assert [ln.count("DIVERGED") for ln in r.stdout.splitlines() if "DIVERGED" in ln] == [2]  # one line, both
-    assert "did not finish normally" in (tmp_path / "report.md").read_text()
-
-
-def test_lr_one_collapses_to_chance_and_the_report_says_so(tmp_path, mnist_dir):
-    # The grid's lr 10e-1 == 1.0 is far too large for Adam, but its step is bounded by lr, so the loss
-    # stays finite: the ReLU units die and the net predicts about one class (~10%).
-    needs_both()
-    r = compare("--config", "smoke", "--set", "epochs=1", "--set", "output=logits", "--set", "learning_rate=10e-1",
-                "--data-dir", str(mnist_dir), "--out", str(tmp_path), "--quiet")
-    assert r.returncode == 0, r.stderr[-2000:]
-    for rec in lines(tmp_path / "results.jsonl"):
-        assert rec["status"] == "ok"
-        assert rec["epochs"][-1]["test_accuracy"] < 0.3
     report = (tmp_path / "report.md").read_text()
-    assert "did not learn" in report and "lr1 " in report
+    assert "did not finish normally" in report
+    # The did-not-learn list names the lr 1.0 runs, and only them (lr 1e-3 learned; lr 1e30 is listed as diverged).
+    stuck = report[report.index("did not learn"):].split("\n\n")[1]  # the paragraph's table
+    listed = [ln for ln in stuck.splitlines() if ln.startswith(("| torch ", "| jax "))]
+    assert len(listed) == 2 and all("lr1 " in ln for ln in listed), listed

@@ -299,11 +299,16 @@ def test_float64_whole_runs_match(name, mnist):
             assert_within(f"layer {i} final {what} (flax vs torch)", p_f, p_t, F64_PARAM_RTOL * np.abs(p_t).max())
 
 
-def test_float64_train_records_match(mnist):
-    """The whole pipeline (train() of each twin): float64 records keep all 17 digits of the loss curve."""
+@pytest.fixture(scope="module")
+def float64_records(mnist):
+    """train() of each twin on a float64 config: (torch's record, Flax's record). Two tests read them."""
     cfg = Config(hidden_size=64, batch_size=600, epochs=1, dtype="float64")
-    rec_torch = torch_train.train(cfg, mnist, device="cpu", log=None)
-    rec_flax = flax_train.train(cfg, mnist, device="cpu", log=None)
+    return torch_train.train(cfg, mnist, device="cpu", log=None), flax_train.train(cfg, mnist, device="cpu", log=None)
+
+
+def test_float64_train_records_match(float64_records):
+    """The whole pipeline (train() of each twin): float64 records keep all 17 digits of the loss curve."""
+    rec_torch, rec_flax = float64_records
     assert rec_torch["config"]["dtype"] == rec_flax["config"]["dtype"] == "float64"
     assert_within("recorded float64 loss curve", rec_flax["loss_curve"], rec_torch["loss_curve"], F64_CURVE_TOL)
     assert rec_torch["epochs"][0]["test_accuracy"] == rec_flax["epochs"][0]["test_accuracy"]
@@ -311,9 +316,11 @@ def test_float64_train_records_match(mnist):
     assert any(len(repr(x)) > 12 for x in rec_torch["loss_curve"])
 
 
-def test_float32_runs_after_a_float64_run_stay_float32(mnist):
-    """JAX's x64 mode is switched on for a float64 run only (train.dtype_scope), never left on."""
-    flax_train.train(Config(hidden_size=16, batch_size=6000, epochs=1, dtype="float64"), mnist, device="cpu", log=None)
+def test_float32_runs_after_a_float64_run_stay_float32(float64_records):
+    """JAX's x64 mode is switched on for a float64 run only (train.dtype_scope), never left on. The float64
+    run is the fixture's flax train(), shared with the test above (a leak would outlast any later
+    enable_x64 scope: each one puts back the mode it found)."""
+    assert float64_records[1]["config"]["dtype"] == "float64" and float64_records[1]["backend"] == "jax"
     assert jnp.ones(1).dtype == jnp.float32
     cfg = Config(hidden_size=16, batch_size=6000, epochs=1)
     with flax_train.dtype_scope(cfg.dtype):

@@ -10,10 +10,7 @@ import importlib
 import itertools
 import json
 import math
-import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -256,25 +253,20 @@ def test_group_key_and_grid_groups():
 # ------------------------------------------------------------------ compare.py --engine sweep
 
 
-def compare(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, str(ROOT / "compare.py"), *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
-
-
-def test_compare_engine_sweep_end_to_end_and_resume(tmp_path, mnist_dir):
+def test_compare_engine_sweep_end_to_end_and_resume(tmp_path, mnist_dir, compare_here):
+    # compare.py in this process (conftest's compare_here): the engine and the resume are tested, not a start-up.
     for name in ("torch", "jax", "flax"):
         pytest.importorskip(name)
     common = ["--config", "smoke", "--set", "epochs=1", "--set", "hidden_size=32",
               "--data-dir", str(mnist_dir), "--out", str(tmp_path), "--quiet"]
     args = [*common, "--set", "learning_rate=1e-3,1e-2"]
     # A partly finished group: only two of its four members, from a loop run.
-    r = compare(*common, "--set", "learning_rate=1e-3", "--engine", "loop")
+    r = compare_here(*common, "--set", "learning_rate=1e-3", "--engine", "loop")
     assert r.returncode == 0, r.stderr[-2000:]
     first = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert len(first) == 4 and {x["engine"] for x in first} == {"loop"} and {x["group"] for x in first} == {None}
 
-    r = compare(*args)  # the default engine here is sweep: four runs share one group
+    r = compare_here(*args)  # the default engine here is sweep: four runs share one group
     assert r.returncode == 0, r.stderr[-2000:]
     assert "4 finished runs" in r.stderr
     recs = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
