@@ -33,12 +33,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_step import check_devices, jax_stepper, torch_stepper  # noqa: E402
+from bench_step import jax_stepper, parse_bench_args, torch_stepper  # noqa: E402
 from shared.batches import epoch_index_matrix  # noqa: E402
-from shared.cli import ArgumentParser, add_run_args, fail, sweep_from_args  # noqa: E402
 from shared.config import Config  # noqa: E402
-from shared.machine import configure_threads  # noqa: E402
-from shared.data import SPLITS, DataError, Dataset, load_dataset, scale_images  # noqa: E402
+from shared.data import SPLITS, Dataset, scale_images  # noqa: E402
 from shared.data.folders import TORCHVISION_DIR  # noqa: E402
 from shared.data.idx import _idx_header  # noqa: E402
 
@@ -161,20 +159,7 @@ def rows(cfg: Config, times: dict[str, list[float]]) -> list[list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="bench_pipeline.py", description=__doc__.split("\n\n")[0])
-    add_run_args(parser)
-    parser.add_argument("--steps", type=int, default=200, help="steps per timed round (default 200)")
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per loop, interleaved (default 3)")
-    args = parser.parse_args(argv)
-    configure_threads()  # as compare.py does, before torch loads (shared/machine.py)
-    if args.steps < 1 or args.rounds < 1:
-        fail(f"--steps and --rounds must be >= 1; got {args.steps} and {args.rounds}")
-    runs = sweep_from_args(args).runs()
-    check_devices(args.device)
-    try:
-        data = {name: load_dataset(name, args.data_dir) for name in sorted({c.dataset for c in runs})}
-    except DataError as e:
-        fail(str(e))
+    args, runs, data = parse_bench_args("bench_pipeline.py", __doc__, "loop", 3, argv)
 
     table = []
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:

@@ -124,11 +124,13 @@ def check_devices(device: str) -> None:
             fail(str(e))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="bench_step.py", description=__doc__.split("\n\n")[0])
+def parse_bench_args(prog: str, doc: str, rounds: str, default_rounds: int, argv: list[str] | None):
+    """The step benchmarks' shared start: flags, threads, checks, data. (args, runs, {dataset: Dataset})."""
+    parser = ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
     add_run_args(parser)
     parser.add_argument("--steps", type=int, default=200, help="steps per timed round (default 200)")
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per backend, interleaved (default 5)")
+    parser.add_argument("--rounds", type=int, default=default_rounds,
+                        help=f"timed rounds per {rounds}, interleaved (default {default_rounds})")
     args = parser.parse_args(argv)
     configure_threads()  # as compare.py does, before torch loads (shared/machine.py)
     if args.steps < 1 or args.rounds < 1:
@@ -139,6 +141,11 @@ def main(argv: list[str] | None = None) -> int:
         data = {name: load_dataset(name, args.data_dir) for name in sorted({c.dataset for c in runs})}
     except DataError as e:
         fail(str(e))
+    return args, runs, data
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, runs, data = parse_bench_args("bench_step.py", __doc__, "backend", 5, argv)
 
     header = ("config", "torch µs/step", "JAX µs/step", "torch/JAX", "torch GFLOP/s", "JAX GFLOP/s",
               "first step torch / JAX")
