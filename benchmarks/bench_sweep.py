@@ -2,6 +2,7 @@
 
     python benchmarks/bench_sweep.py                                  # 784-500-10, 16 members, batch 100/300/600
     python benchmarks/bench_sweep.py --batches 100 --steps 20 --rounds 2 --members 4 --hidden 64   # quick
+    python benchmarks/bench_sweep.py --layers 2                       # 784-500-500-10: the deeper layers' batched matmuls
 
 A *member-step* is one step of one grid member. The loop does one per call (one run at a time, as
 `compare.py --engine loop`); the sweep does M per step (the members of a group: the grid's learning
@@ -189,7 +190,8 @@ def bench(base: Config, data: Dataset, device: str, members: int, steps: int, ro
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="bench_sweep.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", default="100,300,600", help="batch sizes, comma-separated (default 100,300,600)")
-    parser.add_argument("--hidden", type=int, default=500, help="hidden units, one hidden layer (default 500)")
+    parser.add_argument("--hidden", type=int, default=500, help="hidden units per layer (default 500)")
+    parser.add_argument("--layers", type=int, default=1, help="hidden layers, 1 to 3 as in the grid (default 1)")
     parser.add_argument("--members", type=int, default=16, help="members in the group (default 16, the grid's)")
     parser.add_argument("--steps", type=int, default=60, help="steps per timed round (default 60; at most one epoch)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds, interleaved (default 3)")
@@ -203,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps < 1 or args.rounds < 1 or args.members < 1 or args.hidden < 1:
         fail(f"--steps, --rounds, --members and --hidden must be >= 1; got {args.steps}, {args.rounds}, "
              f"{args.members}, {args.hidden}")
+    if not 1 <= args.layers <= 3:
+        fail(f"--layers: got {args.layers}; allowed: 1, 2 or 3 (the grid's depths)")
     if not batches or any(not 1 <= b <= 60_000 // args.steps for b in batches):
         fail(f"--batches: got {args.batches!r}; allowed: 1 to {60_000 // args.steps} with --steps {args.steps} "
              f"(a round stays within one epoch)")
@@ -217,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
               "sweep GFLOP/s", "GEMM floor GFLOP/s", "of floor", "est. / peak memory", "first call loop / sweep")
     rows, speedup = [], {}
     for batch in batches:
-        base = Config(hidden_size=args.hidden, batch_size=batch)
+        base = Config(hidden_size=args.hidden, hidden_layers=args.layers, batch_size=batch)
         try:
             r = bench(base, data, args.device, args.members, args.steps, args.rounds)
         except RuntimeError as e:  # --device gpu where a framework sees none
@@ -229,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             ratio = loop_us / sweep_us
             if batch == batches[0]:
                 speedup[name] = ratio
-            rows.append((f"1x{args.hidden} b{batch} M={args.members}", name, f"{1e6 / loop_us:,.0f}",
+            rows.append((f"{args.layers}x{args.hidden} b{batch} M={args.members}", name, f"{1e6 / loop_us:,.0f}",
                          f"{1e6 / sweep_us:,.0f}", f"{ratio:.2f}x", f"{achieved:.0f}", f"{floor:.0f}",
                          f"{100 * achieved / floor:.0f}%",
                          f"{estimate_bytes(base, args.members) / 2**20:.0f} / {x['peak_bytes'] / 2**20:.0f} MiB",

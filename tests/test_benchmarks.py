@@ -99,11 +99,12 @@ BENCH_SWEEP = ROOT / "benchmarks" / "bench_sweep.py"
 
 
 def test_bench_sweep_prints_rows_and_the_speedup_line(mnist_dir, both_frameworks, capsys):
-    proc = run_script(BENCH_SWEEP, ["--batches", "100", "--hidden", "32", "--members", "3", "--steps", "3",
-                                    "--rounds", "1", "--data-dir", str(mnist_dir), "--device", "cpu"], capsys)
+    # Two hidden layers: the deeper layers' batched matmuls are in the sweep and in its GEMM floor too.
+    proc = run_script(BENCH_SWEEP, ["--batches", "100", "--hidden", "32", "--layers", "2", "--members", "3", "--steps",
+                                    "3", "--rounds", "1", "--data-dir", str(mnist_dir), "--device", "cpu"], capsys)
     assert proc.returncode == 0, proc.stderr
-    rows = [line for line in proc.stdout.splitlines() if line.startswith("| 1x32 ")]
-    assert [tuple(c.strip() for c in r.split("|")[1:3]) for r in rows] == [("1x32 b100 M=3", "torch"), ("1x32 b100 M=3", "jax")]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| 2x32 ")]
+    assert [tuple(c.strip() for c in r.split("|")[1:3]) for r in rows] == [("2x32 b100 M=3", "torch"), ("2x32 b100 M=3", "jax")]
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         loop, sweep = (float(c.replace(",", "")) for c in cells[2:4])
@@ -115,7 +116,7 @@ def test_bench_sweep_prints_rows_and_the_speedup_line(mnist_dir, both_frameworks
 
 def test_bench_sweep_bad_flags_are_one_line(mnist_dir):
     for args, needle in ((["--steps", "0"], "--steps"), (["--batches", "x"], "--batches"),
-                         (["--batches", "100000"], "--batches")):
+                         (["--batches", "100000"], "--batches"), (["--layers", "4"], "--layers")):
         proc = subprocess.run([sys.executable, str(BENCH_SWEEP), "--data-dir", str(mnist_dir), *args],
                               capture_output=True, text=True, timeout=120, cwd=ROOT)
         assert proc.returncode == 2
