@@ -124,13 +124,14 @@ def check_devices(device: str) -> None:
             fail(str(e))
 
 
-def parse_bench_args(prog: str, doc: str, rounds: str, default_rounds: int, argv: list[str] | None):
-    """The step benchmarks' shared start: flags, threads, checks, data. (args, runs, {dataset: Dataset})."""
+def parse_bench_args(prog: str, doc: str, round_of: str, default_rounds: int, argv: list[str] | None):
+    """The step benchmarks' shared start: flags, threads, checks, data. (args, runs, {dataset: Dataset}).
+    round_of names what a timed round times, for --help ('backend', 'loop')."""
     parser = ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
     add_run_args(parser)
     parser.add_argument("--steps", type=int, default=200, help="steps per timed round (default 200)")
     parser.add_argument("--rounds", type=int, default=default_rounds,
-                        help=f"timed rounds per {rounds}, interleaved (default {default_rounds})")
+                        help=f"timed rounds per {round_of}, interleaved (default {default_rounds})")
     args = parser.parse_args(argv)
     configure_threads()  # as compare.py does, before torch loads (shared/machine.py)
     if args.steps < 1 or args.rounds < 1:
