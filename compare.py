@@ -37,7 +37,14 @@ from shared.cli import ArgumentParser, add_run_args, dataset, fail, sweep_from_a
 from shared.config import Config
 from shared.groups import group_runs
 from shared.machine import configure_threads, load_now, probe_floors, shape_key
-from shared.results import ResultsCorrupt, ResultsFile, ResultsLocked, config_of, make_record, scan_results
+from shared.results import (
+    ResultsCorrupt,
+    ResultsFile,
+    ResultsLocked,
+    config_of,
+    make_record,
+    scan_results,
+)
 
 BACKENDS = {"torch": "impls.torch_mlp.train", "jax": "impls.flax_mlp.train"}
 SWEEPS = {"torch": "impls.torch_mlp.sweep", "jax": "impls.flax_mlp.sweep"}
@@ -45,38 +52,88 @@ INSTALL_HINT = {"torch": "pip install 'mlp-twins[torch]'", "jax": "pip install '
 
 
 def parse_args(argv=None):
-    p = ArgumentParser(prog="compare.py", description=__doc__.split("\n\n")[0],
-                       epilog="Results: OUT/results.jsonl (schema in README.md); report: OUT/report.md + PNGs.")
+    p = ArgumentParser(
+        prog="compare.py",
+        description=__doc__.split("\n\n")[0],
+        epilog="Results: OUT/results.jsonl (schema in README.md); report: OUT/report.md + PNGs.",
+    )
     add_run_args(p)
-    p.add_argument("--backend", default="both", choices=("torch", "jax", "both"),
-                   help="which framework(s) to run (default: both)")
-    p.add_argument("--engine", default=None, choices=("loop", "sweep"),
-                   help="loop: one run at a time (impls/*/train.py); sweep: each group of runs that differ only "
-                        "in learning_rate, activation, output at once (impls/*/sweep.py). Default: sweep when "
-                        "two or more runs share a group, else loop")
-    p.add_argument("--executor", default="local", choices=("local", "ray"),
-                   help="local: train here, one unit after another; ray: each group (sweep) or run (loop) is a "
-                        "Ray task, on a local Ray instance or a cluster (docs/scaling.md). Default: local")
-    p.add_argument("--ray-address", default=None, metavar="ADDR",
-                   help="with --executor ray: 'auto' or host:port joins a running cluster (default: start a "
-                        "local Ray instance)")
-    p.add_argument("--ray-gpus-per-task", type=float, default=None, metavar="FRACTION",
-                   help="with --executor ray on a cluster with GPUs: the GPU share of one task, e.g. 0.25 packs "
-                        "four small groups onto a device (default: 1)")
-    p.add_argument("--ray-cpus-per-task", type=float, default=1, metavar="N",
-                   help="with --executor ray: CPUs one task reserves (default: 1)")
-    p.add_argument("--ray-retries", type=int, default=3, metavar="N",
-                   help="with --executor ray: how often a task whose worker died (killed, out of memory) is "
-                        "retried before its runs are recorded as errors (default: 3)")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="where results.jsonl and the report go (default: runs/<config name>)")
-    p.add_argument("--list", action="store_true", help="print the expanded runs and 'N runs', train nothing")
-    p.add_argument("--report", default=None, metavar="OUT",
-                   help="rebuild OUT/report.md and its figures from OUT/results.jsonl alone, train nothing")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress bar: one plain status line per finished run (for logs)")
-    p.add_argument("--log-steps", action="store_true",
-                   help="also print the seed-format training log (Epoch [1/5], Step [100/600], Loss: ...)")
+    p.add_argument(
+        "--backend",
+        default="both",
+        choices=("torch", "jax", "both"),
+        help="which framework(s) to run (default: both)",
+    )
+    p.add_argument(
+        "--engine",
+        default=None,
+        choices=("loop", "sweep"),
+        help="loop: one run at a time (impls/*/train.py); sweep: each group of runs that differ only "
+        "in learning_rate, activation, output at once (impls/*/sweep.py). Default: sweep when "
+        "two or more runs share a group, else loop",
+    )
+    p.add_argument(
+        "--executor",
+        default="local",
+        choices=("local", "ray"),
+        help="local: train here, one unit after another; ray: each group (sweep) or run (loop) is a "
+        "Ray task, on a local Ray instance or a cluster (docs/scaling.md). Default: local",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="with --executor ray: 'auto' or host:port joins a running cluster (default: start a "
+        "local Ray instance)",
+    )
+    p.add_argument(
+        "--ray-gpus-per-task",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="with --executor ray on a cluster with GPUs: the GPU share of one task, e.g. 0.25 packs "
+        "four small groups onto a device (default: 1)",
+    )
+    p.add_argument(
+        "--ray-cpus-per-task",
+        type=float,
+        default=1,
+        metavar="N",
+        help="with --executor ray: CPUs one task reserves (default: 1)",
+    )
+    p.add_argument(
+        "--ray-retries",
+        type=int,
+        default=3,
+        metavar="N",
+        help="with --executor ray: how often a task whose worker died (killed, out of memory) is "
+        "retried before its runs are recorded as errors (default: 3)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="where results.jsonl and the report go (default: runs/<config name>)",
+    )
+    p.add_argument(
+        "--list", action="store_true", help="print the expanded runs and 'N runs', train nothing"
+    )
+    p.add_argument(
+        "--report",
+        default=None,
+        metavar="OUT",
+        help="rebuild OUT/report.md and its figures from OUT/results.jsonl alone, train nothing",
+    )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar: one plain status line per finished run (for logs)",
+    )
+    p.add_argument(
+        "--log-steps",
+        action="store_true",
+        help="also print the seed-format training log (Epoch [1/5], Step [100/600], Loss: ...)",
+    )
     args = p.parse_args(argv)
     check_ray_args(args)
     return args
@@ -84,8 +141,14 @@ def parse_args(argv=None):
 
 def check_ray_args(args) -> None:
     """Ray flags make sense only with --executor ray, and only with values Ray accepts."""
-    given = [f for f, v in (("--ray-address", args.ray_address), ("--ray-gpus-per-task", args.ray_gpus_per_task))
-             if v is not None]
+    given = [
+        f
+        for f, v in (
+            ("--ray-address", args.ray_address),
+            ("--ray-gpus-per-task", args.ray_gpus_per_task),
+        )
+        if v is not None
+    ]
     if args.ray_cpus_per_task != 1:
         given.append("--ray-cpus-per-task")
     if args.ray_retries != 3:
@@ -93,7 +156,9 @@ def check_ray_args(args) -> None:
     if given and args.executor != "ray":
         fail(f"{given[0]} needs --executor ray")
     g = args.ray_gpus_per_task
-    if g is not None and not (0 < g <= 1 or (g > 1 and g.is_integer())):  # Ray's rule for resource amounts
+    if g is not None and not (
+        0 < g <= 1 or (g > 1 and g.is_integer())
+    ):  # Ray's rule for resource amounts
         fail(f"--ray-gpus-per-task {g:g}: give a fraction in (0, 1] or a whole number of GPUs")
     if args.ray_cpus_per_task <= 0:
         fail(f"--ray-cpus-per-task {args.ray_cpus_per_task:g}: must be positive")
@@ -108,14 +173,18 @@ def choose_engine(engine: str | None, runs: list[Config]) -> str:
     return "sweep" if any(len(g) > 1 for g in group_runs(runs)) else "loop"
 
 
-def load_backends(names: list[str], device: str, engine: str = "loop") -> tuple[dict, dict[str, str]]:
+def load_backends(
+    names: list[str], device: str, engine: str = "loop"
+) -> tuple[dict, dict[str, str]]:
     """Import each backend's train (or sweep) module and check the device now, not three hours into a grid."""
     mods, devices = {}, {}
     for name in names:
         try:
             mods[name] = importlib.import_module((SWEEPS if engine == "sweep" else BACKENDS)[name])
         except ImportError as e:
-            fail(f"backend {name} is not installed ({e}); install it with {INSTALL_HINT[name]} or use --backend")
+            fail(
+                f"backend {name} is not installed ({e}); install it with {INSTALL_HINT[name]} or use --backend"
+            )
         try:
             devices[name] = mods[name].describe_device(mods[name].resolve_device(device))
         except RuntimeError as e:
@@ -141,8 +210,10 @@ def device_mismatch(devices: dict[str, str]) -> str | None:
     if not on_cpu or len(on_cpu) == len(devices):
         return None
     on_gpu = sorted(set(devices) - set(on_cpu))
-    return (f"{', '.join(on_gpu)} runs on the GPU but {', '.join(on_cpu)} on the CPU (a CPU-only build?), so step "
-            f"times are not comparable; install the CUDA build (README) or pass --device gpu to require it")
+    return (
+        f"{', '.join(on_gpu)} runs on the GPU but {', '.join(on_cpu)} on the CPU (a CPU-only build?), so step "
+        f"times are not comparable; install the CUDA build (README) or pass --device gpu to require it"
+    )
 
 
 def status_line(cfg: Config, recs: dict[str, dict]) -> str:
@@ -164,7 +235,10 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
         ray = executors.import_ray()
         if ray is None:
             fail(f"--executor ray: Ray is not installed; install it with {executors.RAY_HINT}")
-        mods, devices = {}, {}  # the backends are imported by the workers, which may be other machines
+        mods, devices = (
+            {},
+            {},
+        )  # the backends are imported by the workers, which may be other machines
     else:
         mods, devices = load_backends(backends, args.device, engine)
     check_out(out)
@@ -176,15 +250,20 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
     todo = [(cfg, b) for cfg in runs for b in backends if (b, cfg.key()) not in done]
     skipped = len(runs) * len(backends) - len(todo)
     if skipped:
-        print(f"[compare] {skipped} finished runs found in {out / 'results.jsonl'}; skipping them", file=sys.stderr)
-    floors = {} if args.executor == "ray" else measure_floors([c for c, _ in todo], devices)  # a worker's CPU is not ours
+        print(
+            f"[compare] {skipped} finished runs found in {out / 'results.jsonl'}; skipping them",
+            file=sys.stderr,
+        )
+    floors = (
+        {} if args.executor == "ray" else measure_floors([c for c, _ in todo], devices)
+    )  # a worker's CPU is not ours
 
     bar = None
     if not args.quiet:
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), unit="run", dynamic_ncols=True, file=sys.stderr)
-    say = (bar.write if bar else print)
+    say = bar.write if bar else print
     interrupted, write_error = False, None
     try:
         if args.executor == "ray":
@@ -218,11 +297,17 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
             bar.close()
         results.close()
     if write_error:
-        fail(f"cannot write {results.path} ({write_error.strerror or write_error}); {len(results.records)} "
-             f"finished runs are safe in it. Free some space and run the same command again to resume.", code=1)
+        fail(
+            f"cannot write {results.path} ({write_error.strerror or write_error}); {len(results.records)} "
+            f"finished runs are safe in it. Free some space and run the same command again to resume.",
+            code=1,
+        )
     if interrupted:
-        print(f"[compare] interrupted; {len(results.records)} runs are safe in {out / 'results.jsonl'}. "
-              f"Run the same command again to resume.", file=sys.stderr)
+        print(
+            f"[compare] interrupted; {len(results.records)} runs are safe in {out / 'results.jsonl'}. "
+            f"Run the same command again to resume.",
+            file=sys.stderr,
+        )
         return 130
     return 0
 
@@ -236,17 +321,29 @@ def run_on_ray(ray, args, engine, backends, runs, todo, results, datasets, bar, 
     started = _start_ray(ray, args)
     try:
         try:
-            options = executors.task_options(ray, gpus_per_task=args.ray_gpus_per_task, retries=args.ray_retries,
-                                             cpus_per_task=args.ray_cpus_per_task, device=args.device)
+            options = executors.task_options(
+                ray,
+                gpus_per_task=args.ray_gpus_per_task,
+                retries=args.ray_retries,
+                cpus_per_task=args.ray_cpus_per_task,
+                device=args.device,
+            )
         except ValueError as e:
             fail(str(e))
         announce(datasets)
-        outcomes = executors.run(ray, units, datasets, device=args.device, log_steps=args.log_steps, options=options)
+        outcomes = executors.run(
+            ray, units, datasets, device=args.device, log_steps=args.log_steps, options=options
+        )
         try:
             for unit, outcome in outcomes:
                 if isinstance(outcome, Exception):
-                    outcome = _task_failed(unit, outcome, datasets[unit.configs[0].dataset], args,
-                                           executors.task_device(options))
+                    outcome = _task_failed(
+                        unit,
+                        outcome,
+                        datasets[unit.configs[0].dataset],
+                        args,
+                        executors.task_device(options),
+                    )
                 for cfg, rec in zip(unit.configs, outcome):
                     append(results, rec)  # whole line, fsync'd: a kill after this keeps it
                     say(status_line(cfg, {unit.backend: rec}))
@@ -270,25 +367,48 @@ def _start_ray(ray, args) -> bool:
         return executors.start(ray, args.ray_address)
     except Exception as e:  # ConnectionError, a bad address, a cluster that refuses the job
         first = (str(e).strip().splitlines() or [""])[0]
-        fail(f"--executor ray: cannot start or reach Ray{f' at {args.ray_address}' if args.ray_address else ''}: "
-             f"{type(e).__name__}: {first}")
+        fail(
+            f"--executor ray: cannot start or reach Ray{f' at {args.ray_address}' if args.ray_address else ''}: "
+            f"{type(e).__name__}: {first}"
+        )
 
 
 def _task_failed(unit, e: Exception, data, args, device: str) -> list[dict]:
     """A task Ray gave up on (retries spent): error records naming the cause, and the grid goes on."""
     text = executors.failure_text(e, args.ray_retries)
-    print(f"[compare] {unit.backend} task failed on {len(unit.configs)} run(s) ({unit.configs[0].describe()} ...): "
-          f"{text}", file=sys.stderr)
+    print(
+        f"[compare] {unit.backend} task failed on {len(unit.configs)} run(s) ({unit.configs[0].describe()} ...): "
+        f"{text}",
+        file=sys.stderr,
+    )
     return failed_records(unit.backend, list(unit.configs), data, text, 0.0, device, unit.engine)
 
 
-def failed_records(name: str, members: list[Config], data, text: str, wall_s: float, device: str,
-                   engine: str) -> list[dict]:
+def failed_records(
+    name: str, members: list[Config], data, text: str, wall_s: float, device: str, engine: str
+) -> list[dict]:
     """`error` records for runs that did not finish: one per member, shaped as the engine's records."""
-    group = (lambda j: {"members": len(members), "index": j}) if engine == "sweep" else (lambda j: None)
-    return [make_record(backend=name, cfg=cfg, data=data, status="error", error=text, epochs=[], loss_curve=[],
-                        timing={}, wall_s=wall_s, device=device, versions={}, engine=engine, group=group(j))
-            for j, cfg in enumerate(members)]
+    group = (
+        (lambda j: {"members": len(members), "index": j}) if engine == "sweep" else (lambda j: None)
+    )
+    return [
+        make_record(
+            backend=name,
+            cfg=cfg,
+            data=data,
+            status="error",
+            error=text,
+            epochs=[],
+            loss_curve=[],
+            timing={},
+            wall_s=wall_s,
+            device=device,
+            versions={},
+            engine=engine,
+            group=group(j),
+        )
+        for j, cfg in enumerate(members)
+    ]
 
 
 def run_groups(args, runs, todo, mods, results, datasets, bar, say, floors) -> None:
@@ -344,9 +464,13 @@ def measure_floors(runs: list[Config], devices: dict[str, str]) -> dict[str, flo
         return {}
     t0 = time.perf_counter()
     floors = probe_floors(runs)
-    print(f"[compare] GEMM floor (numpy float32 matmuls of each step's shapes, {len(floors)} shapes, "
-          f"{time.perf_counter() - t0:.1f} s): " + ", ".join(f"{k} {v:.0f} µs" for k, v in list(floors.items())[:6])
-          + (" ..." if len(floors) > 6 else ""), file=sys.stderr)
+    print(
+        f"[compare] GEMM floor (numpy float32 matmuls of each step's shapes, {len(floors)} shapes, "
+        f"{time.perf_counter() - t0:.1f} s): "
+        + ", ".join(f"{k} {v:.0f} µs" for k, v in list(floors.items())[:6])
+        + (" ..." if len(floors) > 6 else ""),
+        file=sys.stderr,
+    )
     return floors
 
 
@@ -359,7 +483,9 @@ def check_out(out: pathlib.Path) -> None:
 def load_datasets(runs: list[Config], data_dir) -> dict:
     """Every dataset the runs need, loaded and checked now, before any result is written (or exit 2).
     Where they came from is said later (announce), once every other check has passed."""
-    return {name: dataset(name, data_dir, verbose=False) for name in sorted({c.dataset for c in runs})}
+    return {
+        name: dataset(name, data_dir, verbose=False) for name in sorted({c.dataset for c in runs})
+    }
 
 
 def open_results(out: pathlib.Path) -> ResultsFile:
@@ -368,7 +494,9 @@ def open_results(out: pathlib.Path) -> ResultsFile:
     except (ResultsLocked, ResultsCorrupt) as e:
         fail(str(e))
     except OSError as e:
-        fail(f"--out {out}: cannot write there ({e.strerror or e}); allowed: a folder you can write to")
+        fail(
+            f"--out {out}: cannot write there ({e.strerror or e}); allowed: a folder you can write to"
+        )
 
 
 def train_group(mod, name: str, members: list[Config], data, args) -> list[dict]:
@@ -381,12 +509,21 @@ def train_group(mod, name: str, members: list[Config], data, args) -> list[dict]
         raise
     except Exception as e:  # recorded, not fatal: one broken group must not sink a 432-run grid
         text = f"{type(e).__name__}: {e}"
-        print(f"[compare] {name} sweep failed on a group of {len(members)} ({members[0].describe()} ...): {text}",
-              file=sys.stderr)
+        print(
+            f"[compare] {name} sweep failed on a group of {len(members)} ({members[0].describe()} ...): {text}",
+            file=sys.stderr,
+        )
         if os.environ.get("MLP_TWINS_DEBUG"):
             traceback.print_exc()
-        return failed_records(name, members, data, text, (time.perf_counter() - t0) / len(members),
-                              device_name(mod, args.device), "sweep")
+        return failed_records(
+            name,
+            members,
+            data,
+            text,
+            (time.perf_counter() - t0) / len(members),
+            device_name(mod, args.device),
+            "sweep",
+        )
 
 
 def _valid(record: dict) -> bool:
@@ -410,8 +547,9 @@ def train_one(mod, name: str, cfg: Config, data, args) -> dict:
         print(f"[compare] {name} failed on {cfg.describe()}: {text}", file=sys.stderr)
         if os.environ.get("MLP_TWINS_DEBUG"):
             traceback.print_exc()
-        return failed_records(name, [cfg], data, text, time.perf_counter() - t0, device_name(mod, args.device),
-                              "loop")[0]
+        return failed_records(
+            name, [cfg], data, text, time.perf_counter() - t0, device_name(mod, args.device), "loop"
+        )[0]
 
 
 def build_report(out: pathlib.Path) -> int:
@@ -420,16 +558,23 @@ def build_report(out: pathlib.Path) -> int:
     path = out / "results.jsonl"
     records, bad = scan_results(path)
     if bad:  # a report that silently leaves runs out would mislead; the user decides what to drop
-        fail(f"--report {out}: line {bad[0]} of {path} is not a result record ({len(bad)} such lines: a run cut "
-             f"short, or an edit); allowed: one JSON record per line: delete those lines (compare.py on "
-             f"this --out drops a torn last line itself)")
+        fail(
+            f"--report {out}: line {bad[0]} of {path} is not a result record ({len(bad)} such lines: a run cut "
+            f"short, or an edit); allowed: one JSON record per line: delete those lines (compare.py on "
+            f"this --out drops a torn last line itself)"
+        )
     if not records:
-        fail(f"--report {out}: no results in {path}; allowed: a folder a compare.py run wrote (--out)")
+        fail(
+            f"--report {out}: no results in {path}; allowed: a folder a compare.py run wrote (--out)"
+        )
     try:
         report = write_report(records, out)
     except OSError as e:  # a full disk: results.jsonl is intact, only the page is missing
-        fail(f"cannot write the report in {out} ({e.strerror or e}); the results are intact: free some space "
-             f"and rebuild it with compare.py --report {out}", code=1)
+        fail(
+            f"cannot write the report in {out} ({e.strerror or e}); the results are intact: free some space "
+            f"and rebuild it with compare.py --report {out}",
+            code=1,
+        )
     print(f"[compare] report: {report} ({len(records)} results)")
     return 0
 

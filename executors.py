@@ -32,7 +32,18 @@ from shared.groups import group_runs
 RAY_HINT = "pip install 'mlp-twins[ray]'"
 ROOT = pathlib.Path(__file__).resolve().parent
 # What a worker needs from a checkout is its Python code; results, figures and history stay here.
-SHIP_EXCLUDES = [".git", ".venv", ".ci", "runs", "docs", "benchmarks", "tests", "*.png", "*.jsonl", "__pycache__"]
+SHIP_EXCLUDES = [
+    ".git",
+    ".venv",
+    ".ci",
+    "runs",
+    "docs",
+    "benchmarks",
+    "tests",
+    "*.png",
+    "*.jsonl",
+    "__pycache__",
+]
 # Test-only fault injection (tests/test_ray.py): a path; the first task to create that file kills its
 # own worker with SIGKILL, as the OOM killer would. Read by the driver and passed to the tasks as an
 # argument, so it reaches workers that were started before it was set.
@@ -46,7 +57,9 @@ class Unit:
     configs: tuple[Config, ...]
 
 
-def plan_units(runs: list[Config], todo: list[tuple[Config, str]], engine: str, backends: list[str]) -> list[Unit]:
+def plan_units(
+    runs: list[Config], todo: list[tuple[Config, str]], engine: str, backends: list[str]
+) -> list[Unit]:
     """The unfinished (config, backend) pairs of `todo` as units, in the local executor's order."""
     left = {(c.key(), b) for c, b in todo}
     units = []
@@ -91,7 +104,9 @@ def runtime_env() -> dict | None:
     return {"working_dir": str(ROOT), "excludes": SHIP_EXCLUDES}
 
 
-def task_options(ray, *, gpus_per_task: float | None, cpus_per_task: float, retries: int, device: str) -> dict:
+def task_options(
+    ray, *, gpus_per_task: float | None, cpus_per_task: float, retries: int, device: str
+) -> dict:
     """Resources for every task: a GPU share where the cluster has GPUs, else CPUs. Raises ValueError
     naming the flag when the request cannot be met."""
     gpus = ray.cluster_resources().get("GPU", 0)
@@ -104,9 +119,16 @@ def task_options(ray, *, gpus_per_task: float | None, cpus_per_task: float, retr
         options["num_gpus"] = 1 if gpus_per_task is None else gpus_per_task
     # A task no node can hold would wait forever; say so now instead.
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    if not any(n.get("CPU", 0) >= cpus_per_task and n.get("GPU", 0) >= options.get("num_gpus", 0) for n in nodes):
-        want = f"{cpus_per_task:g} CPUs" + (f" and {options['num_gpus']:g} GPU" if "num_gpus" in options else "")
-        raise ValueError(f"--ray-cpus-per-task/--ray-gpus-per-task: no node of the Ray cluster has {want} for one task")
+    if not any(
+        n.get("CPU", 0) >= cpus_per_task and n.get("GPU", 0) >= options.get("num_gpus", 0)
+        for n in nodes
+    ):
+        want = f"{cpus_per_task:g} CPUs" + (
+            f" and {options['num_gpus']:g} GPU" if "num_gpus" in options else ""
+        )
+        raise ValueError(
+            f"--ray-cpus-per-task/--ray-gpus-per-task: no node of the Ray cluster has {want} for one task"
+        )
     return options
 
 
@@ -116,14 +138,19 @@ def task_device(options: dict) -> str:
     return "gpu" if options.get("num_gpus") else "cpu"
 
 
-def run(ray, units: list[Unit], datasets: dict, *, device: str, log_steps: bool,
-        options: dict) -> Iterator[tuple[Unit, list[dict] | Exception]]:
+def run(
+    ray, units: list[Unit], datasets: dict, *, device: str, log_steps: bool, options: dict
+) -> Iterator[tuple[Unit, list[dict] | Exception]]:
     """Submit every unit; yield (unit, its records) or (unit, the exception that ended it) as each
     finishes. Closing the generator (Ctrl-C, SIGTERM, an error in the caller) cancels what is left."""
-    refs = {name: ray.put(data) for name, data in datasets.items()}  # once each, shared by every task
+    refs = {
+        name: ray.put(data) for name, data in datasets.items()
+    }  # once each, shared by every task
     task = ray.remote(run_unit).options(**options)
     kill_once = os.environ.get(KILL_ONCE_ENV)
-    pending = {task.remote(u, refs[u.configs[0].dataset], device, log_steps, kill_once): u for u in units}
+    pending = {
+        task.remote(u, refs[u.configs[0].dataset], device, log_steps, kill_once): u for u in units
+    }
     try:
         while pending:
             # A timeout, so that a signal is handled within a second rather than when a task ends.
@@ -137,7 +164,9 @@ def run(ray, units: list[Unit], datasets: dict, *, device: str, log_steps: bool,
                 yield unit, outcome
     finally:
         for ref in pending:
-            ray.cancel(ref, force=True)  # force: a running task's worker is stopped, not left training
+            ray.cancel(
+                ref, force=True
+            )  # force: a running task's worker is stopped, not left training
 
 
 def failure_text(e: Exception, retries: int) -> str:
@@ -147,7 +176,9 @@ def failure_text(e: Exception, retries: int) -> str:
     return f"{type(cause).__name__} on Ray (max_retries={retries}): {first}"
 
 
-def run_unit(unit: Unit, data, device: str, log_steps: bool, kill_once: str | None = None) -> list[dict]:
+def run_unit(
+    unit: Unit, data, device: str, log_steps: bool, kill_once: str | None = None
+) -> list[dict]:
     """The task: train one unit in this worker and return its records (the loop's or the sweep's)."""
     if kill_once:
         _kill_once(kill_once)
@@ -157,7 +188,9 @@ def run_unit(unit: Unit, data, device: str, log_steps: bool, kill_once: str | No
 
     # The object store hands out read-only arrays; torch.from_numpy warns on those. Labels are 0.5 MB
     # and the images are scaled into new arrays anyway, so copy the labels and leave the images shared.
-    data = dataclasses.replace(data, train_labels=data.train_labels.copy(), test_labels=data.test_labels.copy())
+    data = dataclasses.replace(
+        data, train_labels=data.train_labels.copy(), test_labels=data.test_labels.copy()
+    )
     args = argparse_like(device, log_steps)
     if unit.engine == "sweep":
         mod = importlib.import_module(compare.SWEEPS[unit.backend])

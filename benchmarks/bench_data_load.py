@@ -67,8 +67,12 @@ PROG = "bench_data_load"
 def child(what: str, dataset: str, data_dir: str, cache: str) -> dict:
     env = dict(os.environ, XDG_CACHE_HOME=cache)
     env.pop("MLP_TWINS_DATA", None)
-    r = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), dataset, data_dir, what],
-                       env=env, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-c", CHILD, str(ROOT), dataset, data_dir, what],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if r.returncode != 0:
         fail(f"child process ({what}) failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}", PROG)
     return json.loads(r.stdout)
@@ -77,17 +81,28 @@ def child(what: str, dataset: str, data_dir: str, cache: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="mnist", choices=("mnist", "fashion-mnist"))
-    p.add_argument("--data-dir", default=None, metavar="DIR",
-                   help="the four IDX files (default: $MLP_TWINS_DATA, else ../shared/datasets/<dataset>)")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="the four IDX files (default: $MLP_TWINS_DATA, else ../shared/datasets/<dataset>)",
+    )
     p.add_argument("--repeats", type=int, default=5, help="processes per measurement (default: 5)")
     args = p.parse_args(argv)
     if args.repeats < 1:
         fail(f"--repeats: got {args.repeats}; allowed: an integer >= 1", PROG)
-    data_dir = args.data_dir or os.environ.get("MLP_TWINS_DATA") or str(ROOT.parent / "shared" / "datasets" / args.dataset)
+    data_dir = (
+        args.data_dir
+        or os.environ.get("MLP_TWINS_DATA")
+        or str(ROOT.parent / "shared" / "datasets" / args.dataset)
+    )
     files = find_files(data_dir, args.dataset) if os.path.isdir(data_dir) else None
     if files is None:
-        fail(f"--data-dir {data_dir!r}: no such folder, or no {args.dataset} IDX files in it; expected a "
-             f"folder holding the four ({', '.join(SPLITS)}), pass --data-dir DIR", PROG)
+        fail(
+            f"--data-dir {data_dir!r}: no such folder, or no {args.dataset} IDX files in it; expected a "
+            f"folder holding the four ({', '.join(SPLITS)}), pass --data-dir DIR",
+            PROG,
+        )
     try:  # check every file here, so a bad one is named once and not as a child process's failure
         for stem, path in files.items():
             read_idx(path, args.dataset, stem)
@@ -98,26 +113,44 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
         for i in range(args.repeats):
             for what in ("first", "first+read"):  # each in a cache of its own, new and empty
-                runs[what].append(child(what, args.dataset, data_dir, os.path.join(tmp, f"{what}{i}")))
+                runs[what].append(
+                    child(what, args.dataset, data_dir, os.path.join(tmp, f"{what}{i}"))
+                )
             for what in ("second", "read"):  # the cache the last "first" made
-                runs[what].append(child(what, args.dataset, data_dir, os.path.join(tmp, f"first{i}")))
+                runs[what].append(
+                    child(what, args.dataset, data_dir, os.path.join(tmp, f"first{i}"))
+                )
 
     def med(what: str, key: str) -> float:
         return statistics.median(r[key] for r in runs[what])
 
     first, second = med("first", "first_s"), med("second", "second_s")
-    print(f"bench_data_load: {args.dataset} from {data_dir}; {os.cpu_count()} CPUs; "
-          f"medians of {args.repeats} processes")
-    print(f"  first load (gunzip, parse, md5, write .npy cache)  {first:9.3f} s   "
-          f"[target <= 1 s: {'ok' if first <= 1 else 'MISSED'}]")
-    print(f"  second load, new process (memory-mapped cache)     {1e3 * second:9.1f} ms  "
-          f"[target <= 50 ms: {'ok' if second <= 0.05 else 'MISSED'}]")
-    print(f"  second load, same process right after the first    {1e3 * med('first', 'second_s'):9.1f} ms")
+    print(
+        f"bench_data_load: {args.dataset} from {data_dir}; {os.cpu_count()} CPUs; "
+        f"medians of {args.repeats} processes"
+    )
+    print(
+        f"  first load (gunzip, parse, md5, write .npy cache)  {first:9.3f} s   "
+        f"[target <= 1 s: {'ok' if first <= 1 else 'MISSED'}]"
+    )
+    print(
+        f"  second load, new process (memory-mapped cache)     {1e3 * second:9.1f} ms  "
+        f"[target <= 50 ms: {'ok' if second <= 0.05 else 'MISSED'}]"
+    )
+    print(
+        f"  second load, same process right after the first    {1e3 * med('first', 'second_s'):9.1f} ms"
+    )
     print(f"  ratio first / second (new process)                 {first / second:9.0f} x")
-    print(f"  then a first pass over every byte (page-ins)       {1e3 * med('second', 'touch_s'):9.1f} ms")
+    print(
+        f"  then a first pass over every byte (page-ins)       {1e3 * med('second', 'touch_s'):9.1f} ms"
+    )
     print("  plain np.load of the cache instead of the map:")
-    print(f"    in a new process                                 {1e3 * med('read', 'read_s'):9.1f} ms")
-    print(f"    in the same process right after the first load   {1e3 * med('first+read', 'read_s'):9.1f} ms")
+    print(
+        f"    in a new process                                 {1e3 * med('read', 'read_s'):9.1f} ms"
+    )
+    print(
+        f"    in the same process right after the first load   {1e3 * med('first+read', 'read_s'):9.1f} ms"
+    )
     return 0
 
 

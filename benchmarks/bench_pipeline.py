@@ -54,7 +54,10 @@ def write_raw_idx(data: Dataset, root: pathlib.Path) -> pathlib.Path:
     written back with their headers (byte for byte the published files), whatever source they came from."""
     raw = root / TORCHVISION_DIR[data.name] / "raw"
     raw.mkdir(parents=True)
-    arrays = {"train": (data.train_images, data.train_labels), "test": (data.test_images, data.test_labels)}
+    arrays = {
+        "train": (data.train_images, data.train_labels),
+        "test": (data.test_images, data.test_labels),
+    }
     for stem, (split, kind) in SPLITS.items():
         images, labels = arrays[split]
         body = (images if kind == "images" else labels).astype("uint8").tobytes()
@@ -68,10 +71,16 @@ def seed_loader(cfg: Config, root: pathlib.Path):
     import torchvision
     from torchvision import transforms
 
-    dataset_class = torchvision.datasets.MNIST if cfg.dataset == "mnist" else torchvision.datasets.FashionMNIST
-    dataset = dataset_class(root=str(root), train=True, transform=transforms.ToTensor(), download=False)
+    dataset_class = (
+        torchvision.datasets.MNIST if cfg.dataset == "mnist" else torchvision.datasets.FashionMNIST
+    )
+    dataset = dataset_class(
+        root=str(root), train=True, transform=transforms.ToTensor(), download=False
+    )
     generator = torch.Generator().manual_seed(cfg.seed)
-    return torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, generator=generator)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=cfg.batch_size, shuffle=True, generator=generator
+    )
 
 
 def torch_rung0(cfg: Config, data: Dataset, device: str, root: pathlib.Path):
@@ -88,7 +97,9 @@ def torch_rung0(cfg: Config, data: Dataset, device: str, root: pathlib.Path):
         for _ in range(count):
             try:
                 images, labels = next(batches)
-            except StopIteration:  # the next epoch: a new shuffle, as the seed's `for epoch` loop does
+            except (
+                StopIteration
+            ):  # the next epoch: a new shuffle, as the seed's `for epoch` loop does
                 batches = iter(loader)
                 images, labels = next(batches)
             loss = step(images.reshape(-1, 28 * 28).to(dev), labels.to(dev))
@@ -122,7 +133,9 @@ def jax_rung0(cfg: Config, data: Dataset, device: str):
     return run, twin.device_sync(dev)
 
 
-def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int, root: pathlib.Path) -> dict[str, list[float]]:
+def bench(
+    cfg: Config, data: Dataset, device: str, steps: int, rounds: int, root: pathlib.Path
+) -> dict[str, list[float]]:
     """Loop name -> µs/step of each round, the four loops' rounds interleaved."""
     from impls.flax_mlp import train as jax_twin
     from impls.torch_mlp import train as torch_twin
@@ -131,9 +144,16 @@ def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int, root
         for twin in (torch_twin, jax_twin):  # both twins' TF32 setting and dtype, as in train
             stack.enter_context(twin.matmul_precision(cfg.tf32))
             stack.enter_context(twin.dtype_scope(cfg.dtype))
-        loops = {"torch rung 0": torch_rung0(cfg, data, device, root), "JAX rung 0": jax_rung0(cfg, data, device),
-                 "torch resident": torch_stepper(cfg, data, device)[:2], "JAX resident": jax_stepper(cfg, data, device)[:2]}
-        for run, sync in loops.values():  # compilation, warm-up, a few steady steps before the clock starts
+        loops = {
+            "torch rung 0": torch_rung0(cfg, data, device, root),
+            "JAX rung 0": jax_rung0(cfg, data, device),
+            "torch resident": torch_stepper(cfg, data, device)[:2],
+            "JAX resident": jax_stepper(cfg, data, device)[:2],
+        }
+        for (
+            run,
+            sync,
+        ) in loops.values():  # compilation, warm-up, a few steady steps before the clock starts
             sync(run(1))
             sync(run(max(1, steps // 10)))
         times: dict[str, list[float]] = {name: [] for name in LOOPS}
@@ -153,8 +173,15 @@ def rows(cfg: Config, times: dict[str, list[float]]) -> list[list[str]]:
     out = []
     for name in LOOPS:
         resident = med[name.split()[0] + " resident"]
-        out.append([label, name, WHAT[name].format(b=cfg.batch_size), f"{med[name]:.0f} ({min(times[name]):.0f}-{max(times[name]):.0f})",
-                    f"{med[name] / resident:.2f}"])
+        out.append(
+            [
+                label,
+                name,
+                WHAT[name].format(b=cfg.batch_size),
+                f"{med[name]:.0f} ({min(times[name]):.0f}-{max(times[name]):.0f})",
+                f"{med[name] / resident:.2f}",
+            ]
+        )
     return out
 
 
@@ -166,12 +193,21 @@ def main(argv: list[str] | None = None) -> int:
         for name, ds in data.items():
             write_raw_idx(ds, pathlib.Path(tmp) / name)
         for cfg in runs:
-            times = bench(cfg, data[cfg.dataset], args.device, args.steps, args.rounds, pathlib.Path(tmp) / cfg.dataset)
+            times = bench(
+                cfg,
+                data[cfg.dataset],
+                args.device,
+                args.steps,
+                args.rounds,
+                pathlib.Path(tmp) / cfg.dataset,
+            )
             table += rows(cfg, times)
             print(" | ".join(f"{r[1]} {r[3].split()[0]} µs/step" for r in table[-4:]), flush=True)
 
-    print(f"\n{args.rounds} interleaved rounds of {args.steps} steps per loop; median (min-max) µs/step per round; "
-          f"x resident: the loop's median over its framework's resident loop\n")
+    print(
+        f"\n{args.rounds} interleaved rounds of {args.steps} steps per loop; median (min-max) µs/step per round; "
+        f"x resident: the loop's median over its framework's resident loop\n"
+    )
     header = ["config", "loop", "input pipeline", "µs/step", "x resident"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))

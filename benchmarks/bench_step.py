@@ -51,9 +51,14 @@ def torch_stepper(cfg: Config, data: Dataset, device: str):
     dev = twin.resolve_device(device)
     images, labels, _, _ = twin.device_data(cfg, data, dev)
     _, _, step = twin.build_training(cfg, dev)
-    order = torch.from_numpy(epoch_index_matrix(cfg.seed, 0, len(data.train_labels), cfg.batch_size)).to(dev)
-    return _runner(step, twin.get_batch, images, labels, order, cfg.steps_per_epoch), twin.device_sync(dev), \
-        twin.describe_device(dev)
+    order = torch.from_numpy(
+        epoch_index_matrix(cfg.seed, 0, len(data.train_labels), cfg.batch_size)
+    ).to(dev)
+    return (
+        _runner(step, twin.get_batch, images, labels, order, cfg.steps_per_epoch),
+        twin.device_sync(dev),
+        twin.describe_device(dev),
+    )
 
 
 def jax_stepper(cfg: Config, data: Dataset, device: str):
@@ -66,9 +71,15 @@ def jax_stepper(cfg: Config, data: Dataset, device: str):
     dev = twin.resolve_device(device)
     images, labels, _, _ = twin.device_data(cfg, data, dev)
     _, _, step = twin.build_training(cfg, dev)
-    order = jax.device_put(epoch_index_matrix(cfg.seed, 0, len(data.train_labels), cfg.batch_size).astype(np.int32), dev)
-    return _runner(step, twin.get_batch, images, labels, order, cfg.steps_per_epoch), twin.device_sync(dev), \
-        twin.describe_device(dev)
+    order = jax.device_put(
+        epoch_index_matrix(cfg.seed, 0, len(data.train_labels), cfg.batch_size).astype(np.int32),
+        dev,
+    )
+    return (
+        _runner(step, twin.get_batch, images, labels, order, cfg.steps_per_epoch),
+        twin.device_sync(dev),
+        twin.describe_device(dev),
+    )
 
 
 def _runner(step, get_batch, images, labels, order, steps_per_epoch):
@@ -101,7 +112,9 @@ def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int) -> d
             t0 = time.perf_counter()
             sync(run(1))  # compilation / CUDA warm-up
             first_s = time.perf_counter() - t0
-            sync(run(max(1, steps // 10)))  # a few steady steps before the clock starts (caches, allocator)
+            sync(
+                run(max(1, steps // 10))
+            )  # a few steady steps before the clock starts (caches, allocator)
             runners[name] = run, sync
             out[name] = {"first_s": first_s, "rounds": [], "device": where}
         for _ in range(rounds):
@@ -124,14 +137,22 @@ def check_devices(device: str) -> None:
             fail(str(e))
 
 
-def parse_bench_args(prog: str, doc: str, round_of: str, default_rounds: int, argv: list[str] | None):
+def parse_bench_args(
+    prog: str, doc: str, round_of: str, default_rounds: int, argv: list[str] | None
+):
     """The step benchmarks' shared start: flags, threads, checks, data. (args, runs, {dataset: Dataset}).
     round_of names what a timed round times, for --help ('backend', 'loop')."""
     parser = ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
     add_run_args(parser)
-    parser.add_argument("--steps", type=int, default=200, help="steps per timed round (default 200)")
-    parser.add_argument("--rounds", type=int, default=default_rounds,
-                        help=f"timed rounds per {round_of}, interleaved (default {default_rounds})")
+    parser.add_argument(
+        "--steps", type=int, default=200, help="steps per timed round (default 200)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=default_rounds,
+        help=f"timed rounds per {round_of}, interleaved (default {default_rounds})",
+    )
     args = parser.parse_args(argv)
     configure_threads()  # as compare.py does, before torch loads (shared/machine.py)
     if args.steps < 1 or args.rounds < 1:
@@ -139,7 +160,9 @@ def parse_bench_args(prog: str, doc: str, round_of: str, default_rounds: int, ar
     runs = sweep_from_args(args).runs()
     check_devices(args.device)
     try:
-        data = {name: load_dataset(name, args.data_dir) for name in sorted({c.dataset for c in runs})}
+        data = {
+            name: load_dataset(name, args.data_dir) for name in sorted({c.dataset for c in runs})
+        }
     except DataError as e:
         fail(str(e))
     return args, runs, data
@@ -148,8 +171,15 @@ def parse_bench_args(prog: str, doc: str, round_of: str, default_rounds: int, ar
 def main(argv: list[str] | None = None) -> int:
     args, runs, data = parse_bench_args("bench_step.py", __doc__, "backend", 5, argv)
 
-    header = ("config", "torch µs/step", "JAX µs/step", "torch/JAX", "torch GFLOP/s", "JAX GFLOP/s",
-              "first step torch / JAX")
+    header = (
+        "config",
+        "torch µs/step",
+        "JAX µs/step",
+        "torch/JAX",
+        "torch GFLOP/s",
+        "JAX GFLOP/s",
+        "first step torch / JAX",
+    )
     rows = []
     for cfg in runs:
         try:
@@ -157,23 +187,39 @@ def main(argv: list[str] | None = None) -> int:
         except RuntimeError as e:  # --device gpu where a framework sees none
             fail(str(e))
         med = {b: statistics.median(r[b]["rounds"]) for b in r}
-        spread = {b: f"{med[b]:.0f} ({min(r[b]['rounds']):.0f}-{max(r[b]['rounds']):.0f})" for b in r}
+        spread = {
+            b: f"{med[b]:.0f} ({min(r[b]['rounds']):.0f}-{max(r[b]['rounds']):.0f})" for b in r
+        }
         gflops = {b: matmul_flops(cfg) / (med[b] * 1e3) for b in r}
-        rows.append((f"{cfg.hidden_layers}x{cfg.hidden_size} b{cfg.batch_size} {cfg.activation} {cfg.output}",
-                     spread["torch"], spread["jax"], f"{med['torch'] / med['jax']:.2f}",
-                     f"{gflops['torch']:.1f}", f"{gflops['jax']:.1f}",
-                     f"{r['torch']['first_s']:.3f} s / {r['jax']['first_s']:.3f} s"))
-        print(f"{rows[-1][0]}: torch {spread['torch']} µs/step, JAX {spread['jax']} µs/step, "
-              f"torch/JAX {rows[-1][3]}", flush=True)
+        rows.append(
+            (
+                f"{cfg.hidden_layers}x{cfg.hidden_size} b{cfg.batch_size} {cfg.activation} {cfg.output}",
+                spread["torch"],
+                spread["jax"],
+                f"{med['torch'] / med['jax']:.2f}",
+                f"{gflops['torch']:.1f}",
+                f"{gflops['jax']:.1f}",
+                f"{r['torch']['first_s']:.3f} s / {r['jax']['first_s']:.3f} s",
+            )
+        )
+        print(
+            f"{rows[-1][0]}: torch {spread['torch']} µs/step, JAX {spread['jax']} µs/step, "
+            f"torch/JAX {rows[-1][3]}",
+            flush=True,
+        )
 
-    print(f"\ndevices: torch {r['torch']['device']}, JAX {r['jax']['device']}; "
-          f"{args.rounds} interleaved rounds of {args.steps} steps each; median (min-max) per round\n")
+    print(
+        f"\ndevices: torch {r['torch']['device']}, JAX {r['jax']['device']}; "
+        f"{args.rounds} interleaved rounds of {args.steps} steps each; median (min-max) per round\n"
+    )
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:
         print("| " + " | ".join(row) + " |")
-    print("\ntorch/JAX > 1: JAX's step is faster. GFLOP/s counts the step's matmuls only (forward, weight "
-          "and input gradients).")
+    print(
+        "\ntorch/JAX > 1: JAX's step is faster. GFLOP/s counts the step's matmuls only (forward, weight "
+        "and input gradients)."
+    )
     return 0
 
 

@@ -46,7 +46,10 @@ from shared.machine import configure_threads  # noqa: E402
 def members_of(base: Config, count: int) -> list[Config]:
     """`count` members of base's group, cycling through the grid's lr x activation x output."""
     combos = itertools.cycle(itertools.product(GRID_LEARNING_RATES, ACTIVATIONS, OUTPUTS))
-    return [dataclasses.replace(base, learning_rate=lr, activation=a, output=o) for lr, a, o in itertools.islice(combos, count)]
+    return [
+        dataclasses.replace(base, learning_rate=lr, activation=a, output=o)
+        for lr, a, o in itertools.islice(combos, count)
+    ]
 
 
 def gemm_flops(cfg: Config, members: int) -> int:
@@ -66,14 +69,18 @@ def torch_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
     opt_state = sweep.init_adam(params)
     members = sweep.member_constants(cfgs, dev)
     alive = torch.ones(len(cfgs), dtype=torch.bool, device=dev)
-    order = torch.from_numpy(epoch_index_matrix(cfg.seed, 0, len(data.train_labels), cfg.batch_size)[:steps]).to(dev)
+    order = torch.from_numpy(
+        epoch_index_matrix(cfg.seed, 0, len(data.train_labels), cfg.batch_size)[:steps]
+    ).to(dev)
 
     def run():
         return sweep.train_epoch(params, opt_state, alive, members, images, labels, order)[1]
 
     x = images[order[0]]  # (B, 784)
     ws = [w.detach() for w, _ in params]
-    acts = [torch.ones(len(cfgs), cfg.batch_size, w.shape[1], dtype=x.dtype, device=dev) for w in ws[1:]]  # (M, B, in)
+    acts = [
+        torch.ones(len(cfgs), cfg.batch_size, w.shape[1], dtype=x.dtype, device=dev) for w in ws[1:]
+    ]  # (M, B, in)
 
     def gemm():  # the forward and backward matmuls of `steps` sweep steps, same shapes, nothing else
         for _ in range(steps):
@@ -87,10 +94,15 @@ def _gemm_step(x, ws, acts):
     import torch
 
     h = x @ ws[0].reshape(784, -1)  # (B, M*n): the wide first layer
-    out = [x.T @ h]  # (784, M*n): its weight gradient (no input gradient: nothing needs d loss / d images)
+    out = [
+        x.T @ h
+    ]  # (784, M*n): its weight gradient (no input gradient: nothing needs d loss / d images)
     for a, w in zip(acts, ws[1:]):  # a (M, B, in), w (M, in, out)
         y = torch.bmm(a, w)  # (M, B, out): forward
-        out += [torch.bmm(a.transpose(1, 2), y), torch.bmm(y, w.transpose(1, 2))]  # weight and input gradients
+        out += [
+            torch.bmm(a.transpose(1, 2), y),
+            torch.bmm(y, w.transpose(1, 2)),
+        ]  # weight and input gradients
     return out[-1]
 
 
@@ -117,16 +129,30 @@ def jax_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
     state["opt"] = sweep.init_adam(state["params"])
     members = sweep.member_constants(cfgs, dev)
     alive = jax.device_put(np.ones(len(cfgs), dtype=bool), dev)
-    order = jax.device_put(epoch_index_matrix(cfg.seed, 0, len(data.train_labels), cfg.batch_size)[:steps].astype(np.int32), dev)
-    epoch = sweep.compile_epoch(state["params"], state["opt"], alive, members, images, labels, order)
+    order = jax.device_put(
+        epoch_index_matrix(cfg.seed, 0, len(data.train_labels), cfg.batch_size)[:steps].astype(
+            np.int32
+        ),
+        dev,
+    )
+    epoch = sweep.compile_epoch(
+        state["params"], state["opt"], alive, members, images, labels, order
+    )
 
     def run():
-        state["params"], state["opt"], _, losses = epoch(state["params"], state["opt"], alive, members, images, labels, order)
+        state["params"], state["opt"], _, losses = epoch(
+            state["params"], state["opt"], alive, members, images, labels, order
+        )
         return losses
 
     x = images[order[0]]  # (B, 784)
-    ws = [jnp.array(w, copy=True) for w, _ in state["params"]]  # copies on `dev`: run() donates the weights
-    acts = [jax.device_put(np.ones((len(cfgs), cfg.batch_size, w.shape[1]), x.dtype), dev) for w in ws[1:]]  # (M, B, in)
+    ws = [
+        jnp.array(w, copy=True) for w, _ in state["params"]
+    ]  # copies on `dev`: run() donates the weights
+    acts = [
+        jax.device_put(np.ones((len(cfgs), cfg.batch_size, w.shape[1]), x.dtype), dev)
+        for w in ws[1:]
+    ]  # (M, B, in)
     gemm_step = jax.jit(_jax_gemm_step)
 
     def gemm():  # the forward and backward matmuls of `steps` sweep steps, same shapes, nothing else
@@ -148,7 +174,10 @@ def _jax_gemm_step(x, ws, acts):
     out = [x.T @ h]  # (784, M*n): its weight gradient
     for a, w in zip(acts, ws[1:]):  # a (M, B, in), w (M, in, out)
         y = jnp.einsum("mbi,mio->mbo", a, w)  # forward
-        out += [jnp.einsum("mbi,mbo->mio", a, y), jnp.einsum("mbo,mio->mbi", y, w)]  # weight and input gradients
+        out += [
+            jnp.einsum("mbi,mbo->mio", a, y),
+            jnp.einsum("mbo,mio->mbi", y, w),
+        ]  # weight and input gradients
     return out  # all returned, so XLA computes every one
 
 
@@ -161,7 +190,10 @@ def bench(base: Config, data: Dataset, device: str, members: int, steps: int, ro
     cfgs = members_of(base, members)
     loop_cfg = dataclasses.replace(base, learning_rate=1e-3)  # relu logits: the loop's step
     out = {}
-    for name, stepper, sweeper in (("torch", torch_stepper, torch_sweeper), ("jax", jax_stepper, jax_sweeper)):
+    for name, stepper, sweeper in (
+        ("torch", torch_stepper, torch_sweeper),
+        ("jax", jax_stepper, jax_sweeper),
+    ):
         run_loop, sync_loop, where = stepper(loop_cfg, data, device)
         t0 = time.perf_counter()
         sync_loop(run_loop(1))
@@ -171,14 +203,22 @@ def bench(base: Config, data: Dataset, device: str, members: int, steps: int, ro
         sync_sweep(run_sweep())  # includes the ahead-of-time compile (JAX)
         first_sweep = time.perf_counter() - t0
         sync_sweep(gemm())
-        r = {"loop": [], "sweep": [], "gemm": [], "first_s": (first_loop, first_sweep), "device": where}
+        r = {
+            "loop": [],
+            "sweep": [],
+            "gemm": [],
+            "first_s": (first_loop, first_sweep),
+            "device": where,
+        }
         for _ in range(rounds):  # interleaved: loop, sweep, GEMM floor
             t0 = time.perf_counter()
             sync_loop(run_loop(steps))
             r["loop"].append(1e6 * (time.perf_counter() - t0) / steps)  # one member per step
             t0 = time.perf_counter()
             sync_sweep(run_sweep())
-            r["sweep"].append(1e6 * (time.perf_counter() - t0) / (steps * members))  # per member-step
+            r["sweep"].append(
+                1e6 * (time.perf_counter() - t0) / (steps * members)
+            )  # per member-step
             t0 = time.perf_counter()
             sync_sweep(gemm())
             r["gemm"].append(1e6 * (time.perf_counter() - t0) / steps)  # per group step
@@ -189,27 +229,52 @@ def bench(base: Config, data: Dataset, device: str, members: int, steps: int, ro
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="bench_sweep.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batches", default="100,300,600", help="batch sizes, comma-separated (default 100,300,600)")
-    parser.add_argument("--hidden", type=int, default=500, help="hidden units per layer (default 500)")
-    parser.add_argument("--layers", type=int, default=1, help="hidden layers, 1 to 3 as in the grid (default 1)")
-    parser.add_argument("--members", type=int, default=16, help="members in the group (default 16, the grid's)")
-    parser.add_argument("--steps", type=int, default=60, help="steps per timed round (default 60; at most one epoch)")
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds, interleaved (default 3)")
-    parser.add_argument("--data-dir", default=None, metavar="DIR", help="folder with the MNIST IDX files")
+    parser.add_argument(
+        "--batches",
+        default="100,300,600",
+        help="batch sizes, comma-separated (default 100,300,600)",
+    )
+    parser.add_argument(
+        "--hidden", type=int, default=500, help="hidden units per layer (default 500)"
+    )
+    parser.add_argument(
+        "--layers", type=int, default=1, help="hidden layers, 1 to 3 as in the grid (default 1)"
+    )
+    parser.add_argument(
+        "--members", type=int, default=16, help="members in the group (default 16, the grid's)"
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=60,
+        help="steps per timed round (default 60; at most one epoch)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="timed rounds, interleaved (default 3)"
+    )
+    parser.add_argument(
+        "--data-dir", default=None, metavar="DIR", help="folder with the MNIST IDX files"
+    )
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
     args = parser.parse_args(argv)
     try:
         batches = [int(b) for b in args.batches.split(",")]
     except ValueError:
-        fail(f"--batches: got {args.batches!r}; allowed: comma-separated integers such as 100,300,600")
+        fail(
+            f"--batches: got {args.batches!r}; allowed: comma-separated integers such as 100,300,600"
+        )
     if args.steps < 1 or args.rounds < 1 or args.members < 1 or args.hidden < 1:
-        fail(f"--steps, --rounds, --members and --hidden must be >= 1; got {args.steps}, {args.rounds}, "
-             f"{args.members}, {args.hidden}")
+        fail(
+            f"--steps, --rounds, --members and --hidden must be >= 1; got {args.steps}, {args.rounds}, "
+            f"{args.members}, {args.hidden}"
+        )
     if not 1 <= args.layers <= 3:
         fail(f"--layers: got {args.layers}; allowed: 1, 2 or 3 (the grid's depths)")
     if not batches or any(not 1 <= b <= 60_000 // args.steps for b in batches):
-        fail(f"--batches: got {args.batches!r}; allowed: 1 to {60_000 // args.steps} with --steps {args.steps} "
-             f"(a round stays within one epoch)")
+        fail(
+            f"--batches: got {args.batches!r}; allowed: 1 to {60_000 // args.steps} with --steps {args.steps} "
+            f"(a round stays within one epoch)"
+        )
     configure_threads()  # as compare.py does, before torch loads (shared/machine.py)
     check_devices(args.device)  # --device gpu with no GPU: one line, before the data is loaded
     try:
@@ -217,8 +282,18 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as e:
         fail(str(e))
 
-    header = ("config", "framework", "loop member-steps/s", "sweep member-steps/s", "sweep/loop",
-              "sweep GFLOP/s", "GEMM floor GFLOP/s", "of floor", "est. / peak memory", "first call loop / sweep")
+    header = (
+        "config",
+        "framework",
+        "loop member-steps/s",
+        "sweep member-steps/s",
+        "sweep/loop",
+        "sweep GFLOP/s",
+        "GEMM floor GFLOP/s",
+        "of floor",
+        "est. / peak memory",
+        "first call loop / sweep",
+    )
     rows, speedup = [], {}
     for batch in batches:
         base = Config(hidden_size=args.hidden, hidden_layers=args.layers, batch_size=batch)
@@ -227,29 +302,49 @@ def main(argv: list[str] | None = None) -> int:
         except RuntimeError as e:  # --device gpu where a framework sees none
             fail(str(e))
         for name, x in r.items():
-            loop_us, sweep_us, gemm_us = (statistics.median(x[k]) for k in ("loop", "sweep", "gemm"))
+            loop_us, sweep_us, gemm_us = (
+                statistics.median(x[k]) for k in ("loop", "sweep", "gemm")
+            )
             flops = gemm_flops(base, args.members)
             achieved, floor = flops / (sweep_us * args.members * 1e3), flops / (gemm_us * 1e3)
             ratio = loop_us / sweep_us
             if batch == batches[0]:
                 speedup[name] = ratio
-            rows.append((f"{args.layers}x{args.hidden} b{batch} M={args.members}", name, f"{1e6 / loop_us:,.0f}",
-                         f"{1e6 / sweep_us:,.0f}", f"{ratio:.2f}x", f"{achieved:.0f}", f"{floor:.0f}",
-                         f"{100 * achieved / floor:.0f}%",
-                         f"{estimate_bytes(base, args.members) / 2**20:.0f} / {x['peak_bytes'] / 2**20:.0f} MiB",
-                         f"{x['first_s'][0]:.2f} s / {x['first_s'][1]:.2f} s"))
-            print(f"{rows[-1][0]} {name}: loop {rows[-1][2]}, sweep {rows[-1][3]} member-steps/s ({rows[-1][4]}), "
-                  f"{rows[-1][7]} of the GEMM floor", flush=True)
+            rows.append(
+                (
+                    f"{args.layers}x{args.hidden} b{batch} M={args.members}",
+                    name,
+                    f"{1e6 / loop_us:,.0f}",
+                    f"{1e6 / sweep_us:,.0f}",
+                    f"{ratio:.2f}x",
+                    f"{achieved:.0f}",
+                    f"{floor:.0f}",
+                    f"{100 * achieved / floor:.0f}%",
+                    f"{estimate_bytes(base, args.members) / 2**20:.0f} / {x['peak_bytes'] / 2**20:.0f} MiB",
+                    f"{x['first_s'][0]:.2f} s / {x['first_s'][1]:.2f} s",
+                )
+            )
+            print(
+                f"{rows[-1][0]} {name}: loop {rows[-1][2]}, sweep {rows[-1][3]} member-steps/s ({rows[-1][4]}), "
+                f"{rows[-1][7]} of the GEMM floor",
+                flush=True,
+            )
 
     devices = ", ".join(f"{n} {x['device']}" for n, x in r.items())
-    print(f"\ndevices: {devices}; {args.rounds} interleaved rounds of {args.steps} steps; medians\n")
+    print(
+        f"\ndevices: {devices}; {args.rounds} interleaved rounds of {args.steps} steps; medians\n"
+    )
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:
         print("| " + " | ".join(row) + " |")
-    print("\nsweep/loop: member-steps per second of the sweep over the loop's. GFLOP/s counts the matmuls of a "
-          "step (forward, weight and input gradients); the GEMM floor runs those matmuls alone.")
-    print(f"speedup at batch {batches[0]}: torch {speedup['torch']:.2f}x, jax {speedup['jax']:.2f}x")
+    print(
+        "\nsweep/loop: member-steps per second of the sweep over the loop's. GFLOP/s counts the matmuls of a "
+        "step (forward, weight and input gradients); the GEMM floor runs those matmuls alone."
+    )
+    print(
+        f"speedup at batch {batches[0]}: torch {speedup['torch']:.2f}x, jax {speedup['jax']:.2f}x"
+    )
     return 0
 
 

@@ -39,4 +39,6 @@ def epoch_index_matrix(seed: int, epoch: int, n: int, batch_size: int) -> np.nda
 def _check_batch_size(batch_size: int, n: int) -> None:
     # 0 would loop forever or divide by zero, and more than n would make an epoch of no steps.
     if not 1 <= batch_size <= n:
-        raise ValueError(f"batch_size: got {batch_size}; allowed: 1 to {n} (the number of training images)")
+        raise ValueError(
+            f"batch_size: got {batch_size}; allowed: 1 to {n} (the number of training images)"
+        )

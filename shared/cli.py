@@ -31,16 +31,33 @@ def fail(message: str, prog: str | None = None, code: int = 2):
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
     """--config, --set, --data-dir, --device: the flags compare.py and both impls share."""
-    p.add_argument("--config", default="baseline", metavar="NAME|FILE.toml",
-                   help=f"a preset ({', '.join(PRESETS)}) or a TOML file of Config fields (default: baseline)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help=f"override a field; a comma list (hidden_size=400,600) makes a grid axis. "
-                        f"Fields: {', '.join(FIELD_NAMES)}")
-    p.add_argument("--data-dir", default=None, metavar="DIR",
-                   help="folder with the four MNIST IDX files (default: $MLP_TWINS_DATA, then the cache, "
-                        "then tensorflow-datasets, then download)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"),
-                   help="auto: the GPU when there is one, else the CPU (default: auto)")
+    p.add_argument(
+        "--config",
+        default="baseline",
+        metavar="NAME|FILE.toml",
+        help=f"a preset ({', '.join(PRESETS)}) or a TOML file of Config fields (default: baseline)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a field; a comma list (hidden_size=400,600) makes a grid axis. "
+        f"Fields: {', '.join(FIELD_NAMES)}",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="folder with the four MNIST IDX files (default: $MLP_TWINS_DATA, then the cache, "
+        "then tensorflow-datasets, then download)",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "gpu"),
+        help="auto: the GPU when there is one, else the CPU (default: auto)",
+    )
 
 
 def sweep_from_args(args: argparse.Namespace) -> Sweep:
@@ -51,9 +68,13 @@ def sweep_from_args(args: argparse.Namespace) -> Sweep:
         fail(str(e))
 
 
-def backend_args(prog: str, framework: str, argv: list[str] | None = None) -> tuple[argparse.Namespace, list]:
+def backend_args(
+    prog: str, framework: str, argv: list[str] | None = None
+) -> tuple[argparse.Namespace, list]:
     """`python -m impls.<twin>`'s flags, parsed and validated: (args, the runs of the sweep), or exit 2."""
-    parser = ArgumentParser(prog=prog, description=f"Train the MNIST MLP with {framework} (the seed's loop).")
+    parser = ArgumentParser(
+        prog=prog, description=f"Train the MNIST MLP with {framework} (the seed's loop)."
+    )
     add_run_args(parser)
     args = parser.parse_args(argv)
     runs = sweep_from_args(args).runs()

@@ -53,7 +53,9 @@ class Config:
     learning_rate: float = 1e-3
     epochs: int = 5
     seed: int = 0  # drives the batch order and the shared initial weights
-    init: str = "shared"  # shared: identical weights in both backends; native: each framework's default
+    init: str = (
+        "shared"  # shared: identical weights in both backends; native: each framework's default
+    )
     tf32: bool = False  # allow TF32 matmuls on GPU (speed runs only; off = true float32)
     dtype: str = "float32"  # float32 | float64 (float64: whole-run parity of the twins, see tests)
 
@@ -65,8 +67,15 @@ class Config:
         _check_choice("output", self.output, OUTPUTS)
         _check_int("batch_size", self.batch_size, 1, N_TRAIN)
         lr = self.learning_rate
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-            raise ConfigError(f"learning_rate: got {lr!r}; allowed: a finite number > 0 (e.g. 1e-3)")
+        if (
+            isinstance(lr, bool)
+            or not isinstance(lr, (int, float))
+            or not math.isfinite(lr)
+            or lr <= 0
+        ):
+            raise ConfigError(
+                f"learning_rate: got {lr!r}; allowed: a finite number > 0 (e.g. 1e-3)"
+            )
         object.__setattr__(self, "learning_rate", float(lr))
         _check_int("epochs", self.epochs, 1, 1000)
         _check_int("seed", self.seed, 0, 2**32 - 1)
@@ -93,11 +102,15 @@ class Config:
         ("mnist 784-500-10 relu logits batch=100 lr=0.001 epochs=5 seed=0 init=shared"); `brief`: the
         fields a grid varies, as the report's tables show them ("1x500 relu logits b100 lr0.001")."""
         if brief:
-            return (f"{self.hidden_layers}x{self.hidden_size} {self.activation} {self.output} b{self.batch_size} "
-                    f"lr{self.learning_rate:g}")
-        return (f"{self.dataset} {'-'.join(map(str, self.layer_sizes))} {self.activation} {self.output} "
-                f"batch={self.batch_size} lr={self.learning_rate:g} epochs={self.epochs} seed={self.seed} "
-                f"init={self.init}{' tf32' if self.tf32 else ''}{' float64' if self.dtype == 'float64' else ''}")
+            return (
+                f"{self.hidden_layers}x{self.hidden_size} {self.activation} {self.output} b{self.batch_size} "
+                f"lr{self.learning_rate:g}"
+            )
+        return (
+            f"{self.dataset} {'-'.join(map(str, self.layer_sizes))} {self.activation} {self.output} "
+            f"batch={self.batch_size} lr={self.learning_rate:g} epochs={self.epochs} seed={self.seed} "
+            f"init={self.init}{' tf32' if self.tf32 else ''}{' float64' if self.dtype == 'float64' else ''}"
+        )
 
     def key(self) -> str:
         """A stable identifier of the run, used to skip finished runs on resume."""
@@ -160,7 +173,9 @@ class Sweep:
             # resume would take the second for done.
             repeated = [v for i, v in enumerate(values) if v in values[:i]]
             if repeated:
-                raise ConfigError(f"{name}: value {repeated[0]!r} given twice; allowed: distinct values")
+                raise ConfigError(
+                    f"{name}: value {repeated[0]!r} given twice; allowed: distinct values"
+                )
         return sweep
 
 
@@ -205,7 +220,9 @@ def parse_value(name: str, text: str) -> Any:
         try:
             return float(text)
         except ValueError:
-            raise ConfigError(f"{name}: got {text!r}; allowed: a number such as 1e-3 or 10e-3") from None
+            raise ConfigError(
+                f"{name}: got {text!r}; allowed: a number such as 1e-3 or 10e-3"
+            ) from None
     if kind == "bool":
         if text.lower() in ("true", "1", "yes", "on"):
             return True
@@ -220,14 +237,20 @@ def parse_set(items: list[str]) -> dict[str, tuple[Any, ...]]:
     out: dict[str, tuple[Any, ...]] = {}
     for item in items:
         if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected key=value or key=v1,v2 (keys: {', '.join(FIELD_NAMES)})")
+            raise ConfigError(
+                f"--set {item!r}: expected key=value or key=v1,v2 (keys: {', '.join(FIELD_NAMES)})"
+            )
         name, _, text = item.partition("=")
         name = name.strip()
         if not name:
-            raise ConfigError(f"--set {item!r}: no field name before '='; allowed: {', '.join(FIELD_NAMES)}")
+            raise ConfigError(
+                f"--set {item!r}: no field name before '='; allowed: {', '.join(FIELD_NAMES)}"
+            )
         values = [v for v in text.split(",")]
         if not text.strip() or any(not v.strip() for v in values):
-            raise ConfigError(f"--set {item!r}: empty value for {name}; allowed: {name}=VALUE or {name}=V1,V2")
+            raise ConfigError(
+                f"--set {item!r}: empty value for {name}; allowed: {name}=VALUE or {name}=V1,V2"
+            )
         out[name] = tuple(parse_value(name, v) for v in values)
     return out
 
@@ -235,29 +258,37 @@ def parse_set(items: list[str]) -> dict[str, tuple[Any, ...]]:
 def load_toml(path: str | pathlib.Path) -> Sweep:
     """A TOML file of Config fields; a list value makes an axis. `preset = "grid"` starts from a preset.
 
-        preset = "baseline"
-        hidden_size = [400, 600]
-        learning_rate = 1e-3
+    preset = "baseline"
+    hidden_size = [400, 600]
+    learning_rate = 1e-3
     """
     path = pathlib.Path(path)
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"--config {str(path)!r}: no such file; allowed: {', '.join(PRESETS)} or a .toml file") from None
+        raise ConfigError(
+            f"--config {str(path)!r}: no such file; allowed: {', '.join(PRESETS)} or a .toml file"
+        ) from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"--config {str(path)!r}: cannot read TOML ({' '.join(str(e).split())})") from None
+        raise ConfigError(
+            f"--config {str(path)!r}: cannot read TOML ({' '.join(str(e).split())})"
+        ) from None
     preset = data.pop("preset", "baseline")
     if not isinstance(preset, str) or preset not in PRESETS:
         raise ConfigError(f"preset: got {preset!r}; allowed: {' | '.join(PRESETS)}")
     overrides: dict[str, tuple[Any, ...]] = {}
     for name, value in data.items():
         if name not in _FIELD_TYPES:
-            raise ConfigError(f"{path.name}: unknown config field {name!r}; allowed: preset, {', '.join(FIELD_NAMES)}")
+            raise ConfigError(
+                f"{path.name}: unknown config field {name!r}; allowed: preset, {', '.join(FIELD_NAMES)}"
+            )
         values = tuple(value) if isinstance(value, list) else (value,)
         if not values:
             raise ConfigError(f"{name}: empty list in {path.name}")
         if _FIELD_TYPES[name] == "float":  # TOML `1` is an int; accept it as a learning rate
-            values = tuple(float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in values)
+            values = tuple(
+                float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in values
+            )
         overrides[name] = values
     return dataclasses.replace(PRESETS[preset], name=path.stem).with_overrides(overrides)
 
@@ -269,5 +300,7 @@ def resolve(config: str, sets: list[str] | None = None) -> Sweep:
     elif config.endswith(".toml"):
         sweep = load_toml(config)
     else:
-        raise ConfigError(f"--config: got {config!r}; allowed: {' | '.join(PRESETS)} or a path to a .toml file")
+        raise ConfigError(
+            f"--config: got {config!r}; allowed: {' | '.join(PRESETS)} or a path to a .toml file"
+        )
     return sweep.with_overrides(parse_set(sets or []))

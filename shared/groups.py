@@ -22,7 +22,9 @@ MAX_BUDGET = 4 * 2**30  # never plan a group above this, whatever the device has
 
 def group_key(cfg: Config) -> str:
     """The fields a group shares, as a stable string: cfg.key() without the member fields."""
-    return ",".join(f"{f.name}={getattr(cfg, f.name)!r}" for f in fields(cfg) if f.name not in MEMBER_FIELDS)
+    return ",".join(
+        f"{f.name}={getattr(cfg, f.name)!r}" for f in fields(cfg) if f.name not in MEMBER_FIELDS
+    )
 
 
 def group_runs(runs: list[Config]) -> list[list[Config]]:
@@ -59,7 +61,7 @@ def split_group(members: list[Config], budget_bytes: int) -> list[list[Config]]:
         fits -= 1
     parts = -(-len(members) // fits)
     size = -(-len(members) // parts)
-    return [members[i:i + size] for i in range(0, len(members), size)]
+    return [members[i : i + size] for i in range(0, len(members), size)]
 
 
 def host_memory_budget() -> int:

@@ -80,8 +80,13 @@ def gemm_floor_us(cfg: Config, budget_s: float = 0.15) -> float:
     the median measures the other processes (numpy's BLAS threads stall like torch's). A framework's
     step does these and more (activations, loss, Adam, dispatch)."""
     rng = np.random.default_rng(0)
-    pairs = [(rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((k, n), dtype=np.float32))
-             for m, k, n in step_gemms(cfg)]
+    pairs = [
+        (
+            rng.standard_normal((m, k), dtype=np.float32),
+            rng.standard_normal((k, n), dtype=np.float32),
+        )
+        for m, k, n in step_gemms(cfg)
+    ]
     outs = [np.empty((a.shape[0], b.shape[1]), np.float32) for a, b in pairs]
 
     def once() -> float:

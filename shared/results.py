@@ -31,10 +31,22 @@ from shared.data import Dataset
 STATUSES = ("ok", "diverged", "error")
 
 
-def make_record(*, backend: str, cfg: Config, data: Dataset | None, status: str, epochs: list[dict],
-                loss_curve: list[float], timing: dict, wall_s: float, device: str,
-                versions: dict[str, str], error: str | None = None, engine: str = "loop",
-                group: dict | None = None) -> dict[str, Any]:
+def make_record(
+    *,
+    backend: str,
+    cfg: Config,
+    data: Dataset | None,
+    status: str,
+    epochs: list[dict],
+    loss_curve: list[float],
+    timing: dict,
+    wall_s: float,
+    device: str,
+    versions: dict[str, str],
+    error: str | None = None,
+    engine: str = "loop",
+    group: dict | None = None,
+) -> dict[str, Any]:
     """The one result object. `epochs`: [{epoch, train_loss, test_loss, test_accuracy}, ...].
 
     `engine`: "loop" (impls/*/train.py, one run at a time) or "sweep" (impls/*/sweep.py, a group of
@@ -55,13 +67,17 @@ def make_record(*, backend: str, cfg: Config, data: Dataset | None, status: str,
         "steps": len(loss_curve),
         "step_time_us": timing.get("step_time_us"),
         "samples_per_s": timing.get("samples_per_s"),
-        "step_time_spread": timing.get("step_time_spread"),  # {p10, p50, p90, windows} µs/step, or None
+        "step_time_spread": timing.get(
+            "step_time_spread"
+        ),  # {p10, p50, p90, windows} µs/step, or None
         "warmup_s": timing.get("warmup_s"),  # compile and warm-up, timed apart from steady state
         "train_s": timing.get("train_s"),
         "wall_s": wall_s,
         "device": device,
         "versions": {"python": platform.python_version(), "numpy": np.__version__, **versions},
-        "dataset": {"name": data.name, "md5": data.md5} if data is not None else {"name": cfg.dataset},
+        "dataset": {"name": data.name, "md5": data.md5}
+        if data is not None
+        else {"name": cfg.dataset},
     }
 
 
@@ -76,7 +92,9 @@ def warmup_s(record: dict) -> float | None:
     return record["warmup_s"] if "warmup_s" in record else record.get("compile_s")
 
 
-def downsample(curve: list[float], max_points: int = 1000, digits: int = 7) -> tuple[list[float | None], int]:
+def downsample(
+    curve: list[float], max_points: int = 1000, digits: int = 7
+) -> tuple[list[float | None], int]:
     """Every k-th loss, k the smallest stride that keeps at most `max_points` (a 432-run grid stays a
     few MB); `digits` significant digits: 7 is all a float32 holds, a float64 run keeps all 17 (its
     parity with the other framework is checked to 1e-9); non-finite losses become None."""
@@ -110,11 +128,15 @@ class ResultsFile:
         self._lock()
         records, bad_lines = scan_results(self.path)
         torn = self._torn_tail()
-        garbage = [n for n in bad_lines if not (torn and n == bad_lines[-1] == _line_count(self.path))]
+        garbage = [
+            n for n in bad_lines if not (torn and n == bad_lines[-1] == _line_count(self.path))
+        ]
         if garbage:
             self.close()
-            raise ResultsCorrupt(f"line {garbage[0]} of {self.path} is not a result record ({len(garbage)} such "
-                                 f"lines); allowed: one JSON record per line: delete those lines and rerun")
+            raise ResultsCorrupt(
+                f"line {garbage[0]} of {self.path} is not a result record ({len(garbage)} such "
+                f"lines); allowed: one JSON record per line: delete those lines and rerun"
+            )
         if torn:
             self._repair_tail()
         self.records, self.skipped_lines = records, len(bad_lines)
@@ -129,8 +151,10 @@ class ResultsFile:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                raise ResultsLocked(f"{self.path} is in use by another process (lock {self.lock_path}); "
-                                    f"wait for it or use another --out") from None
+                raise ResultsLocked(
+                    f"{self.path} is in use by another process (lock {self.lock_path}); "
+                    f"wait for it or use another --out"
+                ) from None
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
             except FileNotFoundError:
@@ -138,7 +162,9 @@ class ResultsFile:
             if same:
                 self._lock_fd = fd
                 return
-            os.close(fd)  # deleted by its last holder between our open and our lock: take the new one
+            os.close(
+                fd
+            )  # deleted by its last holder between our open and our lock: take the new one
 
     def _torn_tail(self) -> bool:
         try:
@@ -174,11 +200,16 @@ class ResultsFile:
         line = (json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            size = os.fstat(fd).st_size  # where this line starts (we hold the lock: nobody else appends)
+            size = os.fstat(
+                fd
+            ).st_size  # where this line starts (we hold the lock: nobody else appends)
             try:
                 written = os.write(fd, line)  # one write of the whole line
                 if written != len(line):
-                    raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({written} of {len(line)} bytes written)")
+                    raise OSError(
+                        errno.ENOSPC,
+                        f"{os.strerror(errno.ENOSPC)} ({written} of {len(line)} bytes written)",
+                    )
                 os.fsync(fd)
             except OSError:
                 with contextlib.suppress(OSError):
@@ -190,7 +221,9 @@ class ResultsFile:
 
     def close(self) -> None:
         if self._lock_fd is not None:
-            self.lock_path.unlink(missing_ok=True)  # while still locked: see _lock for why that is safe
+            self.lock_path.unlink(
+                missing_ok=True
+            )  # while still locked: see _lock for why that is safe
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None

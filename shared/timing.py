@@ -29,7 +29,9 @@ WINDOW = 50  # steps per timed window of the spread
 class StepClock:
     def __init__(self, sync: Callable[[Any], Any]):
         self.sync = sync  # blocks until `value` (the last step's output) is computed
-        self.warmup_s: float | None = None  # compile and warm-up (the first step), timed apart from steady state
+        self.warmup_s: float | None = (
+            None  # compile and warm-up (the first step), timed apart from steady state
+        )
         self.steady_s = 0.0
         self.steady_steps = 0
         self._t0 = 0.0
@@ -89,12 +91,19 @@ def spread(windows_us: list[float]) -> dict[str, float] | None:
     if not windows_us:
         return None
     p10, p50, p90 = np.percentile(windows_us, [10, 50, 90])
-    return {"p10": round(float(p10), 1), "p50": round(float(p50), 1), "p90": round(float(p90), 1),
-            "windows": len(windows_us)}
+    return {
+        "p10": round(float(p10), 1),
+        "p50": round(float(p50), 1),
+        "p90": round(float(p90), 1),
+        "windows": len(windows_us),
+    }
 
 
 def spread_share(group_spread: dict[str, float] | None, members: int) -> dict[str, float] | None:
     """A group's spread as each of its `members` members' share (µs divided by M, as their step time is)."""
     if group_spread is None:
         return None
-    return {**{k: round(group_spread[k] / members, 1) for k in ("p10", "p50", "p90")}, "windows": group_spread["windows"]}
+    return {
+        **{k: round(group_spread[k] / members, 1) for k in ("p10", "p50", "p90")},
+        "windows": group_spread["windows"],
+    }

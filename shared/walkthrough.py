@@ -39,11 +39,19 @@ def fmt(values) -> str:
 
 
 def build_parser(twin) -> ArgumentParser:
-    p = ArgumentParser(prog=f"python -m {twin.__spec__.name if twin.__spec__ else twin.__name__}",
-                       description="Forward and backward, step by step (see docs/walkthrough.md).")
-    p.add_argument("--gate", default="or", choices=tuple(GATES),
-                   help="or: targets [1, 1, 1, 0] (the table the source text calls AND); and: [1, 0, 0, 0] (default: or)")
-    p.add_argument("--seed", default=0, type=int, help="seed of the numpy draw of w1, b1 (default: 0)")
+    p = ArgumentParser(
+        prog=f"python -m {twin.__spec__.name if twin.__spec__ else twin.__name__}",
+        description="Forward and backward, step by step (see docs/walkthrough.md).",
+    )
+    p.add_argument(
+        "--gate",
+        default="or",
+        choices=tuple(GATES),
+        help="or: targets [1, 1, 1, 0] (the table the source text calls AND); and: [1, 0, 0, 0] (default: or)",
+    )
+    p.add_argument(
+        "--seed", default=0, type=int, help="seed of the numpy draw of w1, b1 (default: 0)"
+    )
     return p
 
 
@@ -57,7 +65,9 @@ def main(twin, argv: list[str] | None = None) -> None:
     targets = [int(t) for t in y.ravel()]
     w1, b1 = init_logic_params(args.seed)
 
-    print("== 1. one neuron from raw parameters: sigmoid(x @ w1 + b1), MSE, Adam lr 0.01, 1000 epochs")
+    print(
+        "== 1. one neuron from raw parameters: sigmoid(x @ w1 + b1), MSE, Adam lr 0.01, 1000 epochs"
+    )
     note = " (the OR table; the source text calls it AND)" if args.gate == "or" else " (AND)"
     print(f"gate {args.gate}: x {X}, targets {targets}{note}")
     print(f"start (numpy seed {args.seed}): w1 {fmt(w1)}, b1 {fmt(b1)}")

@@ -42,7 +42,9 @@ def _dataset_dir(name: str) -> pathlib.Path:
     if name == "mnist" and EXPLICIT_MNIST and not (d / "train-images-idx3-ubyte.gz").is_file():
         d = pathlib.Path(EXPLICIT_MNIST)
     if not (d / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"real {name} files not found in {d} (set MLP_TWINS_DATASETS to the folder holding {name}/)")
+        pytest.skip(
+            f"real {name} files not found in {d} (set MLP_TWINS_DATASETS to the folder holding {name}/)"
+        )
     return d
 
 

@@ -27,55 +27,166 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 COMPARE, TORCH, FLAX = "compare.py", "python -m impls.torch_mlp", "python -m impls.flax_mlp"
 BENCH_STEP, BENCH_PIPE, BENCH_LOAD = "bench_step.py", "bench_pipeline.py", "bench_data_load.py"
 BENCH_SWEEP = "bench_sweep.py"
-RUN_FLAGS = (COMPARE, TORCH, FLAX, BENCH_STEP, BENCH_PIPE)  # those taking --config / --set / --device
+RUN_FLAGS = (
+    COMPARE,
+    TORCH,
+    FLAX,
+    BENCH_STEP,
+    BENCH_PIPE,
+)  # those taking --config / --set / --device
 DEVICE_FLAGS = RUN_FLAGS + (BENCH_SWEEP,)  # those taking --device
 DATA_FLAGS = RUN_FLAGS + (BENCH_LOAD, BENCH_SWEEP)  # those taking --data-dir
 
 # A TOML file's text per name; the rows below point --config at them.
-TOMLS = {"invalid": "hidden_size = [\n", "unknown": "colour = 1\n", "wrongtype": 'hidden_size = "big"\n',
-         "nan": "learning_rate = nan\n", "zero": "batch_size = 0\n", "empty": "hidden_size = []\n"}
+TOMLS = {
+    "invalid": "hidden_size = [\n",
+    "unknown": "colour = 1\n",
+    "wrongtype": 'hidden_size = "big"\n',
+    "nan": "learning_rate = nan\n",
+    "zero": "batch_size = 0\n",
+    "empty": "hidden_size = []\n",
+}
 
 # (id, arguments ({tmp}, {bad}, {mnist} filled in), words the line must hold, entry points).
 CASES = [
     ("unknown config name", ["--config", "nope"], ["--config", "'nope'", "allowed"], RUN_FLAGS),
-    ("missing toml", ["--config", "{tmp}/missing.toml"], ["missing.toml", "no such file"], RUN_FLAGS),
-    ("unreadable toml (a folder)", ["--config", "{bad}/dir.toml"], ["dir.toml", "cannot read"], RUN_FLAGS),
+    (
+        "missing toml",
+        ["--config", "{tmp}/missing.toml"],
+        ["missing.toml", "no such file"],
+        RUN_FLAGS,
+    ),
+    (
+        "unreadable toml (a folder)",
+        ["--config", "{bad}/dir.toml"],
+        ["dir.toml", "cannot read"],
+        RUN_FLAGS,
+    ),
     ("invalid toml", ["--config", "{bad}/invalid.toml"], ["invalid.toml", "TOML"], RUN_FLAGS),
-    ("unknown field in toml", ["--config", "{bad}/unknown.toml"], ["'colour'", "allowed"], RUN_FLAGS),
+    (
+        "unknown field in toml",
+        ["--config", "{bad}/unknown.toml"],
+        ["'colour'", "allowed"],
+        RUN_FLAGS,
+    ),
     ("unknown field in --set", ["--set", "colour=red"], ["'colour'", "allowed"], RUN_FLAGS),
-    ("wrong type in toml", ["--config", "{bad}/wrongtype.toml"], ["hidden_size", "'big'", "allowed"], RUN_FLAGS),
-    ("wrong type in --set", ["--set", "hidden_size=abc"], ["hidden_size", "'abc'", "allowed"], RUN_FLAGS),
-    ("learning_rate=nan", ["--set", "learning_rate=nan"], ["learning_rate", "nan", "finite"], RUN_FLAGS),
-    ("learning_rate=inf", ["--set", "learning_rate=inf"], ["learning_rate", "inf", "finite"], RUN_FLAGS),
-    ("learning_rate nan in toml", ["--config", "{bad}/nan.toml"], ["learning_rate", "finite"], RUN_FLAGS),
+    (
+        "wrong type in toml",
+        ["--config", "{bad}/wrongtype.toml"],
+        ["hidden_size", "'big'", "allowed"],
+        RUN_FLAGS,
+    ),
+    (
+        "wrong type in --set",
+        ["--set", "hidden_size=abc"],
+        ["hidden_size", "'abc'", "allowed"],
+        RUN_FLAGS,
+    ),
+    (
+        "learning_rate=nan",
+        ["--set", "learning_rate=nan"],
+        ["learning_rate", "nan", "finite"],
+        RUN_FLAGS,
+    ),
+    (
+        "learning_rate=inf",
+        ["--set", "learning_rate=inf"],
+        ["learning_rate", "inf", "finite"],
+        RUN_FLAGS,
+    ),
+    (
+        "learning_rate nan in toml",
+        ["--config", "{bad}/nan.toml"],
+        ["learning_rate", "finite"],
+        RUN_FLAGS,
+    ),
     ("batch_size=0", ["--set", "batch_size=0"], ["batch_size", "got 0", "1 to 60000"], RUN_FLAGS),
-    ("batch_size 0 in toml", ["--config", "{bad}/zero.toml"], ["batch_size", "1 to 60000"], RUN_FLAGS),
-    ("batch_size=70000", ["--set", "batch_size=70000"], ["batch_size", "70000", "1 to 60000"], RUN_FLAGS),
-    ("hidden_layers=-1", ["--set", "hidden_layers=-1"], ["hidden_layers", "-1", "0 to 64"], RUN_FLAGS),
-    ("empty --set value", ["--set", "hidden_size="], ["hidden_size", "empty", "allowed"], RUN_FLAGS),
-    ("empty item in a --set list", ["--set", "hidden_size=400,,600"], ["hidden_size", "empty"], RUN_FLAGS),
+    (
+        "batch_size 0 in toml",
+        ["--config", "{bad}/zero.toml"],
+        ["batch_size", "1 to 60000"],
+        RUN_FLAGS,
+    ),
+    (
+        "batch_size=70000",
+        ["--set", "batch_size=70000"],
+        ["batch_size", "70000", "1 to 60000"],
+        RUN_FLAGS,
+    ),
+    (
+        "hidden_layers=-1",
+        ["--set", "hidden_layers=-1"],
+        ["hidden_layers", "-1", "0 to 64"],
+        RUN_FLAGS,
+    ),
+    (
+        "empty --set value",
+        ["--set", "hidden_size="],
+        ["hidden_size", "empty", "allowed"],
+        RUN_FLAGS,
+    ),
+    (
+        "empty item in a --set list",
+        ["--set", "hidden_size=400,,600"],
+        ["hidden_size", "empty"],
+        RUN_FLAGS,
+    ),
     ("empty --set key", ["--set", "=3"], ["--set", "allowed"], RUN_FLAGS),
     ("--set without =", ["--set", "epochs"], ["--set", "key=value"], RUN_FLAGS),
     ("empty list in toml", ["--config", "{bad}/empty.toml"], ["hidden_size", "empty"], RUN_FLAGS),
     ("unknown flag", ["--bogus"], ["--bogus"], DATA_FLAGS),
     ("--device tpu", ["--device", "tpu"], ["--device", "'tpu'", "cpu"], DEVICE_FLAGS),
-    ("--data-dir missing", ["--data-dir", "{tmp}/nowhere"], ["nowhere", "no such folder", "expected"], DATA_FLAGS),
-    ("--data-dir with a truncated file", ["--data-dir", "{bad}/trunc"], ["t10k-labels", "truncated", "expected"],
-     DATA_FLAGS),
-    ("--data-dir with a wrong checksum", ["--data-dir", "{bad}/wrongmd5"], ["t10k-labels", "md5", "expected"],
-     DATA_FLAGS),
+    (
+        "--data-dir missing",
+        ["--data-dir", "{tmp}/nowhere"],
+        ["nowhere", "no such folder", "expected"],
+        DATA_FLAGS,
+    ),
+    (
+        "--data-dir with a truncated file",
+        ["--data-dir", "{bad}/trunc"],
+        ["t10k-labels", "truncated", "expected"],
+        DATA_FLAGS,
+    ),
+    (
+        "--data-dir with a wrong checksum",
+        ["--data-dir", "{bad}/wrongmd5"],
+        ["t10k-labels", "md5", "expected"],
+        DATA_FLAGS,
+    ),
     ("--out is a file", ["--out", "{tmp}/a-file"], ["--out", "a-file", "not a folder"], (COMPARE,)),
     ("--out unwritable", ["--out", "{unwritable}"], ["--out", "cannot write"], (COMPARE,)),
-    ("--report on a missing results file", ["--report", "{tmp}/empty-out"], ["--report", "no results"], (COMPARE,)),
-    ("--report on a torn last line", ["--report", "{bad}/torn"], ["results.jsonl", "line 2", "delete"], (COMPARE,)),
-    ("--report on a line of garbage", ["--report", "{bad}/garbage"], ["results.jsonl", "line 1", "delete"],
-     (COMPARE,)),
-    ("--device gpu with no GPU", ["--device", "gpu"], ["--device gpu", "no", "GPU", "allowed"], DEVICE_FLAGS),
+    (
+        "--report on a missing results file",
+        ["--report", "{tmp}/empty-out"],
+        ["--report", "no results"],
+        (COMPARE,),
+    ),
+    (
+        "--report on a torn last line",
+        ["--report", "{bad}/torn"],
+        ["results.jsonl", "line 2", "delete"],
+        (COMPARE,),
+    ),
+    (
+        "--report on a line of garbage",
+        ["--report", "{bad}/garbage"],
+        ["results.jsonl", "line 1", "delete"],
+        (COMPARE,),
+    ),
+    (
+        "--device gpu with no GPU",
+        ["--device", "gpu"],
+        ["--device gpu", "no", "GPU", "allowed"],
+        DEVICE_FLAGS,
+    ),
 ]
 
 
 def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), ROOT / "benchmarks" / name)
+    spec = importlib.util.spec_from_file_location(
+        name.removesuffix(".py"), ROOT / "benchmarks" / name
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -90,16 +201,31 @@ def _main(entry: str):
     if entry in (TORCH, FLAX):
         import importlib
 
-        return importlib.import_module(("impls.torch_mlp" if entry == TORCH else "impls.flax_mlp") + ".__main__").main
+        return importlib.import_module(
+            ("impls.torch_mlp" if entry == TORCH else "impls.flax_mlp") + ".__main__"
+        ).main
     return _load_script(entry).main
 
 
 def _record(status: str = "ok") -> dict:
-    return {"backend": "torch", "config": Config(epochs=1).to_dict(), "status": status, "error": None,
-            "epochs": [{"epoch": 1, "train_loss": 0.3, "test_loss": 0.2, "test_accuracy": 0.95}],
-            "loss_curve": [0.3], "loss_curve_every": 1, "steps": 600, "step_time_us": 2500.0,
-            "samples_per_s": 40000.0, "warmup_s": 0.01, "train_s": 1.5, "wall_s": 2.0, "device": "cpu",
-            "versions": {}, "dataset": {"name": "mnist"}}
+    return {
+        "backend": "torch",
+        "config": Config(epochs=1).to_dict(),
+        "status": status,
+        "error": None,
+        "epochs": [{"epoch": 1, "train_loss": 0.3, "test_loss": 0.2, "test_accuracy": 0.95}],
+        "loss_curve": [0.3],
+        "loss_curve_every": 1,
+        "steps": 600,
+        "step_time_us": 2500.0,
+        "samples_per_s": 40000.0,
+        "warmup_s": 0.01,
+        "train_s": 1.5,
+        "wall_s": 2.0,
+        "device": "cpu",
+        "versions": {},
+        "dataset": {"name": "mnist"},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +237,9 @@ def bad(tmp_path_factory, mnist_dir) -> pathlib.Path:
         (root / f"{name}.toml").write_text(text)
     (root / "dir.toml").mkdir()
     for name in ("trunc", "wrongmd5"):
-        shutil.copytree(mnist_dir, root / name, ignore=shutil.ignore_patterns("*-ubyte", "MNIST", "mnist"))
+        shutil.copytree(
+            mnist_dir, root / name, ignore=shutil.ignore_patterns("*-ubyte", "MNIST", "mnist")
+        )
     gz = root / "trunc" / "t10k-labels-idx1-ubyte.gz"
     gz.write_bytes(gz.read_bytes()[:2000])  # a download cut short
     gz = root / "wrongmd5" / "t10k-labels-idx1-ubyte.gz"
@@ -140,8 +268,11 @@ def unwritable_dir(tmp: pathlib.Path) -> pathlib.Path:
 
 def snapshot(folder: pathlib.Path) -> dict[str, str]:
     """Every file under `folder` -> md5 of its bytes."""
-    return {str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _has_gpu() -> bool:
@@ -161,7 +292,9 @@ def _rows():
 
 @pytest.mark.parametrize("entry, args, words", list(_rows()))
 def test_bad_input_is_one_line_and_exit_2(entry, args, words, bad, mnist_dir, tmp_path, capsys):
-    if entry in (TORCH, FLAX, BENCH_STEP, BENCH_PIPE, BENCH_SWEEP) or (entry == COMPARE and "--list" not in args):
+    if entry in (TORCH, FLAX, BENCH_STEP, BENCH_PIPE, BENCH_SWEEP) or (
+        entry == COMPARE and "--list" not in args
+    ):
         pytest.importorskip("torch")
         pytest.importorskip("flax")
     if "gpu" in args and _has_gpu():
@@ -197,15 +330,23 @@ def test_bad_input_is_one_line_and_exit_2(entry, args, words, bad, mnist_dir, tm
     assert [snapshot(p) for p in watched] == before, "an input or output file changed"
 
 
-@pytest.mark.parametrize("entry, argv", [
-    (COMPARE, [str(ROOT / "compare.py"), "--set", "batch_size=70000"]),
-    (TORCH, ["-m", "impls.torch_mlp", "--set", "learning_rate=nan"]),
-    (FLAX, ["-m", "impls.flax_mlp", "--config", "nope"]),
-    (BENCH_STEP, [str(ROOT / "benchmarks" / BENCH_STEP), "--set", "hidden_layers=-1"]),
-    (BENCH_PIPE, [str(ROOT / "benchmarks" / BENCH_PIPE), "--steps", "0"]),  # test_benchmarks runs its main in-process
-    (BENCH_LOAD, [str(ROOT / "benchmarks" / BENCH_LOAD), "--data-dir", "/nowhere"]),
-])
+@pytest.mark.parametrize(
+    "entry, argv",
+    [
+        (COMPARE, [str(ROOT / "compare.py"), "--set", "batch_size=70000"]),
+        (TORCH, ["-m", "impls.torch_mlp", "--set", "learning_rate=nan"]),
+        (FLAX, ["-m", "impls.flax_mlp", "--config", "nope"]),
+        (BENCH_STEP, [str(ROOT / "benchmarks" / BENCH_STEP), "--set", "hidden_layers=-1"]),
+        (
+            BENCH_PIPE,
+            [str(ROOT / "benchmarks" / BENCH_PIPE), "--steps", "0"],
+        ),  # test_benchmarks runs its main in-process
+        (BENCH_LOAD, [str(ROOT / "benchmarks" / BENCH_LOAD), "--data-dir", "/nowhere"]),
+    ],
+)
 def test_a_real_process_prints_no_traceback(entry, argv):
-    r = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 2, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr

@@ -54,7 +54,7 @@ def test_index_matrix_rows_are_the_batches_in_order(n, batch_size):
     assert m.shape == (n // batch_size, batch_size) and m.dtype == np.int64
     order = epoch_permutation(5, 2, n)
     for i, row in enumerate(m):
-        np.testing.assert_array_equal(row, order[i * batch_size:(i + 1) * batch_size])
+        np.testing.assert_array_equal(row, order[i * batch_size : (i + 1) * batch_size])
 
 
 @pytest.mark.parametrize("batch_size", [0, -1, 1001])
@@ -66,20 +66,32 @@ def test_bad_batch_size_is_refused(batch_size):
 def test_shared_init_shapes_dtype_bounds():
     sizes = [784, 500, 500, 10]
     weights = shared_init(sizes, 0)
-    assert [(w.shape, b.shape) for w, b in weights] == [((784, 500), (500,)), ((500, 500), (500,)), ((500, 10), (10,))]
+    assert [(w.shape, b.shape) for w, b in weights] == [
+        ((784, 500), (500,)),
+        ((500, 500), (500,)),
+        ((500, 10), (10,)),
+    ]
     for (w, b), fan_in in zip(weights, sizes[:-1]):
         assert w.dtype == np.float32 and b.dtype == np.float32
-        bound = np.float32(1 / np.sqrt(fan_in))  # torch nn.Linear's default: U(-1/sqrt(in), 1/sqrt(in))
+        bound = np.float32(
+            1 / np.sqrt(fan_in)
+        )  # torch nn.Linear's default: U(-1/sqrt(in), 1/sqrt(in))
         for x in (w, b):
             assert np.abs(x).max() <= bound
         # Uniform over the whole range: the extremes come close to the bound, the mean near 0.
         assert w.max() > 0.99 * bound and w.min() < -0.99 * bound
         assert abs(float(w.mean())) < 0.01 * bound
-        assert abs(float(w.std()) - bound / np.sqrt(3)) < 0.01 * bound  # std of U(-a, a) is a/sqrt(3)
+        assert (
+            abs(float(w.std()) - bound / np.sqrt(3)) < 0.01 * bound
+        )  # std of U(-a, a) is a/sqrt(3)
 
 
 def test_shared_init_deterministic_in_seed():
-    a, b, c = shared_init([784, 64, 10], 0), shared_init([784, 64, 10], 0), shared_init([784, 64, 10], 1)
+    a, b, c = (
+        shared_init([784, 64, 10], 0),
+        shared_init([784, 64, 10], 0),
+        shared_init([784, 64, 10], 1),
+    )
     for (wa, ba), (wb, bb) in zip(a, b):
         np.testing.assert_array_equal(wa, wb)
         np.testing.assert_array_equal(ba, bb)

@@ -55,35 +55,86 @@ def test_matmul_flops_by_hand():
 
 
 def test_bench_step_prints_both_backends_and_the_ratio(mnist_dir, both_frameworks, capsys):
-    proc = run_script(BENCH, ["--config", "smoke", "--set", "batch_size=100,600", "--set", "output=logits",
-                              "--data-dir", str(mnist_dir), "--device", "cpu", "--steps", "5", "--rounds", "2"], capsys)
+    proc = run_script(
+        BENCH,
+        [
+            "--config",
+            "smoke",
+            "--set",
+            "batch_size=100,600",
+            "--set",
+            "output=logits",
+            "--data-dir",
+            str(mnist_dir),
+            "--device",
+            "cpu",
+            "--steps",
+            "5",
+            "--rounds",
+            "2",
+        ],
+        capsys,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| 1x64 ")]
-    assert [r.split("|")[1].strip() for r in rows] == ["1x64 b100 relu logits", "1x64 b600 relu logits"]
+    assert [r.split("|")[1].strip() for r in rows] == [
+        "1x64 b100 relu logits",
+        "1x64 b600 relu logits",
+    ]
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         torch_us, jax_us = (float(c.split()[0]) for c in cells[1:3])
         assert torch_us > 0 and jax_us > 0
-        assert float(cells[3]) == pytest.approx(torch_us / jax_us, abs=0.011)  # of the unrounded medians
+        assert float(cells[3]) == pytest.approx(
+            torch_us / jax_us, abs=0.011
+        )  # of the unrounded medians
         assert re.fullmatch(r"[\d.]+ s / [\d.]+ s", cells[6])
     assert "devices: torch cpu, JAX cpu" in proc.stdout
 
 
 def test_bench_step_bad_flags_are_one_line(mnist_dir, both_frameworks):
     for args, needle in ((["--steps", "0"], "--steps"), (["--set", "batch_size=0"], "batch_size")):
-        proc = subprocess.run([sys.executable, str(BENCH), "--data-dir", str(mnist_dir), *args],
-                              capture_output=True, text=True, timeout=120, cwd=ROOT)
+        proc = subprocess.run(
+            [sys.executable, str(BENCH), "--data-dir", str(mnist_dir), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
         assert proc.returncode == 2
         assert len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr, proc.stderr
 
 
-def test_bench_pipeline_prints_four_loops_and_their_ratio_to_resident(mnist_dir, both_frameworks, capsys):
+def test_bench_pipeline_prints_four_loops_and_their_ratio_to_resident(
+    mnist_dir, both_frameworks, capsys
+):
     pytest.importorskip("torchvision")
-    proc = run_script(PIPELINE, ["--config", "smoke", "--set", "output=logits", "--set", "batch_size=100",
-                                 "--data-dir", str(mnist_dir), "--device", "cpu", "--steps", "5", "--rounds", "2"], capsys)
+    proc = run_script(
+        PIPELINE,
+        [
+            "--config",
+            "smoke",
+            "--set",
+            "output=logits",
+            "--set",
+            "batch_size=100",
+            "--data-dir",
+            str(mnist_dir),
+            "--device",
+            "cpu",
+            "--steps",
+            "5",
+            "--rounds",
+            "2",
+        ],
+        capsys,
+    )
     assert proc.returncode == 0, proc.stderr
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in proc.stdout.splitlines()
-            if line.startswith("| 1x64 b100 ")]
+    rows = [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in proc.stdout.splitlines()
+        if line.startswith("| 1x64 b100 ")
+    ]
     assert [r[1] for r in rows] == ["torch rung 0", "JAX rung 0", "torch resident", "JAX resident"]
     assert "DataLoader(batch_size=100, shuffle=True) + ToTensor()" in rows[0][2]
     assert "jax.device_put per step" in rows[1][2]
@@ -91,7 +142,9 @@ def test_bench_pipeline_prints_four_loops_and_their_ratio_to_resident(mnist_dir,
     for r in rows:
         assert re.fullmatch(r"\d+ \(\d+-\d+\)", r[3]), r[3]
         resident = us[r[1].split()[0] + " resident"]
-        assert float(r[4]) == pytest.approx(us[r[1]] / resident, rel=0.01, abs=0.011)  # of the unrounded medians
+        assert float(r[4]) == pytest.approx(
+            us[r[1]] / resident, rel=0.01, abs=0.011
+        )  # of the unrounded medians
     assert rows[2][4] == rows[3][4] == "1.00"
 
 
@@ -100,11 +153,34 @@ BENCH_SWEEP = ROOT / "benchmarks" / "bench_sweep.py"
 
 def test_bench_sweep_prints_rows_and_the_speedup_line(mnist_dir, both_frameworks, capsys):
     # Two hidden layers: the deeper layers' batched matmuls are in the sweep and in its GEMM floor too.
-    proc = run_script(BENCH_SWEEP, ["--batches", "100", "--hidden", "32", "--layers", "2", "--members", "3", "--steps",
-                                    "3", "--rounds", "1", "--data-dir", str(mnist_dir), "--device", "cpu"], capsys)
+    proc = run_script(
+        BENCH_SWEEP,
+        [
+            "--batches",
+            "100",
+            "--hidden",
+            "32",
+            "--layers",
+            "2",
+            "--members",
+            "3",
+            "--steps",
+            "3",
+            "--rounds",
+            "1",
+            "--data-dir",
+            str(mnist_dir),
+            "--device",
+            "cpu",
+        ],
+        capsys,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| 2x32 ")]
-    assert [tuple(c.strip() for c in r.split("|")[1:3]) for r in rows] == [("2x32 b100 M=3", "torch"), ("2x32 b100 M=3", "jax")]
+    assert [tuple(c.strip() for c in r.split("|")[1:3]) for r in rows] == [
+        ("2x32 b100 M=3", "torch"),
+        ("2x32 b100 M=3", "jax"),
+    ]
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         loop, sweep = (float(c.replace(",", "")) for c in cells[2:4])
@@ -115,9 +191,18 @@ def test_bench_sweep_prints_rows_and_the_speedup_line(mnist_dir, both_frameworks
 
 
 def test_bench_sweep_bad_flags_are_one_line(mnist_dir):
-    for args, needle in ((["--steps", "0"], "--steps"), (["--batches", "x"], "--batches"),
-                         (["--batches", "100000"], "--batches"), (["--layers", "4"], "--layers")):
-        proc = subprocess.run([sys.executable, str(BENCH_SWEEP), "--data-dir", str(mnist_dir), *args],
-                              capture_output=True, text=True, timeout=120, cwd=ROOT)
+    for args, needle in (
+        (["--steps", "0"], "--steps"),
+        (["--batches", "x"], "--batches"),
+        (["--batches", "100000"], "--batches"),
+        (["--layers", "4"], "--layers"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, str(BENCH_SWEEP), "--data-dir", str(mnist_dir), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
         assert proc.returncode == 2
         assert len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr, proc.stderr

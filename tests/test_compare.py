@@ -15,15 +15,39 @@ from shared.config import FIELD_NAMES, Config
 from shared.results import ResultsFile, ResultsLocked, config_of, scan_results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-KEYS = {"backend", "config", "status", "error", "epochs", "loss_curve", "loss_curve_every", "steps",
-        "step_time_us", "step_time_spread", "samples_per_s", "warmup_s", "train_s", "wall_s", "device", "versions", "dataset"}
+KEYS = {
+    "backend",
+    "config",
+    "status",
+    "error",
+    "epochs",
+    "loss_curve",
+    "loss_curve_every",
+    "steps",
+    "step_time_us",
+    "step_time_spread",
+    "samples_per_s",
+    "warmup_s",
+    "train_s",
+    "wall_s",
+    "device",
+    "versions",
+    "dataset",
+}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def compare(*args: str, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, str(ROOT / "compare.py"), *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout, **kw)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "compare.py"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kw,
+    )
 
 
 def needs_both():
@@ -48,24 +72,35 @@ def test_list_grid_counts_432_runs():
 
 
 def test_list_custom_axes():
-    r = compare("--config", "baseline", "--set", "hidden_size=400,600", "--set", "batch_size=100,300,600", "--list")
+    r = compare(
+        "--config",
+        "baseline",
+        "--set",
+        "hidden_size=400,600",
+        "--set",
+        "batch_size=100,300,600",
+        "--list",
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "6 runs"
 
 
-@pytest.mark.parametrize("args, field", [
-    (["--set", "activation=tanh"], "activation"),
-    (["--set", "hidden_size=abc"], "hidden_size"),
-    (["--set", "learning_rate=0"], "learning_rate"),
-    (["--set", "batch_size=100,-3"], "batch_size"),
-    (["--set", "colour=red"], "colour"),
-    (["--set", "epochs"], "epochs"),
-    (["--config", "nope"], "--config"),
-    (["--config", "missing.toml"], "missing.toml"),
-    (["--backend", "mxnet"], "--backend"),
-    (["--device", "tpu"], "--device"),
-    (["--bogus"], "--bogus"),
-])
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (["--set", "activation=tanh"], "activation"),
+        (["--set", "hidden_size=abc"], "hidden_size"),
+        (["--set", "learning_rate=0"], "learning_rate"),
+        (["--set", "batch_size=100,-3"], "batch_size"),
+        (["--set", "colour=red"], "colour"),
+        (["--set", "epochs"], "epochs"),
+        (["--config", "nope"], "--config"),
+        (["--config", "missing.toml"], "missing.toml"),
+        (["--backend", "mxnet"], "--backend"),
+        (["--device", "tpu"], "--device"),
+        (["--bogus"], "--bogus"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args, field, tmp_path):
     r = compare(*args, "--out", str(tmp_path / "out"), "--list")
     assert r.returncode == 2
@@ -78,7 +113,17 @@ def test_bad_input_is_one_line_and_exit_2(args, field, tmp_path):
 def test_help_explains_every_flag():
     r = compare("--help")
     assert r.returncode == 0
-    for flag in ("--config", "--backend", "--set", "--data-dir", "--out", "--device", "--list", "--report", "--quiet"):
+    for flag in (
+        "--config",
+        "--backend",
+        "--set",
+        "--data-dir",
+        "--out",
+        "--device",
+        "--list",
+        "--report",
+        "--quiet",
+    ):
         assert flag in r.stdout
 
 
@@ -88,8 +133,17 @@ def test_second_process_on_same_out_is_refused(tmp_path, mnist_dir):
     with ResultsFile(path):
         with pytest.raises(ResultsLocked, match="in use by another process"):
             ResultsFile(path).open()
-        r = compare("--config", "smoke", "--out", str(tmp_path), "--backend", "jax", "--quiet",
-                    "--data-dir", str(mnist_dir))
+        r = compare(
+            "--config",
+            "smoke",
+            "--out",
+            str(tmp_path),
+            "--backend",
+            "jax",
+            "--quiet",
+            "--data-dir",
+            str(mnist_dir),
+        )
         assert r.returncode == 2 and "in use by another process" in r.stderr
     with ResultsFile(path):  # released: it can be taken again
         pass
@@ -110,10 +164,14 @@ def test_device_mismatch_is_named():
     import compare
 
     assert compare.device_mismatch({"torch": "cpu", "jax": "cpu"}) is None
-    assert compare.device_mismatch({"torch": "cuda:0 NVIDIA H100", "jax": "gpu:0 NVIDIA H100"}) is None
+    assert (
+        compare.device_mismatch({"torch": "cuda:0 NVIDIA H100", "jax": "gpu:0 NVIDIA H100"}) is None
+    )
     assert compare.device_mismatch({"jax": "cpu"}) is None
     warning = compare.device_mismatch({"torch": "cuda:0 NVIDIA H100", "jax": "cpu"})
-    assert warning.startswith("torch runs on the GPU but jax on the CPU") and "--device gpu" in warning
+    assert (
+        warning.startswith("torch runs on the GPU but jax on the CPU") and "--device gpu" in warning
+    )
 
 
 def test_datasets_are_loaded_once_per_process(mnist_dir, capsys):
@@ -122,7 +180,9 @@ def test_datasets_are_loaded_once_per_process(mnist_dir, capsys):
 
     loaded = compare.load_datasets([Config(), Config(hidden_size=64)], str(mnist_dir))
     assert list(loaded) == ["mnist"] and loaded["mnist"] is cli.dataset("mnist", str(mnist_dir))
-    assert "[data]" not in capsys.readouterr().err  # said later, once every check has passed (announce)
+    assert (
+        "[data]" not in capsys.readouterr().err
+    )  # said later, once every check has passed (announce)
 
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])
@@ -136,7 +196,9 @@ def test_error_records_name_the_resolved_device(backend, engine, monkeypatch, ca
     import compare
 
     pytest.importorskip("torch" if backend == "torch" else "flax")
-    mod = importlib.import_module((compare.SWEEPS if engine == "sweep" else compare.BACKENDS)[backend])
+    mod = importlib.import_module(
+        (compare.SWEEPS if engine == "sweep" else compare.BACKENDS)[backend]
+    )
 
     def broken(*args, **kwargs):
         raise ValueError("broken on purpose")
@@ -145,7 +207,9 @@ def test_error_records_name_the_resolved_device(backend, engine, monkeypatch, ca
     args = types.SimpleNamespace(device="auto", log_steps=False)
     cfg = Config(epochs=1)
     if engine == "sweep":
-        recs = compare.train_group(mod, backend, [cfg, dataclasses.replace(cfg, learning_rate=1e-2)], None, args)
+        recs = compare.train_group(
+            mod, backend, [cfg, dataclasses.replace(cfg, learning_rate=1e-2)], None, args
+        )
     else:
         recs = [compare.train_one(mod, backend, cfg, None, args)]
     assert "broken on purpose" in capsys.readouterr().err
@@ -184,20 +248,28 @@ def test_smoke_end_to_end_schema(smoke_out):
         assert len(rec["loss_curve"]) == -(-rec["steps"] // rec["loss_curve_every"]) <= 1000
         assert rec["step_time_us"] > 0 and rec["warmup_s"] > 0 and rec["wall_s"] > 0
         assert rec["dataset"]["name"] == "mnist"
-        assert rec["dataset"]["md5"]["train-images-idx3-ubyte"] == "f68b3c2dcbeaaa9fbdd348bbdeb94873"
+        assert (
+            rec["dataset"]["md5"]["train-images-idx3-ubyte"] == "f68b3c2dcbeaaa9fbdd348bbdeb94873"
+        )
         assert "python" in rec["versions"] and "numpy" in rec["versions"]
         assert ("torch" if rec["backend"] == "torch" else "jax") in rec["versions"]
         assert 0.8 < rec["epochs"][-1]["test_accuracy"] <= 1.0
-        spread = rec["step_time_spread"]  # loop: 3 windows of 50 steps after the first; sweep: one an epoch
+        spread = rec[
+            "step_time_spread"
+        ]  # loop: 3 windows of 50 steps after the first; sweep: one an epoch
         assert spread["windows"] == (2 if rec.get("engine") == "sweep" else 3)
         assert 0 < spread["p10"] <= spread["p50"] <= spread["p90"]
         assert rec["load_at_start"]["cpus"] >= 1 and rec["load_at_start"]["load_1m"] >= 0
-        assert rec["gemm_floor_us"] > 0  # measured once at the start, for the run's shape (CPU runs)
+        assert (
+            rec["gemm_floor_us"] > 0
+        )  # measured once at the start, for the run's shape (CPU runs)
     # Same weights, same batches: the two backends' curves coincide.
     for t, j in ((recs[0], recs[1]), (recs[2], recs[3])):
         assert max(abs(a - b) for a, b in zip(t["loss_curve"], j["loss_curve"])) < 1e-3
     # One status line per finished config, naming both backends.
-    status = [ln for ln in r.stdout.splitlines() if "torch" in ln and "jax" in ln and "us/step" in ln]
+    status = [
+        ln for ln in r.stdout.splitlines() if "torch" in ln and "jax" in ln and "us/step" in ln
+    ]
     assert len(status) == 2
 
 
@@ -225,19 +297,25 @@ def test_report_rebuilt_from_results_alone(smoke_out, tmp_path):
 
 def test_report_on_empty_folder_is_one_line(tmp_path):
     r = compare("--report", str(tmp_path))
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "no results" in r.stderr
+    assert (
+        r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "no results" in r.stderr
+    )
 
 
 def test_rerun_skips_finished_runs(smoke_out, mnist_dir, compare_here):
     out, _ = smoke_out
     before = (out / "results.jsonl").read_bytes()
-    r = compare_here("--config", "smoke", "--data-dir", str(mnist_dir), "--out", str(out), "--quiet")
+    r = compare_here(
+        "--config", "smoke", "--data-dir", str(mnist_dir), "--out", str(out), "--quiet"
+    )
     assert r.returncode == 0
     assert "4 finished runs" in r.stderr
     assert (out / "results.jsonl").read_bytes() == before
 
 
-def test_diverged_and_collapsed_runs_are_recorded_and_the_grid_goes_on(tmp_path, mnist_dir, compare_here):
+def test_diverged_and_collapsed_runs_are_recorded_and_the_grid_goes_on(
+    tmp_path, mnist_dir, compare_here
+):
     """Two ways a learning rate fails, in one grid (one compare.py run: its start-up and data load are paid
     once, and each run's assertions are the same as if it ran alone). compare.py runs in this process
     (conftest's compare_here); smoke_out above runs a real one.
@@ -248,9 +326,21 @@ def test_diverged_and_collapsed_runs_are_recorded_and_the_grid_goes_on(tmp_path,
     bounded by lr, so the loss stays finite; the ReLU units die and the net predicts about one class (~10%),
     and the report says so. lr 1e-3 beside them trains normally."""
     needs_both()
-    r = compare_here("--config", "smoke", "--set", "epochs=1", "--set", "output=logits",
-                     "--set", "learning_rate=1e30,1e-3,10e-1", "--data-dir", str(mnist_dir), "--out", str(tmp_path),
-                     "--quiet")
+    r = compare_here(
+        "--config",
+        "smoke",
+        "--set",
+        "epochs=1",
+        "--set",
+        "output=logits",
+        "--set",
+        "learning_rate=1e30,1e-3,10e-1",
+        "--data-dir",
+        str(mnist_dir),
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     recs = lines(tmp_path / "results.jsonl")
     by = {(x["backend"], x["config"]["learning_rate"]): x for x in recs}
@@ -263,10 +353,12 @@ def test_diverged_and_collapsed_runs_are_recorded_and_the_grid_goes_on(tmp_path,
         collapsed = by[(b, 1.0)]
         assert collapsed["status"] == "ok"
         assert collapsed["epochs"][-1]["test_accuracy"] < 0.3
-    assert [ln.count("DIVERGED") for ln in r.stdout.splitlines() if "DIVERGED" in ln] == [2]  # one line, both
+    assert [ln.count("DIVERGED") for ln in r.stdout.splitlines() if "DIVERGED" in ln] == [
+        2
+    ]  # one line, both
     report = (tmp_path / "report.md").read_text()
     assert "did not finish normally" in report
     # The did-not-learn list names the lr 1.0 runs, and only them (lr 1e-3 learned; lr 1e30 is listed as diverged).
-    stuck = report[report.index("did not learn"):].split("\n\n")[1]  # the paragraph's table
+    stuck = report[report.index("did not learn") :].split("\n\n")[1]  # the paragraph's table
     listed = [ln for ln in stuck.splitlines() if ln.startswith(("| torch ", "| jax "))]
     assert len(listed) == 2 and all("lr1 " in ln for ln in listed), listed

@@ -32,7 +32,9 @@ def test_grid_is_432_runs_with_the_literal_learning_rates():
     assert {r.hidden_size for r in runs} == {400, 500, 600}
     assert {r.hidden_layers for r in runs} == {1, 2, 3}
     assert {r.batch_size for r in runs} == {100, 300, 600}
-    assert {(r.activation, r.output) for r in runs} == {(a, o) for a in ACTIVATIONS for o in ("logits", "softmax")}
+    assert {(r.activation, r.output) for r in runs} == {
+        (a, o) for a in ACTIVATIONS for o in ("logits", "softmax")
+    }
     assert {r.epochs for r in runs} == {8}
     assert len({r.key() for r in runs}) == 432  # every run has its own resume key
     # Fixed order: axes in field order, the last one (learning_rate) varying fastest.
@@ -53,14 +55,30 @@ def test_every_preset_is_valid(name):
 
 def test_baseline_is_the_seed_tutorial():
     (c,) = resolve("baseline").runs()
-    assert (c.hidden_size, c.hidden_layers, c.batch_size, c.learning_rate, c.epochs) == (500, 1, 100, 1e-3, 5)
+    assert (c.hidden_size, c.hidden_layers, c.batch_size, c.learning_rate, c.epochs) == (
+        500,
+        1,
+        100,
+        1e-3,
+        5,
+    )
     assert (c.activation, c.output, c.init, c.tf32) == ("relu", "logits", "shared", False)
 
 
 def test_describe_renders_a_run_on_one_line():
-    assert Config().describe() == "mnist 784-500-10 relu logits batch=100 lr=0.001 epochs=5 seed=0 init=shared"
-    assert Config(hidden_layers=2, tf32=True, dtype="float64").describe().endswith("init=shared tf32 float64")
-    assert Config(learning_rate=10e-1, output="softmax").describe(brief=True) == "1x500 relu softmax b100 lr1"
+    assert (
+        Config().describe()
+        == "mnist 784-500-10 relu logits batch=100 lr=0.001 epochs=5 seed=0 init=shared"
+    )
+    assert (
+        Config(hidden_layers=2, tf32=True, dtype="float64")
+        .describe()
+        .endswith("init=shared tf32 float64")
+    )
+    assert (
+        Config(learning_rate=10e-1, output="softmax").describe(brief=True)
+        == "1x500 relu softmax b100 lr1"
+    )
 
 
 def test_set_single_value_comma_axis_bools_floats():
@@ -83,13 +101,15 @@ def test_set_single_value_comma_axis_bools_floats():
 
 def test_toml_with_preset_and_list_axes(tmp_path):
     f = tmp_path / "small.toml"
-    f.write_text(textwrap.dedent("""
+    f.write_text(
+        textwrap.dedent("""
         preset = "grid"
         hidden_size = [400, 600]
         hidden_layers = 2
         learning_rate = [1, 10e-3]   # TOML 1 is an int: taken as the float 1.0
         tf32 = true
-    """))
+    """)
+    )
     sweep = resolve(str(f))
     runs = sweep.runs()
     assert sweep.name == "small"
@@ -140,12 +160,20 @@ def test_bad_set_values_name_the_field(sets, field):
 
 
 def test_config_rejects_bad_values_directly():
-    for kwargs, field in [({"hidden_size": True}, "hidden_size"), ({"learning_rate": math.nan}, "learning_rate"),
-                          ({"output": "probs"}, "output"), ({"init": "xavier"}, "init"), ({"tf32": 1}, "tf32"),
-                          ({"seed": -1}, "seed"), ({"epochs": 0}, "epochs")]:
+    for kwargs, field in [
+        ({"hidden_size": True}, "hidden_size"),
+        ({"learning_rate": math.nan}, "learning_rate"),
+        ({"output": "probs"}, "output"),
+        ({"init": "xavier"}, "init"),
+        ({"tf32": 1}, "tf32"),
+        ({"seed": -1}, "seed"),
+        ({"epochs": 0}, "epochs"),
+    ]:
         with pytest.raises(ConfigError, match=f"^{field}: got"):
             Config(**kwargs)
-    assert Config(learning_rate=1).learning_rate == 1.0 and isinstance(Config(learning_rate=1).learning_rate, float)
+    assert Config(learning_rate=1).learning_rate == 1.0 and isinstance(
+        Config(learning_rate=1).learning_rate, float
+    )
 
 
 @pytest.mark.parametrize(
@@ -181,17 +209,35 @@ def test_missing_or_unknown_config(tmp_path):
         resolve(str(tmp_path))
     d = tmp_path / "dir.toml"
     d.mkdir()
-    with pytest.raises(ConfigError, match="cannot read TOML"):  # a folder is no file: said, no traceback
+    with pytest.raises(
+        ConfigError, match="cannot read TOML"
+    ):  # a folder is no file: said, no traceback
         resolve(str(d))
 
 
 def test_every_field_can_be_set():
-    values = {"dataset": "fashion-mnist", "hidden_size": "7", "hidden_layers": "0", "activation": "leaky_relu",
-              "output": "softmax", "batch_size": "60000", "learning_rate": "0.5", "epochs": "1", "seed": "4294967295",
-              "init": "native", "tf32": "1", "dtype": "float64"}
+    values = {
+        "dataset": "fashion-mnist",
+        "hidden_size": "7",
+        "hidden_layers": "0",
+        "activation": "leaky_relu",
+        "output": "softmax",
+        "batch_size": "60000",
+        "learning_rate": "0.5",
+        "epochs": "1",
+        "seed": "4294967295",
+        "init": "native",
+        "tf32": "1",
+        "dtype": "float64",
+    }
     assert set(values) == set(FIELD_NAMES)
     (c,) = resolve("baseline", [f"{k}={v}" for k, v in values.items()]).runs()
-    assert c.layer_sizes == [784, 10] and c.seed == 2**32 - 1 and c.tf32 is True and c.dtype == "float64"
+    assert (
+        c.layer_sizes == [784, 10]
+        and c.seed == 2**32 - 1
+        and c.tf32 is True
+        and c.dtype == "float64"
+    )
 
 
 CLI = """
@@ -204,7 +250,9 @@ print(len(sweep_from_args(p.parse_args(sys.argv[1:])).runs()))
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-c", CLI, *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", CLI, *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.mark.parametrize(

@@ -62,7 +62,11 @@ def cache(isolated, monkeypatch) -> pathlib.Path:
 
 def cached_files(root: pathlib.Path) -> list[str]:
     """Every file under the cache root (temp files included), relative to it."""
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    return (
+        sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+        if root.exists()
+        else []
+    )
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +158,13 @@ def test_fashion_mnist_loads(fashion_dir, cache):
 @pytest.mark.parametrize(
     "layout, gz",
     [(".", True), (".", False), ("MNIST/raw", True), ("MNIST/raw", False), ("mnist", True)],
-    ids=["flat-gz", "flat-extracted", "torchvision-gz", "torchvision-extracted", "named-subfolder-gz"],
+    ids=[
+        "flat-gz",
+        "flat-extracted",
+        "torchvision-gz",
+        "torchvision-extracted",
+        "named-subfolder-gz",
+    ],
 )
 def test_layouts(layout, gz, mnist, mnist_dir, extracted, tmp_path, cache, capsys):
     root = tmp_path / "data"
@@ -181,12 +191,15 @@ def test_second_load_served_from_array_cache(mnist, mnist_dir, cache, capsys):
     assert_same(second, mnist)
     assert second.md5 == first.md5 == MNIST_MD5
     assert sorted(cached_files(cache)) == sorted(
-        [f"mlp-twins/mnist/arrays/{k}.npy" for k in data.ARRAY_NAMES] + ["mlp-twins/mnist/arrays/meta.json"]
+        [f"mlp-twins/mnist/arrays/{k}.npy" for k in data.ARRAY_NAMES]
+        + ["mlp-twins/mnist/arrays/meta.json"]
     )
     # Plain, writable arrays; writing to them never reaches the cache file.
     assert type(second.train_images) is np.ndarray and second.train_images.flags.writeable
     second.train_images[0, :] = 7
-    np.testing.assert_array_equal(load_dataset("mnist", mnist_dir, verbose=False).train_images[0], mnist.train_images[0])
+    np.testing.assert_array_equal(
+        load_dataset("mnist", mnist_dir, verbose=False).train_images[0], mnist.train_images[0]
+    )
 
 
 def test_damaged_array_cache_is_rebuilt(mnist, mnist_dir, cache, capsys):
@@ -247,8 +260,16 @@ def _wrong_magic_raw(raw_gz: bytes, raw: bytes) -> bytes:
 
 BAD = {  # name -> (gzipped?, how to spoil train-labels, what the error must say)
     "truncated-gz": (True, _truncated_gz, "corrupt or truncated gzip data"),
-    "flipped-byte-gz": (True, _flipped_gz, "expected the published mnist train-labels-idx1-ubyte.gz"),
-    "wrong-checksum-gz": (True, _recompressed_with_one_label_changed, "expected d53e105ee54ea40749a09fcbcd1e9432"),
+    "flipped-byte-gz": (
+        True,
+        _flipped_gz,
+        "expected the published mnist train-labels-idx1-ubyte.gz",
+    ),
+    "wrong-checksum-gz": (
+        True,
+        _recompressed_with_one_label_changed,
+        "expected d53e105ee54ea40749a09fcbcd1e9432",
+    ),
     "truncated-extracted": (False, _truncated_raw, "59908 bytes, expected 60008"),
     "flipped-byte-extracted": (False, _flipped_raw, "expected a25bea736e30d166cdddb491f175f624"),
     "wrong-magic-extracted": (False, _wrong_magic_raw, "IDX magic 2051, expected 2049"),
@@ -279,7 +300,9 @@ def test_bad_file_rejected_and_nothing_cached(case, mnist_dir, extracted, tmp_pa
 def test_missing_file_named(mnist_dir, tmp_path, cache):
     root = link_files(mnist_dir, tmp_path / "data")
     (root / "t10k-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(DataError, match=r"missing in .*: t10k-labels-idx1-ubyte\); expected all four"):
+    with pytest.raises(
+        DataError, match=r"missing in .*: t10k-labels-idx1-ubyte\); expected all four"
+    ):
         load_dataset("mnist", root, verbose=False)
     with pytest.raises(DataError, match="no such folder"):
         load_dataset("mnist", tmp_path / "nowhere", verbose=False)
@@ -298,7 +321,9 @@ def test_bad_cached_file_is_deleted(mnist_dir, cache, monkeypatch):
     with pytest.raises(DataError) as err:
         load_dataset("mnist", verbose=False)
     assert f"deleted a bad file: {bad}" in str(err.value)
-    assert cached_files(cache) == [f"mlp-twins/mnist/{s}.gz" for s in sorted(STEMS) if s != "t10k-labels-idx1-ubyte"]
+    assert cached_files(cache) == [
+        f"mlp-twins/mnist/{s}.gz" for s in sorted(STEMS) if s != "t10k-labels-idx1-ubyte"
+    ]
 
 
 # ------------------------------------------------------------------- download
@@ -324,7 +349,9 @@ def test_download_from_local_mirror(mnist, mnist_dir, cache, monkeypatch, capsys
         assert ds.md5 == MNIST_MD5
         for stem in STEMS:
             assert data._md5_file(dest / f"{stem}.gz") == MNIST_MD5[stem]
-        assert [f for f in cached_files(cache) if f.endswith((".part", ".tmp"))] == [str(young.relative_to(cache))]
+        assert [f for f in cached_files(cache) if f.endswith((".part", ".tmp"))] == [
+            str(young.relative_to(cache))
+        ]
 
         again = load_dataset("mnist")
         assert len(hits) == 4  # no new request
@@ -356,10 +383,14 @@ def test_offline_message_lists_where_it_looked(cache, monkeypatch):
         load_dataset("mnist", verbose=False)
     msg = str(err.value)
     assert "\n" not in msg
-    for part in ("mnist not found; looked at:", "--data-dir / MLP_TWINS_DATA (not set)",
-                 f"cache {cache / 'mlp-twins' / 'mnist'} (no files)", "tensorflow-datasets (switched off",
-                 f"download (could not download train-images-idx3-ubyte.gz: {dead}",
-                 "--data-dir DIR or MLP_TWINS_DATA=DIR"):
+    for part in (
+        "mnist not found; looked at:",
+        "--data-dir / MLP_TWINS_DATA (not set)",
+        f"cache {cache / 'mlp-twins' / 'mnist'} (no files)",
+        "tensorflow-datasets (switched off",
+        f"download (could not download train-images-idx3-ubyte.gz: {dead}",
+        "--data-dir DIR or MLP_TWINS_DATA=DIR",
+    ):
         assert part in msg, (part, msg)
     assert cached_files(cache) == []
     assert not (cache / "mlp-twins" / "mnist").exists()
@@ -386,8 +417,10 @@ class FakeSource:
 
 def _as_data_source(arrays_by_split):
     """An `as_data_source_fn` for tfds.testing.mock_data: split name -> FakeSource."""
+
     def fn(self, split, decoders=None, deserialize_method=None, **kwargs):
         return FakeSource(*arrays_by_split[split])
+
     return fn
 
 
@@ -415,7 +448,10 @@ def test_tfds_mock_data_source_is_read_and_checked(tfds_on, isolated):
 
 
 def test_tfds_published_order_reports_published_md5(tfds_on, isolated, mnist, capsys):
-    splits = {"train": (mnist.train_images, mnist.train_labels), "test": (mnist.test_images, mnist.test_labels)}
+    splits = {
+        "train": (mnist.train_images, mnist.train_labels),
+        "test": (mnist.test_images, mnist.test_labels),
+    }
     with tfds_on.testing.mock_data(as_data_source_fn=_as_data_source(splits)):
         ds = load_dataset("mnist")
     assert "[data] mnist: tensorflow-datasets mnist (md5 verified)" in capsys.readouterr().err
@@ -429,10 +465,16 @@ def test_tfds_shuffled_order_reports_its_own_md5(tfds_on, isolated, mnist, capsy
     # order-free check), but its md5s name that order, not the published files.
     p = np.random.default_rng(0).permutation(60000)
     q = np.random.default_rng(1).permutation(10000)
-    splits = {"train": (mnist.train_images[p], mnist.train_labels[p]), "test": (mnist.test_images[q], mnist.test_labels[q])}
+    splits = {
+        "train": (mnist.train_images[p], mnist.train_labels[p]),
+        "test": (mnist.test_images[q], mnist.test_labels[q]),
+    }
     with tfds_on.testing.mock_data(as_data_source_fn=_as_data_source(splits)):
         ds = load_dataset("mnist")
-    assert "tensorflow-datasets mnist (the published examples, in tfds's order)" in capsys.readouterr().err
+    assert (
+        "tensorflow-datasets mnist (the published examples, in tfds's order)"
+        in capsys.readouterr().err
+    )
     np.testing.assert_array_equal(ds.train_images, mnist.train_images[p])
     np.testing.assert_array_equal(ds.test_labels, mnist.test_labels[q])
     header = (2049).to_bytes(4, "big") + (60000).to_bytes(4, "big")
@@ -443,9 +485,14 @@ def test_tfds_shuffled_order_reports_its_own_md5(tfds_on, isolated, mnist, capsy
 
 def test_tfds_other_examples_are_rejected(tfds_on, isolated, mnist):
     rng = np.random.default_rng(0)
-    splits = {s: (rng.integers(0, 256, (n, 784), dtype=np.uint8), rng.integers(0, 10, n)) for s, n in data.N_ITEMS.items()}
+    splits = {
+        s: (rng.integers(0, 256, (n, 784), dtype=np.uint8), rng.integers(0, 10, n))
+        for s, n in data.N_ITEMS.items()
+    }
     with tfds_on.testing.mock_data(as_data_source_fn=_as_data_source(splits)):
         with pytest.raises(DataError) as err:
             load_dataset("mnist", verbose=False)
-    assert "tensorflow-datasets (mnist holds other examples than the published mnist files)" in str(err.value)
+    assert "tensorflow-datasets (mnist holds other examples than the published mnist files)" in str(
+        err.value
+    )
     assert cached_files(isolated) == []

@@ -17,8 +17,10 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-FRAMEWORKS = {"torch": (("torch",), "impls.torch_mlp.fundamentals"),
-              "flax": (("jax", "flax", "optax"), "impls.flax_mlp.fundamentals")}
+FRAMEWORKS = {
+    "torch": (("torch",), "impls.torch_mlp.fundamentals"),
+    "flax": (("jax", "flax", "optax"), "impls.flax_mlp.fundamentals"),
+}
 TARGETS = {"or": [1, 1, 1, 0], "and": [1, 0, 0, 0]}
 
 # Loss sequences of the two frameworks, same start, 1000 Adam epochs, float32. They cannot be
@@ -162,8 +164,13 @@ def test_descend_iterates_agree_across_frameworks():
 
 def start_module(fw: str, *args: str) -> subprocess.Popen:
     _, module = FRAMEWORKS[fw]
-    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(proc: subprocess.Popen) -> subprocess.CompletedProcess:
@@ -185,10 +192,16 @@ def test_both_entry_points_print_the_same_lines(capsys):
     differ = [(a, b) for a, b in zip(tl, jl) if a != b]
     # The only line allowed to differ is the one that shows each framework's weight layout.
     assert differ == [
-        ("stored layer.weight (out, in): (1, 2); by hand: sigmoid(x @ layer.weight.T + layer.bias)",
-         "stored layer.kernel (in, out): (2, 1); by hand: sigmoid(x @ layer.kernel + layer.bias)")]
+        (
+            "stored layer.weight (out, in): (1, 2); by hand: sigmoid(x @ layer.weight.T + layer.bias)",
+            "stored layer.kernel (in, out): (2, 1); by hand: sigmoid(x @ layer.kernel + layer.bias)",
+        )
+    ]
     assert "epoch  999  loss 0.0177" in tl
-    assert "predictions [0.9952, 0.8866, 0.8722, 0.2036] -> rounded [1, 1, 1, 0], targets [1, 1, 1, 0]" in tl
+    assert (
+        "predictions [0.9952, 0.8866, 0.8722, 0.2036] -> rounded [1, 1, 1, 0], targets [1, 1, 1, 0]"
+        in tl
+    )
     assert "y = (2x + 10)^2 at x = 1: dy/dx = 48.0000" in tl
     assert tl[-1] == "step 20  x -5.0000"
 
@@ -198,11 +211,18 @@ def test_bad_flag_exits_2_with_one_line(fw):
     assert r.returncode == 2
     assert r.stdout == ""
     lines = r.stderr.splitlines()
-    assert len(lines) == 1 and "error" in lines[0] and "'xor'" in lines[0] and "'or', 'and'" in lines[0]
+    assert (
+        len(lines) == 1
+        and "error" in lines[0]
+        and "'xor'" in lines[0]
+        and "'or', 'and'" in lines[0]
+    )
 
 
-@pytest.mark.parametrize("argv, needle", [(["--seed", "-1"], "--seed: got -1"),
-                                          (["--seed", "x"], "invalid int value: 'x'")])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [(["--seed", "-1"], "--seed: got -1"), (["--seed", "x"], "invalid int value: 'x'")],
+)
 def test_bad_seed_exits_2(fw, capsys, argv, needle):
     with pytest.raises(SystemExit) as e:
         fundamentals(fw).main(argv)

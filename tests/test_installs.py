@@ -18,28 +18,69 @@ FRAMEWORKS = ("torch", "torchvision", "jax", "jaxlib", "flax", "optax")
 
 def run_without(blocked: tuple[str, ...], code: str) -> subprocess.CompletedProcess:
     prelude = f"import sys; sys.modules.update(dict.fromkeys({list(blocked)!r})); sys.path.insert(0, {str(ROOT)!r}); "
-    return subprocess.run([sys.executable, "-c", prelude + code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", prelude + code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_shared_imports_without_any_framework():
     # Every module, those of the report/ and data/ packages included.
-    modules = sorted(".".join(p.relative_to(ROOT / "shared").with_suffix("").parts).removesuffix(".__init__")
-                     for p in (ROOT / "shared").rglob("*.py") if p.stem != "__init__" or p.parent != ROOT / "shared")
-    r = run_without(FRAMEWORKS, "import importlib; "
-                    + "; ".join(f"importlib.import_module('shared.{m}')" for m in modules)
-                    + "; print('ok')")
+    modules = sorted(
+        ".".join(p.relative_to(ROOT / "shared").with_suffix("").parts).removesuffix(".__init__")
+        for p in (ROOT / "shared").rglob("*.py")
+        if p.stem != "__init__" or p.parent != ROOT / "shared"
+    )
+    r = run_without(
+        FRAMEWORKS,
+        "import importlib; "
+        + "; ".join(f"importlib.import_module('shared.{m}')" for m in modules)
+        + "; print('ok')",
+    )
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
-    assert {"config", "data", "batches", "init", "results", "report", "cli", "timing",
-            "report.speed", "data.idx"} <= set(modules)
+    assert {
+        "config",
+        "data",
+        "batches",
+        "init",
+        "results",
+        "report",
+        "cli",
+        "timing",
+        "report.speed",
+        "data.idx",
+    } <= set(modules)
 
 
-@pytest.mark.parametrize("backend, blocked", [("torch", ("jax", "jaxlib", "flax", "optax")),
-                                              ("jax", ("torch", "torchvision"))])
+@pytest.mark.parametrize(
+    "backend, blocked",
+    [("torch", ("jax", "jaxlib", "flax", "optax")), ("jax", ("torch", "torchvision"))],
+)
 def test_one_backend_runs_without_the_other(backend, blocked, tmp_path, mnist_dir):
     pytest.importorskip("torch" if backend == "torch" else "flax")
-    argv = ["compare.py", "--config", "smoke", "--set", "epochs=1", "--set", "output=logits", "--backend", backend,
-            "--data-dir", str(mnist_dir), "--out", str(tmp_path), "--quiet"]
-    r = run_without(blocked, f"sys.argv = {argv!r}; import runpy; runpy.run_path('compare.py', run_name='__main__')")
+    argv = [
+        "compare.py",
+        "--config",
+        "smoke",
+        "--set",
+        "epochs=1",
+        "--set",
+        "output=logits",
+        "--backend",
+        backend,
+        "--data-dir",
+        str(mnist_dir),
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    ]
+    r = run_without(
+        blocked,
+        f"sys.argv = {argv!r}; import runpy; runpy.run_path('compare.py', run_name='__main__')",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert f"{backend} " in r.stdout and "us/step" in r.stdout
     assert (tmp_path / "results.jsonl").read_text().count("\n") == 1
@@ -47,8 +88,10 @@ def test_one_backend_runs_without_the_other(backend, blocked, tmp_path, mnist_di
 
 def test_missing_backend_is_one_clear_line(tmp_path):
     argv = ["compare.py", "--config", "smoke", "--backend", "both", "--out", str(tmp_path)]
-    r = run_without(("jax", "jaxlib", "flax", "optax"),
-                    f"sys.argv = {argv!r}; import runpy; runpy.run_path('compare.py', run_name='__main__')")
+    r = run_without(
+        ("jax", "jaxlib", "flax", "optax"),
+        f"sys.argv = {argv!r}; import runpy; runpy.run_path('compare.py', run_name='__main__')",
+    )
     assert r.returncode == 2
     err = r.stderr.strip().splitlines()
     assert len(err) == 1 and "backend jax is not installed" in err[0] and "mlp-twins[jax]" in err[0]

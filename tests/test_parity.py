@@ -38,12 +38,16 @@ from shared.data import scale_images  # noqa: E402
 from shared.init import shared_init  # noqa: E402
 
 # The lab report's 36 architectures: hidden size x hidden layers x activation x output.
-ARCHS = [Config(hidden_size=h, hidden_layers=n, activation=a, output=o)
-         for h, n, a, o in itertools.product((400, 500, 600), (1, 2, 3), ACTIVATIONS, OUTPUTS)]
+ARCHS = [
+    Config(hidden_size=h, hidden_layers=n, activation=a, output=o)
+    for h, n, a, o in itertools.product((400, 500, 600), (1, 2, 3), ACTIVATIONS, OUTPUTS)
+]
 ARCH_IDS = [f"{c.hidden_size}x{c.hidden_layers}-{c.activation}-{c.output}" for c in ARCHS]
 
 OUTPUT_TOL = 1e-5  # max |diff| of the model outputs (logits or probabilities)
-GRAD_RTOL = 1e-5  # gradients: |diff| <= GRAD_RTOL * (|g| + max|g| of that parameter), i.e. relative, with
+GRAD_RTOL = (
+    1e-5  # gradients: |diff| <= GRAD_RTOL * (|g| + max|g| of that parameter), i.e. relative, with
+)
 #                  an absolute floor of 1e-5 of the parameter's largest gradient for entries near zero
 STEP_TOL = 1e-6  # parameters after one Adam step
 CURVE_TOL = 1e-3  # loss curves over 200 steps
@@ -106,11 +110,14 @@ def assert_within(what: str, got: np.ndarray, want: np.ndarray, tol) -> None:
     diff, tol = np.abs(got - want), np.broadcast_to(np.asarray(tol, dtype=np.float64), got.shape)
     bad = ~(diff <= tol)  # NaN counts as bad
     if bad.any():
-        worst = np.unravel_index(np.argmax(np.where(bad, diff / np.maximum(tol, 1e-300), 0)), got.shape)
+        worst = np.unravel_index(
+            np.argmax(np.where(bad, diff / np.maximum(tol, 1e-300), 0)), got.shape
+        )
         raise AssertionError(
             f"{what}: {int(bad.sum())} of {bad.size} entries differ beyond the tolerance; worst at index "
             f"{tuple(int(i) for i in worst)}: {got[worst]!r} vs {want[worst]!r}, |diff| {diff[worst]:.3g} > tol "
-            f"{tol[worst]:.3g}; max |diff| overall {np.nanmax(diff):.3g}")
+            f"{tol[worst]:.3g}; max |diff| overall {np.nanmax(diff):.3g}"
+        )
 
 
 def near_kink(cfg: Config, images: np.ndarray) -> np.ndarray:
@@ -130,7 +137,9 @@ def near_kink(cfg: Config, images: np.ndarray) -> np.ndarray:
 def kink_free(cfg: Config, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The batch without its near-kink examples; at most 10 % may go, or the test would test little."""
     near = near_kink(cfg, images)
-    assert near.mean() <= 0.10, f"{near.sum()} of {len(near)} examples lie within float32 rounding of a kink"
+    assert near.mean() <= 0.10, (
+        f"{near.sum()} of {len(near)} examples lie within float32 rounding of a kink"
+    )
     return images[~near], labels[~near]
 
 
@@ -156,7 +165,9 @@ def both_gradients(cfg: Config, images: np.ndarray, labels: np.ndarray):
         torch_net, flax_net = twins(cfg)
         loss_torch = torch_train.loss_fn(torch_net, *as_torch(images, labels))
         loss_torch.backward()
-        grads_torch = [(layer.weight.grad.numpy().T, layer.bias.grad.numpy()) for layer in torch_net.layers]
+        grads_torch = [
+            (layer.weight.grad.numpy().T, layer.bias.grad.numpy()) for layer in torch_net.layers
+        ]
         loss_flax, grads = nnx.value_and_grad(flax_train.loss_fn)(flax_net, *as_jax(images, labels))
         # The gradient State has the model's structure: merged with its graphdef it reads like a model.
         grads_flax = flax_model.get_weights(nnx.merge(nnx.graphdef(flax_net), grads))
@@ -170,7 +181,9 @@ def assert_gradients_match(grads_torch, grads_flax, rtol: float) -> None:
             scale = np.abs(g_t).max()
             assert scale > 0
             assert g_t.dtype == g_f.dtype
-            assert_within(f"layer {i} {name} (flax vs torch)", g_f, g_t, rtol * (np.abs(g_t) + scale))
+            assert_within(
+                f"layer {i} {name} (flax vs torch)", g_f, g_t, rtol * (np.abs(g_t) + scale)
+            )
 
 
 @pytest.mark.parametrize("cfg", ARCHS, ids=ARCH_IDS)
@@ -213,14 +226,19 @@ def test_one_adam_step_from_the_same_gradients_matches(output, batch):
     """The optimizers alone: torch's gradients fed to both Adams (this pins eps's place, among others)."""
     cfg = Config(output=output)  # the baseline architecture
     torch_net, flax_net = twins(cfg)
-    torch_opt, flax_opt = torch_train.build_optimizer(torch_net, cfg), flax_train.build_optimizer(flax_net, cfg)
+    torch_opt, flax_opt = (
+        torch_train.build_optimizer(torch_net, cfg),
+        flax_train.build_optimizer(flax_net, cfg),
+    )
     torch_train.loss_fn(torch_net, *as_torch(*batch)).backward()
     grads = [(layer.weight.grad.numpy().T, layer.bias.grad.numpy()) for layer in torch_net.layers]
     torch_opt.step()
     holder = flax_model.build_model(cfg)  # a model-shaped container for the gradients
     flax_model.set_weights(holder, grads)
     flax_opt.update(flax_net, nnx.state(holder, nnx.Param))
-    for (w_t, b_t), (w_f, b_f) in zip(torch_model.get_weights(torch_net), flax_model.get_weights(flax_net)):
+    for (w_t, b_t), (w_f, b_f) in zip(
+        torch_model.get_weights(torch_net), flax_model.get_weights(flax_net)
+    ):
         assert np.abs(w_t - w_f).max() <= 1e-7 and np.abs(b_t - b_f).max() <= 1e-7
     # Entries with |g| ~ eps exist (a sum over the batch that nearly cancels), where eps's place matters:
     # sqrt(v) + eps and sqrt(v + eps) would differ there by ~lr, far beyond the tolerance above.
@@ -232,7 +250,10 @@ def test_one_adam_step_from_the_same_gradients_matches(output, batch):
 def test_one_adam_step_matches(output, batch):
     cfg = Config(output=output)  # the baseline architecture
     torch_net, flax_net = twins(cfg)
-    torch_opt, flax_opt = torch_train.build_optimizer(torch_net, cfg), flax_train.build_optimizer(flax_net, cfg)
+    torch_opt, flax_opt = (
+        torch_train.build_optimizer(torch_net, cfg),
+        flax_train.build_optimizer(flax_net, cfg),
+    )
     torch_train.train_step(torch_net, torch_opt, *as_torch(*batch))
     flax_train.train_step(flax_net, flax_opt, *as_jax(*batch))
     before = shared_init(cfg.layer_sizes, cfg.seed)
@@ -245,7 +266,9 @@ def test_one_adam_step_matches(output, batch):
         # g / (|g| + eps) turns the float32 rounding noise of the two frameworks' gradient sums (~1e-10)
         # into update differences of up to a few 1e-6: those entries get a looser bound, all others 1e-6.
         step = np.abs(w_t - w0) / cfg.learning_rate  # |g| / (|g| + eps), in [0, 1)
-        ill = (step > 0) & (step < 0.99)  # 0 < |g| < 99 eps (g == 0 exactly: pixels blank in the whole batch)
+        ill = (step > 0) & (
+            step < 0.99
+        )  # 0 < |g| < 99 eps (g == 0 exactly: pixels blank in the whole batch)
         assert ill.mean() < 0.02
         assert np.abs(w_t - w_f)[~ill].max() <= STEP_TOL
         assert np.abs(w_t - w_f)[ill].max(initial=0) <= 10 * STEP_TOL
@@ -255,14 +278,25 @@ def train_both(cfg: Config, mnist, steps: int):
     """`steps` Adam steps of both twins from the shared init, on the shared batch order (across epochs),
     in cfg.dtype: (loss curve torch, loss curve flax, final weights torch, final weights flax)."""
     images, labels = scale_images(mnist.train_images, cfg.dtype), mnist.train_labels
-    order = np.concatenate([epoch_index_matrix(cfg.seed, e, len(labels), cfg.batch_size) for e in range(cfg.epochs)])
+    order = np.concatenate(
+        [epoch_index_matrix(cfg.seed, e, len(labels), cfg.batch_size) for e in range(cfg.epochs)]
+    )
     with flax_train.dtype_scope(cfg.dtype):
         torch_net, flax_net = twins(cfg)
-        torch_opt, flax_opt = torch_train.build_optimizer(torch_net, cfg), flax_train.build_optimizer(flax_net, cfg)
+        torch_opt, flax_opt = (
+            torch_train.build_optimizer(torch_net, cfg),
+            flax_train.build_optimizer(flax_net, cfg),
+        )
         losses_torch, losses_flax = [], []
         for index in order[:steps]:
-            losses_torch.append(torch_train.train_step(torch_net, torch_opt, *as_torch(images[index], labels[index])))
-            losses_flax.append(flax_train.train_step(flax_net, flax_opt, *as_jax(images[index], labels[index])))
+            losses_torch.append(
+                torch_train.train_step(
+                    torch_net, torch_opt, *as_torch(images[index], labels[index])
+                )
+            )
+            losses_flax.append(
+                flax_train.train_step(flax_net, flax_opt, *as_jax(images[index], labels[index]))
+            )
         curves = torch.stack(losses_torch).numpy(), np.asarray(jnp.stack(losses_flax))
         return (*curves, torch_model.get_weights(torch_net), flax_model.get_weights(flax_net))
 
@@ -278,11 +312,25 @@ def test_loss_curves_match_over_200_steps(mnist):
 # agree to ~1e-6 for a hundred steps and then drift apart (1e-3..1e-2 after an epoch): training amplifies
 # rounding differences (chaos), and float64 starts them ~1e9 times smaller.
 F64_RUNS = {
-    "64-relu-logits-epoch": (Config(hidden_size=64, batch_size=600, epochs=1, dtype="float64"), 100),
-    "64-leaky_relu-logits-epoch": (Config(hidden_size=64, batch_size=600, epochs=1, activation="leaky_relu",
-                                          dtype="float64"), 100),
-    "64-relu-softmax-lr1e-2-epoch": (Config(hidden_size=64, batch_size=600, epochs=1, output="softmax",
-                                            learning_rate=1e-2, dtype="float64"), 100),
+    "64-relu-logits-epoch": (
+        Config(hidden_size=64, batch_size=600, epochs=1, dtype="float64"),
+        100,
+    ),
+    "64-leaky_relu-logits-epoch": (
+        Config(hidden_size=64, batch_size=600, epochs=1, activation="leaky_relu", dtype="float64"),
+        100,
+    ),
+    "64-relu-softmax-lr1e-2-epoch": (
+        Config(
+            hidden_size=64,
+            batch_size=600,
+            epochs=1,
+            output="softmax",
+            learning_rate=1e-2,
+            dtype="float64",
+        ),
+        100,
+    ),
     "seed-net-300-steps": (Config(dtype="float64"), 300),  # 784-500-10, batch 100, Adam 1e-3
 }
 
@@ -293,24 +341,38 @@ def test_float64_whole_runs_match(name, mnist):
     curve_torch, curve_flax, weights_torch, weights_flax = train_both(cfg, mnist, steps)
     assert curve_torch.dtype == curve_flax.dtype == np.float64 and len(curve_flax) == steps
     assert_within("float64 loss curve (flax vs torch)", curve_flax, curve_torch, F64_CURVE_TOL)
-    assert curve_torch[-10:].mean() < curve_torch[:5].mean() - 0.5  # it did learn (softmax's floor is 1.46)
+    assert (
+        curve_torch[-10:].mean() < curve_torch[:5].mean() - 0.5
+    )  # it did learn (softmax's floor is 1.46)
     for i, ((w_t, b_t), (w_f, b_f)) in enumerate(zip(weights_torch, weights_flax)):
         for what, p_t, p_f in (("W", w_t, w_f), ("b", b_t, b_f)):
-            assert_within(f"layer {i} final {what} (flax vs torch)", p_f, p_t, F64_PARAM_RTOL * np.abs(p_t).max())
+            assert_within(
+                f"layer {i} final {what} (flax vs torch)",
+                p_f,
+                p_t,
+                F64_PARAM_RTOL * np.abs(p_t).max(),
+            )
 
 
 @pytest.fixture(scope="module")
 def float64_records(mnist):
     """train() of each twin on a float64 config: (torch's record, Flax's record). Two tests read them."""
     cfg = Config(hidden_size=64, batch_size=600, epochs=1, dtype="float64")
-    return torch_train.train(cfg, mnist, device="cpu", log=None), flax_train.train(cfg, mnist, device="cpu", log=None)
+    return torch_train.train(cfg, mnist, device="cpu", log=None), flax_train.train(
+        cfg, mnist, device="cpu", log=None
+    )
 
 
 def test_float64_train_records_match(float64_records):
     """The whole pipeline (train() of each twin): float64 records keep all 17 digits of the loss curve."""
     rec_torch, rec_flax = float64_records
     assert rec_torch["config"]["dtype"] == rec_flax["config"]["dtype"] == "float64"
-    assert_within("recorded float64 loss curve", rec_flax["loss_curve"], rec_torch["loss_curve"], F64_CURVE_TOL)
+    assert_within(
+        "recorded float64 loss curve",
+        rec_flax["loss_curve"],
+        rec_torch["loss_curve"],
+        F64_CURVE_TOL,
+    )
     assert rec_torch["epochs"][0]["test_accuracy"] == rec_flax["epochs"][0]["test_accuracy"]
     # Rounded to float32's 7 digits the curves would differ by ~1e-7, not agree to 1e-9:
     assert any(len(repr(x)) > 12 for x in rec_torch["loss_curve"])
@@ -320,13 +382,21 @@ def test_float32_runs_after_a_float64_run_stay_float32(float64_records):
     """JAX's x64 mode is switched on for a float64 run only (train.dtype_scope), never left on. The float64
     run is the fixture's flax train(), shared with the test above (a leak would outlast any later
     enable_x64 scope: each one puts back the mode it found)."""
-    assert float64_records[1]["config"]["dtype"] == "float64" and float64_records[1]["backend"] == "jax"
+    assert (
+        float64_records[1]["config"]["dtype"] == "float64"
+        and float64_records[1]["backend"] == "jax"
+    )
     assert jnp.ones(1).dtype == jnp.float32
     cfg = Config(hidden_size=16, batch_size=6000, epochs=1)
     with flax_train.dtype_scope(cfg.dtype):
         assert flax_model.get_weights(flax_model.build_model(cfg))[0][0].dtype == np.float32
     with flax_train.dtype_scope("float64"):
-        assert flax_model.get_weights(flax_model.build_model(cfg.__class__(dtype="float64")))[0][0].dtype == np.float64
+        assert (
+            flax_model.get_weights(flax_model.build_model(cfg.__class__(dtype="float64")))[0][
+                0
+            ].dtype
+            == np.float64
+        )
 
 
 # ------------------------------------------------------------------- initial weights
@@ -335,7 +405,9 @@ def test_float32_runs_after_a_float64_run_stay_float32(float64_records):
 def test_torch_native_init_is_uniform_within_1_over_sqrt_fan_in():
     cfg = Config(hidden_layers=2, init="native")  # 784-500-500-10: both kinds of hidden layer
     weights = torch_model.get_weights(torch_model.build_model(cfg))
-    assert np.array_equal(weights[0][0], torch_model.get_weights(torch_model.build_model(cfg))[0][0])  # seeded
+    assert np.array_equal(
+        weights[0][0], torch_model.get_weights(torch_model.build_model(cfg))[0][0]
+    )  # seeded
     assert not np.allclose(weights[0][0], shared_init(cfg.layer_sizes, cfg.seed)[0][0])
     for (w, b), fan_in in zip(weights, cfg.layer_sizes[:-1]):
         bound = 1 / math.sqrt(fan_in)  # kaiming_uniform_(a=sqrt(5)) for W, and the same bound for b
@@ -350,15 +422,21 @@ def test_torch_native_init_is_uniform_within_1_over_sqrt_fan_in():
 def test_flax_native_init_is_truncated_lecun_normal_and_zero_bias():
     cfg = Config(hidden_layers=2, init="native")
     weights = flax_model.get_weights(flax_model.build_model(cfg))
-    assert np.array_equal(weights[0][0], flax_model.get_weights(flax_model.build_model(cfg))[0][0])  # seeded
-    cut = 2 / 0.87962566103423978  # lecun_normal: N(0,1) truncated to [-2, 2], rescaled to unit variance
+    assert np.array_equal(
+        weights[0][0], flax_model.get_weights(flax_model.build_model(cfg))[0][0]
+    )  # seeded
+    cut = (
+        2 / 0.87962566103423978
+    )  # lecun_normal: N(0,1) truncated to [-2, 2], rescaled to unit variance
     for (w, b), fan_in in zip(weights, cfg.layer_sizes[:-1]):
         z = w * math.sqrt(fan_in)  # in units of the documented std, 1/sqrt(fan_in)
         assert abs(z.std() - 1) < 0.03
         assert abs(z.mean()) < 0.03
         assert np.abs(z).max() <= cut * (1 + 1e-6)
         assert np.all(b == 0)
-    z = weights[0][0] * math.sqrt(784)  # 392000 draws: the cut is reached, and never passed; an untruncated
+    z = weights[0][0] * math.sqrt(
+        784
+    )  # 392000 draws: the cut is reached, and never passed; an untruncated
     assert np.abs(z).max() > 0.99 * cut  # normal would put ~2.3% of its draws (9000 here) beyond it
 
 
@@ -373,7 +451,9 @@ def test_get_set_weights_round_trip_exactly(model):
     for (w, b), (w2, b2) in zip(weights, got):
         assert w2.dtype == b2.dtype == np.float32 and w2.shape == w.shape
         assert np.array_equal(w, w2) and np.array_equal(b, b2)
-    with pytest.raises(ValueError, match="shapes"):  # torch's (out, in) layout is refused, not broadcast
+    with pytest.raises(
+        ValueError, match="shapes"
+    ):  # torch's (out, in) layout is refused, not broadcast
         model.set_weights(net, [(w.T, b) for w, b in weights])
 
 
@@ -382,15 +462,27 @@ def test_weights_move_between_frameworks_exactly():
     torch_net, flax_net = twins(cfg)
     from_torch = torch_model.get_weights(torch_net)
     flax_model.set_weights(flax_net, from_torch)
-    assert all(np.array_equal(a, b) for pa, pb in zip(from_torch, flax_model.get_weights(flax_net)) for a, b in zip(pa, pb))
+    assert all(
+        np.array_equal(a, b)
+        for pa, pb in zip(from_torch, flax_model.get_weights(flax_net))
+        for a, b in zip(pa, pb)
+    )
     flax_native = flax_model.get_weights(flax_model.build_model(cfg))
     torch_model.set_weights(torch_net, flax_native)
-    assert all(np.array_equal(a, b) for pa, pb in zip(flax_native, torch_model.get_weights(torch_net)) for a, b in zip(pa, pb))
+    assert all(
+        np.array_equal(a, b)
+        for pa, pb in zip(flax_native, torch_model.get_weights(torch_net))
+        for a, b in zip(pa, pb)
+    )
 
 
 def test_twins_start_apart_with_native_init_and_together_with_shared():
     native = dataclasses.replace(Config(), init="native")
-    w_torch, w_flax = (m.get_weights(m.build_model(native))[0][0] for m in (torch_model, flax_model))
+    w_torch, w_flax = (
+        m.get_weights(m.build_model(native))[0][0] for m in (torch_model, flax_model)
+    )
     assert not np.allclose(w_torch, w_flax)
-    w_torch, w_flax = (m.get_weights(m.build_model(Config()))[0][0] for m in (torch_model, flax_model))
+    w_torch, w_flax = (
+        m.get_weights(m.build_model(Config()))[0][0] for m in (torch_model, flax_model)
+    )
     assert np.array_equal(w_torch, w_flax)

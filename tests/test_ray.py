@@ -26,8 +26,21 @@ from shared.results import ResultsFile, config_of, scan_results
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # One group of two members (one diverges at once: statuses must match too), 10 steps each, both
 # backends: 4 runs, 2 sweep tasks (4 loop tasks). Small, because the suite shares two cores.
-SMALL = ["--config", "smoke", "--set", "epochs=1", "--set", "batch_size=6000", "--set", "output=logits",
-         "--set", "hidden_size=32", "--set", "learning_rate=1e-3,1e30", "--quiet"]
+SMALL = [
+    "--config",
+    "smoke",
+    "--set",
+    "epochs=1",
+    "--set",
+    "batch_size=6000",
+    "--set",
+    "output=logits",
+    "--set",
+    "hidden_size=32",
+    "--set",
+    "learning_rate=1e-3,1e30",
+    "--quiet",
+]
 N_RUNS = 4
 STATUSES = ["diverged"] * 2 + ["ok"] * 2
 # Same code, same engine, only the worker's thread count differs: the parity tests' loss-curve tolerance.
@@ -43,7 +56,9 @@ def run_compare(*args: str, report: bool = False) -> int:
             return compare.main(list(args))
         parsed = compare.parse_args(list(args))
         signal.signal(signal.SIGTERM, compare._interrupt)  # as main does
-        return compare.run_all(parsed, compare.sweep_from_args(parsed).runs(), pathlib.Path(parsed.out))
+        return compare.run_all(
+            parsed, compare.sweep_from_args(parsed).runs(), pathlib.Path(parsed.out)
+        )
     except SystemExit as e:
         return e.code
     finally:
@@ -64,23 +79,32 @@ def keyed(path: pathlib.Path) -> dict:
 def test_missing_ray_is_one_line_and_exit_2(tmp_path):
     # sys.modules["ray"] = None makes `import ray` raise ImportError, as where Ray is not installed.
     argv = ["compare.py", "--config", "smoke", "--executor", "ray", "--out", str(tmp_path / "out")]
-    code = (f"import sys; sys.modules['ray'] = None; sys.path.insert(0, {str(ROOT)!r}); sys.argv = {argv!r}; "
-            f"import runpy; runpy.run_path('compare.py', run_name='__main__')")
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    code = (
+        f"import sys; sys.modules['ray'] = None; sys.path.insert(0, {str(ROOT)!r}); sys.argv = {argv!r}; "
+        f"import runpy; runpy.run_path('compare.py', run_name='__main__')"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 2
     err = r.stderr.strip().splitlines()
-    assert len(err) == 1 and "pip install 'mlp-twins[ray]'" in err[0] and "Traceback" not in r.stderr
+    assert (
+        len(err) == 1 and "pip install 'mlp-twins[ray]'" in err[0] and "Traceback" not in r.stderr
+    )
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("args, named", [
-    (["--ray-address", "auto"], "--ray-address needs --executor ray"),
-    (["--ray-retries", "1"], "--ray-retries needs --executor ray"),
-    (["--executor", "ray", "--ray-gpus-per-task", "1.5"], "--ray-gpus-per-task 1.5"),
-    (["--executor", "ray", "--ray-gpus-per-task", "0"], "--ray-gpus-per-task 0"),
-    (["--executor", "ray", "--ray-retries", "-1"], "--ray-retries -1"),
-    (["--executor", "dask"], "--executor"),
-])
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["--ray-address", "auto"], "--ray-address needs --executor ray"),
+        (["--ray-retries", "1"], "--ray-retries needs --executor ray"),
+        (["--executor", "ray", "--ray-gpus-per-task", "1.5"], "--ray-gpus-per-task 1.5"),
+        (["--executor", "ray", "--ray-gpus-per-task", "0"], "--ray-gpus-per-task 0"),
+        (["--executor", "ray", "--ray-retries", "-1"], "--ray-retries -1"),
+        (["--executor", "dask"], "--executor"),
+    ],
+)
 def test_bad_ray_flags_are_one_line_and_exit_2(args, named, capsys):
     assert run_compare("--config", "smoke", "--list", *args, report=True) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -116,7 +140,13 @@ def ray():
 
 @pytest.fixture
 def small(mnist_dir, tmp_path):
-    return [*SMALL, "--data-dir", str(mnist_dir), "--out", str(tmp_path / "out")], tmp_path / "out" / "results.jsonl"
+    return [
+        *SMALL,
+        "--data-dir",
+        str(mnist_dir),
+        "--out",
+        str(tmp_path / "out"),
+    ], tmp_path / "out" / "results.jsonl"
 
 
 def local_and_ray(tmp_path, *args) -> tuple[dict, dict]:
@@ -130,19 +160,27 @@ def assert_same_records(local: dict, remote: dict) -> None:
     assert local.keys() == remote.keys()
     for key, a in local.items():
         b = remote[key]
-        assert (b["status"], b["engine"], b["steps"], b["loss_curve_every"]) == \
-               (a["status"], a["engine"], a["steps"], a["loss_curve_every"])
+        assert (b["status"], b["engine"], b["steps"], b["loss_curve_every"]) == (
+            a["status"],
+            a["engine"],
+            a["steps"],
+            a["loss_curve_every"],
+        )
         assert (b["group"] or {}).get("members") == (a["group"] or {}).get("members")
         assert len(b["loss_curve"]) == len(a["loss_curve"])
         for x, y in zip(a["loss_curve"], b["loss_curve"]):
             assert (x is None) == (y is None)  # the diverged steps, as null, at the same places
             assert x is None or abs(x - y) <= CURVE_TOL
         if a["status"] == "ok":
-            assert math.isclose(a["epochs"][-1]["test_accuracy"], b["epochs"][-1]["test_accuracy"], abs_tol=1e-3)
+            assert math.isclose(
+                a["epochs"][-1]["test_accuracy"], b["epochs"][-1]["test_accuracy"], abs_tol=1e-3
+            )
 
 
 def test_ray_records_equal_local(ray, mnist_dir, tmp_path):
-    local, remote = local_and_ray(tmp_path, *SMALL, "--engine", "sweep", "--data-dir", str(mnist_dir))
+    local, remote = local_and_ray(
+        tmp_path, *SMALL, "--engine", "sweep", "--data-dir", str(mnist_dir)
+    )
     assert len(local) == N_RUNS and sorted(r["status"] for r in local.values()) == STATUSES
     assert all(r["engine"] == "sweep" for r in remote.values())
     assert_same_records(local, remote)
@@ -150,15 +188,27 @@ def test_ray_records_equal_local(ray, mnist_dir, tmp_path):
 
 def test_ray_loop_engine_runs_a_task_per_run(ray, mnist_dir, tmp_path):
     # The loop's unit is one run: one backend and one learning rate keep this cheap (the workers are warm).
-    local, remote = local_and_ray(tmp_path, *SMALL, "--engine", "loop", "--backend", "torch",
-                                  "--set", "learning_rate=1e-3", "--data-dir", str(mnist_dir))
+    local, remote = local_and_ray(
+        tmp_path,
+        *SMALL,
+        "--engine",
+        "loop",
+        "--backend",
+        "torch",
+        "--set",
+        "learning_rate=1e-3",
+        "--data-dir",
+        str(mnist_dir),
+    )
     assert len(remote) == 1 and [r["engine"] for r in remote.values()] == ["loop"]
     assert_same_records(local, remote)
 
 
 def test_a_task_no_node_can_hold_is_refused_in_one_line(ray, small, capsys):
     args, path = small
-    assert run_compare(*args, "--executor", "ray", "--ray-cpus-per-task", "3") == 2  # the instance has 2
+    assert (
+        run_compare(*args, "--executor", "ray", "--ray-cpus-per-task", "3") == 2
+    )  # the instance has 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no node of the Ray cluster has 3 CPUs" in err[0]
     assert not path.exists() or path.read_text() == ""
@@ -176,7 +226,9 @@ def test_killed_worker_is_retried_and_the_file_ends_complete(ray, small, tmp_pat
     assert path.read_bytes().endswith(b"\n")
 
 
-def test_killed_worker_without_retries_is_recorded_and_the_grid_goes_on(ray, small, tmp_path, monkeypatch, capsys):
+def test_killed_worker_without_retries_is_recorded_and_the_grid_goes_on(
+    ray, small, tmp_path, monkeypatch, capsys
+):
     args, path = small
     monkeypatch.setenv(executors.KILL_ONCE_ENV, str(tmp_path / "killed"))
     assert run_compare(*args, "--executor", "ray", "--ray-retries", "0") == 0
@@ -188,17 +240,23 @@ def test_killed_worker_without_retries_is_recorded_and_the_grid_goes_on(ray, sma
     for r in errors:
         assert r["error"].startswith("WorkerCrashedError on Ray (max_retries=0)"), r["error"]
         assert r["engine"] == "sweep" and r["group"]["members"] == 2
-        assert r["device"] == "cpu"  # where the task ran (this instance has no GPU), not --device auto
+        assert (
+            r["device"] == "cpu"
+        )  # where the task ran (this instance has no GPU), not --device auto
     assert "task failed on 2 run(s)" in capsys.readouterr().err
 
 
-def test_interrupted_ray_run_resumes_losing_nothing_rerunning_nothing(ray, small, monkeypatch, capsys):
+def test_interrupted_ray_run_resumes_losing_nothing_rerunning_nothing(
+    ray, small, monkeypatch, capsys
+):
     args, path = small
     append = ResultsFile.append
 
     def append_then_sigterm(self, record):
         append(self, record)
-        os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler's timeout would, right after the first record
+        os.kill(
+            os.getpid(), signal.SIGTERM
+        )  # as a scheduler's timeout would, right after the first record
 
     monkeypatch.setattr(ResultsFile, "append", append_then_sigterm)
     assert run_compare(*args, "--executor", "ray") == 130

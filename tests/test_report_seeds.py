@@ -20,11 +20,24 @@ COMMITTED = ROOT / "docs" / "results" / "cpu-seeds" / "results.jsonl"
 
 def record(backend, acc, curve=(2.3, 1.0, 0.5), **fields):
     cfg = Config(epochs=1, **fields)
-    return {"backend": backend, "config": dataclasses.asdict(cfg), "status": "ok", "error": None,
-            "epochs": [{"epoch": 1, "train_loss": 0.3, "test_loss": 0.3, "test_accuracy": acc}],
-            "loss_curve": list(curve), "loss_curve_every": 1, "steps": len(curve), "step_time_us": 1000.0,
-            "samples_per_s": 1e5, "warmup_s": 0.1, "train_s": 1.0, "wall_s": 1.0, "device": "cpu",
-            "versions": {}, "dataset": {"name": "mnist"}}
+    return {
+        "backend": backend,
+        "config": dataclasses.asdict(cfg),
+        "status": "ok",
+        "error": None,
+        "epochs": [{"epoch": 1, "train_loss": 0.3, "test_loss": 0.3, "test_accuracy": acc}],
+        "loss_curve": list(curve),
+        "loss_curve_every": 1,
+        "steps": len(curve),
+        "step_time_us": 1000.0,
+        "samples_per_s": 1e5,
+        "warmup_s": 0.1,
+        "train_s": 1.0,
+        "wall_s": 1.0,
+        "device": "cpu",
+        "versions": {},
+        "dataset": {"name": "mnist"},
+    }
 
 
 def synthetic():
@@ -34,8 +47,10 @@ def synthetic():
     recs = []
     for seed, n in enumerate(noise):
         recs += [record("torch", 0.970 + n, seed=seed), record("jax", 0.970 - n, seed=seed)]
-        recs += [record("torch", 0.950 + n, seed=seed, learning_rate=1e-2),
-                 record("jax", 0.970 + n, seed=seed, learning_rate=1e-2)]
+        recs += [
+            record("torch", 0.950 + n, seed=seed, learning_rate=1e-2),
+            record("jax", 0.970 + n, seed=seed, learning_rate=1e-2),
+        ]
     recs += [record(b, 0.9, seed=s, learning_rate=1e-4) for s in (0, 1) for b in ("torch", "jax")]
     return recs
 
@@ -45,7 +60,9 @@ def test_seed_stats_mean_spread_and_min_max():
     assert len(stats) == 2  # the two-seed configuration is left out
     (name,) = [n for n in stats if "lr0.001 " in n]
     torch_stats = stats[name]["torch"]
-    assert torch_stats["mean"] == pytest.approx(0.970 + np.mean([0, 0.001, -0.001, 0.0015, -0.0005]))
+    assert torch_stats["mean"] == pytest.approx(
+        0.970 + np.mean([0, 0.001, -0.001, 0.0015, -0.0005])
+    )
     assert torch_stats["std"] == pytest.approx(np.std([0, 0.001, -0.001, 0.0015, -0.0005], ddof=1))
     assert (torch_stats["min"], torch_stats["max"]) == pytest.approx((0.969, 0.9715))
 
@@ -67,9 +84,12 @@ def test_no_seed_section_without_replicates(tmp_path):
 
 
 def test_agreement_reports_max_curve_difference_per_dtype(tmp_path):
-    recs = [record("torch", 0.9, curve=(2.3, 1.0, 0.5)), record("jax", 0.9, curve=(2.3, 1.001, 0.52)),
-            record("torch", 0.9, curve=(2.3, 1.0, 0.5), dtype="float64"),
-            record("jax", 0.9, curve=(2.3, 1.0 + 3e-13, 0.5), dtype="float64")]
+    recs = [
+        record("torch", 0.9, curve=(2.3, 1.0, 0.5)),
+        record("jax", 0.9, curve=(2.3, 1.001, 0.52)),
+        record("torch", 0.9, curve=(2.3, 1.0, 0.5), dtype="float64"),
+        record("jax", 0.9, curve=(2.3, 1.0 + 3e-13, 0.5), dtype="float64"),
+    ]
     text = "\n".join(agreement.section(Page(recs, tmp_path)))
     assert "| float32 | 1 | 0.02 | 0.02 |" in text
     assert "| float64 | 1 | 3e-13 | 3e-13 |" in text
@@ -85,7 +105,9 @@ def test_committed_seed_results_report(tmp_path):
     assert bad == []
     report = write_report(records, tmp_path).read_text()
     assert "## Framework difference vs seed spread" in report
-    assert re.search(r"differ by more than the seed spread in \d+ of (1[7-9]|[2-9]\d) configurations", report)
+    assert re.search(
+        r"differ by more than the seed spread in \d+ of (1[7-9]|[2-9]\d) configurations", report
+    )
     m = re.search(r"float64: the largest max \|Δ\| over whole runs is (\S+), within", report)
     assert m and float(m.group(1).rstrip(",")) <= 1e-9
     f64 = [r for r in records if r["config"]["dtype"] == "float64"]

@@ -23,10 +23,16 @@ FRAMEWORKS = {"torch": ("torch",), "jax": ("jax", "flax", "optax")}
 TWIN = {"torch": "torch_mlp", "jax": "flax_mlp"}
 
 BASE = Config(hidden_size=64, batch_size=600, epochs=1)  # one epoch = the first 100 steps
-GROUP = [dataclasses.replace(BASE, learning_rate=lr, activation=a, output=o)
-         for lr, a, o in itertools.product((1e-3, 1e-2), ("relu", "leaky_relu"), ("logits", "softmax"))]
-DIVERGING = dataclasses.replace(BASE, learning_rate=1e30)  # the first step overflows float32: NaN from step 2
-HEALTHY = dataclasses.replace(BASE, learning_rate=1e-4)  # in its place, to keep the group's width (M = 9)
+GROUP = [
+    dataclasses.replace(BASE, learning_rate=lr, activation=a, output=o)
+    for lr, a, o in itertools.product((1e-3, 1e-2), ("relu", "leaky_relu"), ("logits", "softmax"))
+]
+DIVERGING = dataclasses.replace(
+    BASE, learning_rate=1e30
+)  # the first step overflows float32: NaN from step 2
+HEALTHY = dataclasses.replace(
+    BASE, learning_rate=1e-4
+)  # in its place, to keep the group's width (M = 9)
 # Loss curves of sweep and loop in float32: equal within this (measured: <= 1e-6, the 7 digits a float32
 # record keeps; no ReLU-kink flips showed up here, and float64 agrees to 9e-16, see the float64 test).
 CURVE_TOL = 1e-5
@@ -36,7 +42,9 @@ def modules(framework: str):
     for name in FRAMEWORKS[framework]:
         pytest.importorskip(name)
     twin = TWIN[framework]
-    return importlib.import_module(f"impls.{twin}.sweep"), importlib.import_module(f"impls.{twin}.train")
+    return importlib.import_module(f"impls.{twin}.sweep"), importlib.import_module(
+        f"impls.{twin}.train"
+    )
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -85,8 +93,12 @@ def test_every_member_matches_the_loop(swept, looped):
         assert s["status"] == loop["status"] == "ok"
         assert s["steps"] == loop["steps"] == 100
         worst = max(worst, float(np.abs(curve(s) - curve(loop)).max()))
-        assert s["epochs"][-1]["test_accuracy"] == pytest.approx(loop["epochs"][-1]["test_accuracy"], abs=2e-4)
-        assert s["epochs"][-1]["test_loss"] == pytest.approx(loop["epochs"][-1]["test_loss"], abs=1e-4)
+        assert s["epochs"][-1]["test_accuracy"] == pytest.approx(
+            loop["epochs"][-1]["test_accuracy"], abs=2e-4
+        )
+        assert s["epochs"][-1]["test_loss"] == pytest.approx(
+            loop["epochs"][-1]["test_loss"], abs=1e-4
+        )
     assert worst <= CURVE_TOL, worst
 
 
@@ -94,7 +106,10 @@ def test_float64_members_match_the_loop_to_1e12(framework, mnist):
     """In float64 rounding is ~1e-16, so the sweep and the loop must agree far tighter (measured 9e-16 over
     100 steps, both frameworks); and JAX's x64 mode does not leak into the float32 runs after it."""
     sweep, train = modules(framework)
-    cfgs = [dataclasses.replace(GROUP[4], dtype="float64"), dataclasses.replace(GROUP[3], dtype="float64")]
+    cfgs = [
+        dataclasses.replace(GROUP[4], dtype="float64"),
+        dataclasses.replace(GROUP[3], dtype="float64"),
+    ]
     for s, cfg in zip(sweep.train_group(cfgs, mnist, device="cpu", log=None), cfgs):
         loop = train.train(cfg, mnist, device="cpu", log=None)
         assert s["status"] == loop["status"] == "ok"
@@ -128,7 +143,9 @@ def test_records_carry_engine_and_group(swept):
         assert rec["group"]["members"] == len(GROUP) + 1 and rec["group"]["index"] == j
         assert rec["group"]["key"] == groups.group_key(BASE)
         # Step time per member = the group's step time / M.
-        assert rec["step_time_us"] == pytest.approx(rec["group"]["group_step_time_us"] / (len(GROUP) + 1))
+        assert rec["step_time_us"] == pytest.approx(
+            rec["group"]["group_step_time_us"] / (len(GROUP) + 1)
+        )
         assert rec["warmup_s"] > 0 and rec["wall_s"] > 0
 
 
@@ -151,12 +168,22 @@ def _check_stacked_adam(framework):
     rng = np.random.default_rng(0)
     count, lrs = 3, np.array([1e-3, 1e-2, 1.0])
     shapes = [((784, count, 8), (count, 8)), ((count, 8, 10), (count, 10))]
-    params = [(rng.standard_normal(w).astype(np.float32), rng.standard_normal(b).astype(np.float32)) for w, b in shapes]
-    grads = [[(rng.standard_normal(w).astype(np.float32), rng.standard_normal(b).astype(np.float32)) for w, b in shapes]
-             for _ in range(5)]
+    params = [
+        (rng.standard_normal(w).astype(np.float32), rng.standard_normal(b).astype(np.float32))
+        for w, b in shapes
+    ]
+    grads = [
+        [
+            (rng.standard_normal(w).astype(np.float32), rng.standard_normal(b).astype(np.float32))
+            for w, b in shapes
+        ]
+        for _ in range(5)
+    ]
     stacked = _stacked_adam(framework, sweep, params, grads, lrs)
     for m in range(count):
-        member = lambda layers: [(w[:, m] if i == 0 else w[m], b[m]) for i, (w, b) in enumerate(layers)]  # noqa: E731
+        member = lambda layers: [
+            (w[:, m] if i == 0 else w[m], b[m]) for i, (w, b) in enumerate(layers)
+        ]  # noqa: E731
         alone = _independent_adam(framework, member(params), [member(g) for g in grads], lrs[m])
         for got, want in zip(member(stacked), alone):
             np.testing.assert_array_equal(got[0], want[0])
@@ -171,7 +198,9 @@ def _stacked_adam(framework, sweep, params, grads, lrs):
         state = sweep.init_adam(p)
         lr, alive = torch.tensor(lrs, dtype=torch.float64), torch.ones(len(lrs), dtype=torch.bool)
         for g in grads:
-            sweep.adam_step(p, [torch.from_numpy(x) for layer in g for x in layer], state, lr, alive)
+            sweep.adam_step(
+                p, [torch.from_numpy(x) for layer in g for x in layer], state, lr, alive
+            )
         return [(w.numpy(), b.numpy()) for w, b in p]
     import jax
     import jax.numpy as jnp
@@ -215,13 +244,20 @@ def _independent_adam(framework, params, grads, lr):
 
 
 def test_split_group_by_memory():
-    big = Config(hidden_size=600, hidden_layers=3, batch_size=600, epochs=8)  # the grid's largest group
-    assert groups.estimate_bytes(big, 16) < 2 * 2**30  # well under 4 GB, data and evaluation included
+    big = Config(
+        hidden_size=600, hidden_layers=3, batch_size=600, epochs=8
+    )  # the grid's largest group
+    assert (
+        groups.estimate_bytes(big, 16) < 2 * 2**30
+    )  # well under 4 GB, data and evaluation included
     members = [dataclasses.replace(big, learning_rate=lr) for lr in (1.0, 1e-2, 1e-4, 1e-6)] * 4
     assert groups.split_group(members, 2**40) == [members]
     parts = groups.split_group(members, groups.estimate_bytes(big, 5))
     assert [len(p) for p in parts] == [4, 4, 4, 4] and sum(parts, []) == members
-    assert [len(p) for p in groups.split_group(members[:5], groups.estimate_bytes(big, 3))] == [3, 2]
+    assert [len(p) for p in groups.split_group(members[:5], groups.estimate_bytes(big, 3))] == [
+        3,
+        2,
+    ]
     assert len(groups.split_group(members, 1)) == 16  # one member always trains, as the loop would
 
 
@@ -238,7 +274,9 @@ def test_a_split_group_trains_the_same(framework, mnist, swept, monkeypatch):
 def test_train_group_refuses_configs_of_two_groups(framework, mnist):
     sweep, _ = modules(framework)
     with pytest.raises(ValueError, match="2 groups"):
-        sweep.train_group([BASE, dataclasses.replace(BASE, batch_size=300)], mnist, device="cpu", log=None)
+        sweep.train_group(
+            [BASE, dataclasses.replace(BASE, batch_size=300)], mnist, device="cpu", log=None
+        )
 
 
 def test_group_key_and_grid_groups():
@@ -246,8 +284,11 @@ def test_group_key_and_grid_groups():
 
     grid = groups.group_runs(PRESETS["grid"].runs())
     assert len(grid) == 27 and all(len(g) == 16 for g in grid)
-    assert groups.group_key(GROUP[0]) == groups.group_key(GROUP[-1]) != groups.group_key(
-        dataclasses.replace(BASE, seed=1))
+    assert (
+        groups.group_key(GROUP[0])
+        == groups.group_key(GROUP[-1])
+        != groups.group_key(dataclasses.replace(BASE, seed=1))
+    )
 
 
 # ------------------------------------------------------------------ compare.py --engine sweep
@@ -257,14 +298,29 @@ def test_compare_engine_sweep_end_to_end_and_resume(tmp_path, mnist_dir, compare
     # compare.py in this process (conftest's compare_here): the engine and the resume are tested, not a start-up.
     for name in ("torch", "jax", "flax"):
         pytest.importorskip(name)
-    common = ["--config", "smoke", "--set", "epochs=1", "--set", "hidden_size=32",
-              "--data-dir", str(mnist_dir), "--out", str(tmp_path), "--quiet"]
+    common = [
+        "--config",
+        "smoke",
+        "--set",
+        "epochs=1",
+        "--set",
+        "hidden_size=32",
+        "--data-dir",
+        str(mnist_dir),
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    ]
     args = [*common, "--set", "learning_rate=1e-3,1e-2"]
     # A partly finished group: only two of its four members, from a loop run.
     r = compare_here(*common, "--set", "learning_rate=1e-3", "--engine", "loop")
     assert r.returncode == 0, r.stderr[-2000:]
     first = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
-    assert len(first) == 4 and {x["engine"] for x in first} == {"loop"} and {x["group"] for x in first} == {None}
+    assert (
+        len(first) == 4
+        and {x["engine"] for x in first} == {"loop"}
+        and {x["group"] for x in first} == {None}
+    )
 
     r = compare_here(*args)  # the default engine here is sweep: four runs share one group
     assert r.returncode == 0, r.stderr[-2000:]
@@ -273,7 +329,12 @@ def test_compare_engine_sweep_end_to_end_and_resume(tmp_path, mnist_dir, compare
     assert recs[:4] == first  # the finished members are not rerun
     new = recs[4:]
     assert len(new) == 4 and {x["engine"] for x in new} == {"sweep"}
-    assert [x["backend"] for x in new] == ["torch", "jax", "torch", "jax"]  # config by config, as the loop
+    assert [x["backend"] for x in new] == [
+        "torch",
+        "jax",
+        "torch",
+        "jax",
+    ]  # config by config, as the loop
     assert {x["config"]["learning_rate"] for x in new} == {1e-2}
     assert all(x["group"]["members"] == 2 for x in new)  # only the unfinished members trained
     for x in new:

@@ -17,10 +17,24 @@ from shared.results import make_record
 TWINS = {"torch": ("torch",), "jax": ("jax", "flax", "optax")}
 MODULES = {"torch": "impls.torch_mlp.train", "jax": "impls.flax_mlp.train"}
 TINY = Config(hidden_size=32, batch_size=300, epochs=2)  # 200 steps an epoch: two log lines each
-RECORD_KEYS = set(make_record(backend="x", cfg=TINY, data=None, status="ok", epochs=[], loss_curve=[], timing={},
-                              wall_s=0.0, device="", versions={}))
+RECORD_KEYS = set(
+    make_record(
+        backend="x",
+        cfg=TINY,
+        data=None,
+        status="ok",
+        epochs=[],
+        loss_curve=[],
+        timing={},
+        wall_s=0.0,
+        device="",
+        versions={},
+    )
+)
 STEP_LINE = re.compile(r"^Epoch \[(\d+)/(\d+)\], Step \[(\d+)/(\d+)\], Loss: (\d+\.\d{4})$")
-TEST_LINE = re.compile(r"^Epoch \[(\d+)/(\d+)\], Test Loss: (\d+\.\d{4}), Test Accuracy: (\d+\.\d{2}) %$")
+TEST_LINE = re.compile(
+    r"^Epoch \[(\d+)/(\d+)\], Test Loss: (\d+\.\d{4}), Test Accuracy: (\d+\.\d{2}) %$"
+)
 
 
 @pytest.fixture(params=list(TWINS))
@@ -32,7 +46,9 @@ def twin(request):
         import torch
 
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # see torch_one_thread in test_parity.py: fast on a shared CPU, same results
+        torch.set_num_threads(
+            1
+        )  # see torch_one_thread in test_parity.py: fast on a shared CPU, same results
         yield importlib.import_module(MODULES["torch"])
         torch.set_num_threads(threads)
     else:
@@ -65,14 +81,18 @@ def test_record_steps_and_log_lines(twin, mnist):
         assert math.isfinite(e["test_loss"]) and 0.85 < e["test_accuracy"] <= 1.0
 
     # The seed's lines: the loss every 100 steps, then each epoch's test loss and accuracy in %.
-    step_lines = [STEP_LINE.match(line) for line in lines if line.startswith("Epoch") and "Step" in line]
+    step_lines = [
+        STEP_LINE.match(line) for line in lines if line.startswith("Epoch") and "Step" in line
+    ]
     assert all(step_lines) and len(step_lines) == 4
     for m, (epoch, step) in zip(step_lines, [(1, 100), (1, 200), (2, 100), (2, 200)]):
         assert m.groups()[:4] == (str(epoch), "2", str(step), "200")
         assert float(m.group(5)) == pytest.approx(curve[(epoch - 1) * 200 + step - 1], abs=5e-5)
     test_lines = [TEST_LINE.match(line) for line in lines if "Test" in line]
     assert all(test_lines) and len(test_lines) == 2
-    assert float(test_lines[-1].group(4)) == pytest.approx(100 * record["epochs"][-1]["test_accuracy"], abs=0.005)
+    assert float(test_lines[-1].group(4)) == pytest.approx(
+        100 * record["epochs"][-1]["test_accuracy"], abs=0.005
+    )
 
 
 def test_divergence_stops_early_without_raising(twin, mnist, capsys):
@@ -112,8 +132,10 @@ def test_baseline_one_epoch_reaches_95_percent_in_both(mnist):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # see torch_one_thread in test_parity.py
     try:
-        records = {name: importlib.import_module(MODULES[name]).train(cfg, mnist, device="cpu", log=None)
-                   for name in MODULES}
+        records = {
+            name: importlib.import_module(MODULES[name]).train(cfg, mnist, device="cpu", log=None)
+            for name in MODULES
+        }
     finally:
         torch.set_num_threads(threads)
     accuracy = {name: r["epochs"][-1]["test_accuracy"] for name, r in records.items()}

@@ -30,13 +30,21 @@ def public_api(path: pathlib.Path) -> list[tuple]:
             api.append(("class", node.name))  # methods differ by framework (forward vs __call__)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            api += [("const", t.id) for t in targets if isinstance(t, ast.Name) and t.id.isupper() and not t.id.startswith("_")]
+            api += [
+                ("const", t.id)
+                for t in targets
+                if isinstance(t, ast.Name) and t.id.isupper() and not t.id.startswith("_")
+            ]
     return api
 
 
 def test_same_module_files():
-    files = {name: sorted(p.name for p in (ROOT / "impls" / name).glob("*.py") if p.name != "fundamentals.py")
-             for name in TWINS}
+    files = {
+        name: sorted(
+            p.name for p in (ROOT / "impls" / name).glob("*.py") if p.name != "fundamentals.py"
+        )
+        for name in TWINS
+    }
     assert files["torch_mlp"] == files["flax_mlp"] == sorted(MODULES)
 
 
@@ -51,9 +59,13 @@ def test_train_modules_offer_what_compare_py_calls():
     names = [entry[1] for entry in public_api(ROOT / "impls" / "torch_mlp" / "train.py")]
     for needed in ("loss_fn", "train_step", "evaluate", "resolve_device", "train"):
         assert needed in names
-    train_def = next(e for e in public_api(ROOT / "impls" / "torch_mlp" / "train.py") if e[1] == "train")
+    train_def = next(
+        e for e in public_api(ROOT / "impls" / "torch_mlp" / "train.py") if e[1] == "train"
+    )
     assert train_def[2] == ("cfg", "data", "device", "log")
-    sweep_def = next(e for e in public_api(ROOT / "impls" / "torch_mlp" / "sweep.py") if e[1] == "train_group")
+    sweep_def = next(
+        e for e in public_api(ROOT / "impls" / "torch_mlp" / "sweep.py") if e[1] == "train_group"
+    )
     assert sweep_def[2] == ("cfgs", "data", "device", "log")
 
 
@@ -71,8 +83,13 @@ BAD_INPUT = {
 def test_cli_bad_input_is_one_line_and_exit_2(twin, case):
     for module in TWINS[twin]:
         pytest.importorskip(module)
-    proc = subprocess.run([sys.executable, "-m", f"impls.{twin}", *BAD_INPUT[case]], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", f"impls.{twin}", *BAD_INPUT[case]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if not line.startswith("[data]")]

@@ -15,20 +15,34 @@ import re
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-FRAMEWORK = re.compile(r"torch|\bnn\b|\bF\.|nnx|jax|jnp|optax|flax|PyTorch|Flax|JAX|cuda|CUDA|XLA|jit|autograd|"
-                       r"no_grad|device_put|\blax\b|vmap|compile|\.item\(\)|float\(loss\)")
+FRAMEWORK = re.compile(
+    r"torch|\bnn\b|\bF\.|nnx|jax|jnp|optax|flax|PyTorch|Flax|JAX|cuda|CUDA|XLA|jit|autograd|"
+    r"no_grad|device_put|\blax\b|vmap|compile|\.item\(\)|float\(loss\)"
+)
 IDIOMS = {
-    "model.py": ("def forward", "def __call__",  # torch's nn.Module method vs Flax's
-                 "weight.detach"),  # torch's (out, in) weight vs Flax's (in, out) kernel
-    "train.py": ("import functools",  # torch builds its step with functools.partial, Flax with nnx.cached_partial
-                 "argmax(dim=1)",  # torch says dim=, numpy and JAX say axis=
-                 "@contextlib.contextmanager"),  # torch sets and restores its precision knobs by hand
+    "model.py": (
+        "def forward",
+        "def __call__",  # torch's nn.Module method vs Flax's
+        "weight.detach",
+    ),  # torch's (out, in) weight vs Flax's (in, out) kernel
+    "train.py": (
+        "import functools",  # torch builds its step with functools.partial, Flax with nnx.cached_partial
+        "argmax(dim=1)",  # torch says dim=, numpy and JAX say axis=
+        "@contextlib.contextmanager",
+    ),  # torch sets and restores its precision knobs by hand
     "__main__.py": (),
-    "sweep.py": ("import functools",  # JAX's epoch is functools.partial(jax.jit, donate_argnums=...)
-                 "argmax(dim=-1)",  # torch says dim=, JAX says axis=
-                 ".cpu().numpy()"),  # a torch tensor to numpy; JAX arrays go through np.asarray
+    "sweep.py": (
+        "import functools",  # JAX's epoch is functools.partial(jax.jit, donate_argnums=...)
+        "argmax(dim=-1)",  # torch says dim=, JAX says axis=
+        ".cpu().numpy()",
+    ),  # a torch tensor to numpy; JAX arrays go through np.asarray
 }
-MAX_HUNKS = {"model.py": 12, "train.py": 37, "__main__.py": 5, "sweep.py": 40}  # measured; lower is better
+MAX_HUNKS = {
+    "model.py": 12,
+    "train.py": 37,
+    "__main__.py": 5,
+    "sweep.py": 40,
+}  # measured; lower is better
 
 
 def hunks(name: str) -> list[tuple[list[str], list[str]]]:
@@ -43,6 +57,14 @@ def test_diff_shows_framework_lines_only(name):
     found = hunks(name)
     for torch_lines, flax_lines in found:
         lines = torch_lines + flax_lines
-        assert any(FRAMEWORK.search(line) or any(idiom in line for idiom in IDIOMS[name]) for line in lines), (
-            f"{name}: a hunk that names no framework:\n< " + "\n< ".join(torch_lines) + "\n---\n> " + "\n> ".join(flax_lines))
-    assert len(found) <= MAX_HUNKS[name], f"{name}: {len(found)} hunks, documented {MAX_HUNKS[name]}"
+        assert any(
+            FRAMEWORK.search(line) or any(idiom in line for idiom in IDIOMS[name]) for line in lines
+        ), (
+            f"{name}: a hunk that names no framework:\n< "
+            + "\n< ".join(torch_lines)
+            + "\n---\n> "
+            + "\n> ".join(flax_lines)
+        )
+    assert len(found) <= MAX_HUNKS[name], (
+        f"{name}: {len(found)} hunks, documented {MAX_HUNKS[name]}"
+    )

@@ -32,11 +32,15 @@ BY_HAND = "x @ layer.kernel + layer.bias"
 # ------------------------------------------------------------ 1. raw parameters
 
 
-def train_raw(gate: str = "or", seed: int = 0, epochs: int = 1000, lr: float = 0.01) -> tuple[list[float], np.ndarray]:
+def train_raw(
+    gate: str = "or", seed: int = 0, epochs: int = 1000, lr: float = 0.01
+) -> tuple[list[float], np.ndarray]:
     """sigmoid(x @ w1 + b1) fitted by MSE and Adam. Returns the loss of every epoch (taken before
     that epoch's update) and the final predictions (4,)."""
     x, y = (jnp.asarray(a) for a in logic_table(gate))
-    params = dict(zip(("w1", "b1"), (jnp.asarray(a) for a in init_logic_params(seed))))  # (2, 1), (1,)
+    params = dict(
+        zip(("w1", "b1"), (jnp.asarray(a) for a in init_logic_params(seed)))
+    )  # (2, 1), (1,)
     # Adam's moment estimates are a value we hold and pass back in: a pytree shaped like params.
     tx = optax.adam(lr)  # b1 0.9, b2 0.999, eps 1e-8: torch.optim.Adam's defaults too
     opt_state = tx.init(params)
@@ -71,7 +75,9 @@ class Neuron(nnx.Module):
         return jax.nn.sigmoid(self.linear(x))
 
 
-def train_module(gate: str = "or", seed: int = 0, epochs: int = 1000, lr: float = 0.01) -> tuple[Neuron, list[float], np.ndarray]:
+def train_module(
+    gate: str = "or", seed: int = 0, epochs: int = 1000, lr: float = 0.01
+) -> tuple[Neuron, list[float], np.ndarray]:
     """Section 1 again with nnx.Linear inside an nnx.Module, started from the same w1, b1, so the
     losses match section 1's. Returns the trained model, the losses and the predictions (4,)."""
     x, y = (jnp.asarray(a) for a in logic_table(gate))

@@ -20,16 +20,34 @@ from flax import nnx
 from shared.config import Config
 from shared.init import Weights, shared_init
 
-LEAKY_SLOPE = 0.01  # LeakyReLU's negative slope: the default of torch's and of JAX's leaky_relu alike
+LEAKY_SLOPE = (
+    0.01  # LeakyReLU's negative slope: the default of torch's and of JAX's leaky_relu alike
+)
 
 
 class MLP(nnx.Module):
     """hidden_layers x (Linear -> activation), then Linear to the 10 classes."""
 
-    def __init__(self, layer_sizes: list[int], activation: str, output: str, dtype: jnp.dtype = jnp.float32, *, rngs: nnx.Rngs):
-        self.layers = nnx.List([nnx.Linear(n_in, n_out, dtype=dtype, param_dtype=dtype, rngs=rngs)
-                                for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:])])
-        self.activation = nnx.relu if activation == "relu" else functools.partial(nnx.leaky_relu, negative_slope=LEAKY_SLOPE)
+    def __init__(
+        self,
+        layer_sizes: list[int],
+        activation: str,
+        output: str,
+        dtype: jnp.dtype = jnp.float32,
+        *,
+        rngs: nnx.Rngs,
+    ):
+        self.layers = nnx.List(
+            [
+                nnx.Linear(n_in, n_out, dtype=dtype, param_dtype=dtype, rngs=rngs)
+                for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:])
+            ]
+        )
+        self.activation = (
+            nnx.relu
+            if activation == "relu"
+            else functools.partial(nnx.leaky_relu, negative_slope=LEAKY_SLOPE)
+        )
         self.output = output
 
     def __call__(self, x):  # (B, 784) in the model's dtype
@@ -51,7 +69,9 @@ def build_model(cfg: Config) -> MLP:
     A float64 model needs JAX's x64 mode on while it is built and used (train.dtype_scope).
     """
     rngs = nnx.Rngs(cfg.seed)  # the native init draws from an explicit key, as JAX always does
-    model = MLP(cfg.layer_sizes, cfg.activation, cfg.output, dtype=jnp.dtype(cfg.dtype), rngs=rngs)  # float32 | float64
+    model = MLP(
+        cfg.layer_sizes, cfg.activation, cfg.output, dtype=jnp.dtype(cfg.dtype), rngs=rngs
+    )  # float32 | float64
     if cfg.init == "shared":
         set_weights(model, shared_init(cfg.layer_sizes, cfg.seed, cfg.dtype))
     return model
@@ -59,19 +79,26 @@ def build_model(cfg: Config) -> MLP:
 
 def get_weights(model: MLP) -> Weights:
     """[(W (in, out), b (out,)), ...] as numpy copies, in the model's dtype."""
-    return [(np.array(layer.kernel[...]), np.array(layer.bias[...]))
-            for layer in model.layers]
+    return [(np.array(layer.kernel[...]), np.array(layer.bias[...])) for layer in model.layers]
 
 
 def set_weights(model: MLP, weights: Weights) -> None:
     """Copy [(W (in, out), b (out,)), ...] into the model, in place (new arrays on the default device)."""
-    _check_shapes([(tuple(layer.kernel.shape), tuple(layer.bias.shape)) for layer in model.layers], weights)
-    for layer, (w, b) in zip(model.layers, weights):  # Variables are mutable containers: set_value swaps the array
-        layer.kernel.set_value(jnp.asarray(w, dtype=layer.kernel.dtype))  # (in, out): Flax's own layout, the model's dtype
+    _check_shapes(
+        [(tuple(layer.kernel.shape), tuple(layer.bias.shape)) for layer in model.layers], weights
+    )
+    for layer, (w, b) in zip(
+        model.layers, weights
+    ):  # Variables are mutable containers: set_value swaps the array
+        layer.kernel.set_value(
+            jnp.asarray(w, dtype=layer.kernel.dtype)
+        )  # (in, out): Flax's own layout, the model's dtype
         layer.bias.set_value(jnp.asarray(b, dtype=layer.bias.dtype))
 
 
 def _check_shapes(expected: list[tuple[tuple, tuple]], weights: Weights) -> None:
     got = [(tuple(np.shape(w)), tuple(np.shape(b))) for w, b in weights]
     if got != expected:
-        raise ValueError(f"weights of shapes {got} do not fit this model; expected {expected} (W as (in, out))")
+        raise ValueError(
+            f"weights of shapes {got} do not fit this model; expected {expected} (W as (in, out))"
+        )

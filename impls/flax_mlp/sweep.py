@@ -36,8 +36,16 @@ import numpy as np
 import optax
 
 from impls.flax_mlp.model import LEAKY_SLOPE, build_model, get_weights
-from impls.flax_mlp.train import (LOG_EVERY, describe_device, device_data, device_sync, dtype_scope,
-                                  matmul_precision, resolve_device, versions)
+from impls.flax_mlp.train import (
+    LOG_EVERY,
+    describe_device,
+    device_data,
+    device_sync,
+    dtype_scope,
+    matmul_precision,
+    resolve_device,
+    versions,
+)
 from shared.batches import epoch_index_matrix
 from shared.config import Config
 from shared.data import Dataset
@@ -54,10 +62,16 @@ def init_params(cfg: Config, members: int, dev: jax.Device) -> list[tuple[jax.Ar
     First layer: W (784, M, n) (reshaped to (784, M*n) for the wide GEMM, a free view), b (M, n).
     Other layers: W (M, in, out), b (M, out).
     """
-    weights = get_weights(build_model(cfg))  # shared or native, float32 or float64: train.py's very start
+    weights = get_weights(
+        build_model(cfg)
+    )  # shared or native, float32 or float64: train.py's very start
     params = []
     for i, (w, b) in enumerate(weights):
-        w = np.repeat(w[:, None, :], members, axis=1) if i == 0 else np.repeat(w[None], members, axis=0)
+        w = (
+            np.repeat(w[:, None, :], members, axis=1)
+            if i == 0
+            else np.repeat(w[None], members, axis=0)
+        )
         b = np.repeat(b[None], members, axis=0)
         params.append((jax.device_put(w, dev), jax.device_put(b, dev)))
     return params
@@ -66,8 +80,12 @@ def init_params(cfg: Config, members: int, dev: jax.Device) -> list[tuple[jax.Ar
 def member_constants(cfgs: list[Config], dev: jax.Device) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(-lr (M,), negative slope (M,), softmax flag (M,) bool): what differs between members."""
     dtype = np.float64 if cfgs[0].dtype == "float64" else np.float32
-    lr = jax.device_put(np.array([-c.learning_rate for c in cfgs], dtype=dtype), dev)  # optax.adam's scale(-lr)
-    slopes = jax.device_put(np.array([0.0 if c.activation == "relu" else LEAKY_SLOPE for c in cfgs], dtype=dtype), dev)
+    lr = jax.device_put(
+        np.array([-c.learning_rate for c in cfgs], dtype=dtype), dev
+    )  # optax.adam's scale(-lr)
+    slopes = jax.device_put(
+        np.array([0.0 if c.activation == "relu" else LEAKY_SLOPE for c in cfgs], dtype=dtype), dev
+    )
     softmax = jax.device_put(np.array([c.output == "softmax" for c in cfgs]), dev)
     return lr, slopes, softmax
 
@@ -79,13 +97,17 @@ def forward(params, slopes: jax.Array, softmax: jax.Array, images: jax.Array) ->
     # One wide GEMM for every member's first layer: (B, 784) @ (784, M*n), bias added after, as in nnx.Linear.
     x = (images @ w.reshape(784, members * width)).reshape(batch, members, width) + b  # (B, M, n)
     for w, b in rest:
-        x = jnp.where(x > 0, x, slopes[:, None] * x)  # per member: x if x > 0 else slope * x (slope 0: ReLU)
+        x = jnp.where(
+            x > 0, x, slopes[:, None] * x
+        )  # per member: x if x > 0 else slope * x (slope 0: ReLU)
         x = jnp.einsum("bmi,mio->bmo", x, w) + b  # (B, M, out): a batched matmul over members
     # The seed report's double softmax, only for the members that have it (see model.py).
     return jnp.where(softmax[:, None], jax.nn.softmax(x, axis=-1), x)  # (B, M, 10)
 
 
-def loss_fn(params, slopes: jax.Array, softmax: jax.Array, images: jax.Array, labels: jax.Array) -> jax.Array:
+def loss_fn(
+    params, slopes: jax.Array, softmax: jax.Array, images: jax.Array, labels: jax.Array
+) -> jax.Array:
     """Every member's mean cross-entropy (train.py's criterion): (M,)."""
     outputs = forward(params, slopes, softmax, images)  # (B, M, 10)
     targets = jnp.broadcast_to(labels[:, None], outputs.shape[:2])  # (B, M)
@@ -107,24 +129,38 @@ def adam_step(params, grads, opt_state: optax.ScaleByAdamState, lr: jax.Array, a
     """
     updates, opt_state = _adam().update(grads, opt_state)
     leaves, tree = jax.tree.flatten(params)
-    new = [jnp.where(_along_members(alive, i, p), p + _along_members(lr, i, p) * u, 0)
-           for i, (p, u) in enumerate(zip(leaves, jax.tree.leaves(updates)))]
+    new = [
+        jnp.where(_along_members(alive, i, p), p + _along_members(lr, i, p) * u, 0)
+        for i, (p, u) in enumerate(zip(leaves, jax.tree.leaves(updates)))
+    ]
     return jax.tree.unflatten(tree, new), opt_state
 
 
 def freeze(params, opt_state: optax.ScaleByAdamState, alive: jax.Array):
     """Zero the weights and Adam state of members no longer alive: (params, opt_state), new."""
+
     def zero(tree):
         leaves, structure = jax.tree.flatten(tree)
-        return jax.tree.unflatten(structure, [jnp.where(_along_members(alive, i, t), t, 0) for i, t in enumerate(leaves)])
+        return jax.tree.unflatten(
+            structure, [jnp.where(_along_members(alive, i, t), t, 0) for i, t in enumerate(leaves)]
+        )
 
     return zero(params), opt_state._replace(mu=zero(opt_state.mu), nu=zero(opt_state.nu))
 
 
-def train_step(params, opt_state: optax.ScaleByAdamState, alive: jax.Array, members, images: jax.Array, labels: jax.Array):
+def train_step(
+    params,
+    opt_state: optax.ScaleByAdamState,
+    alive: jax.Array,
+    members,
+    images: jax.Array,
+    labels: jax.Array,
+):
     """One Adam step of every member on one shared batch: (params, opt_state, losses (M,))."""
     lr, slopes, softmax = members
-    total = lambda p: (lambda losses: (losses.sum(), losses))(loss_fn(p, slopes, softmax, images, labels))  # noqa: E731 (jax.value_and_grad: a scalar, the losses as aux)
+    total = lambda p: (lambda losses: (losses.sum(), losses))(
+        loss_fn(p, slopes, softmax, images, labels)
+    )  # noqa: E731 (jax.value_and_grad: a scalar, the losses as aux)
     # Members never mix, so d(sum of losses)/d(member m's weights) = d(loss m)/d(them): one backward for all.
     (_, losses), grads = jax.value_and_grad(total, has_aux=True)(params)
     params, opt_state = adam_step(params, grads, opt_state, lr, alive)
@@ -132,28 +168,49 @@ def train_step(params, opt_state: optax.ScaleByAdamState, alive: jax.Array, memb
 
 
 @functools.partial(jax.jit, donate_argnums=(0, 1))  # weights and Adam state are updated in place
-def train_epoch(params, opt_state: optax.ScaleByAdamState, alive: jax.Array, members, images: jax.Array, labels: jax.Array,
-                order: jax.Array):
+def train_epoch(
+    params,
+    opt_state: optax.ScaleByAdamState,
+    alive: jax.Array,
+    members,
+    images: jax.Array,
+    labels: jax.Array,
+    order: jax.Array,
+):
     """One epoch over order (steps, B) as one lax.scan: (params, opt_state, alive (M,) bool, losses (steps, M))."""
+
     def step(carry, xs):
         params, opt_state, alive = carry
         i, index = xs  # step number, (B,)
-        params, opt_state, losses = train_step(params, opt_state, alive, members, images[index], labels[index])
+        params, opt_state, losses = train_step(
+            params, opt_state, alive, members, images[index], labels[index]
+        )
         # Where train.py reads the loss and stops a run whose loss is not finite.
         alive = jnp.where((i + 1) % LOG_EVERY == 0, alive & jnp.isfinite(losses), alive)
         return (params, opt_state, alive), losses
 
-    (params, opt_state, alive), losses = jax.lax.scan(step, (params, opt_state, alive), (jnp.arange(order.shape[0]), order))
+    (params, opt_state, alive), losses = jax.lax.scan(
+        step, (params, opt_state, alive), (jnp.arange(order.shape[0]), order)
+    )
     return params, opt_state, alive, losses
 
 
-def compile_epoch(params, opt_state: optax.ScaleByAdamState, alive: jax.Array, members, images: jax.Array,
-                  labels: jax.Array, order: jax.Array) -> Callable:
+def compile_epoch(
+    params,
+    opt_state: optax.ScaleByAdamState,
+    alive: jax.Array,
+    members,
+    images: jax.Array,
+    labels: jax.Array,
+    order: jax.Array,
+) -> Callable:
     """The epoch function, compiled ahead of time for these shapes (the compile is timed apart)."""
     return train_epoch.lower(params, opt_state, alive, members, images, labels, order).compile()
 
 
-def evaluate(params, members, images: jax.Array, labels: jax.Array) -> tuple[np.ndarray, np.ndarray]:
+def evaluate(
+    params, members, images: jax.Array, labels: jax.Array
+) -> tuple[np.ndarray, np.ndarray]:
     """(mean loss (M,), accuracy (M,)) over all `images`, a few members at a time (memory)."""
     _, slopes, softmax = members
     count, widest = params[0][1].shape[0], max(b.shape[-1] for _, b in params)
@@ -161,7 +218,9 @@ def evaluate(params, members, images: jax.Array, labels: jax.Array) -> tuple[np.
     losses, accuracies = [], []
     for lo in range(0, count, chunk):
         part = _members(params, lo, lo + chunk)
-        loss, accuracy = _evaluate_chunk(part, slopes[lo:lo + chunk], softmax[lo:lo + chunk], images, labels)
+        loss, accuracy = _evaluate_chunk(
+            part, slopes[lo : lo + chunk], softmax[lo : lo + chunk], images, labels
+        )
         losses.append(loss)
         accuracies.append(accuracy)
     return np.asarray(jnp.concatenate(losses)), np.asarray(jnp.concatenate(accuracies))
@@ -175,7 +234,12 @@ def memory_budget(dev: jax.Device) -> int:
     return host_memory_budget()
 
 
-def train_group(cfgs: list[Config], data: Dataset, device: str = "auto", log: Callable[[str], object] | None = print) -> list[dict]:
+def train_group(
+    cfgs: list[Config],
+    data: Dataset,
+    device: str = "auto",
+    log: Callable[[str], object] | None = print,
+) -> list[dict]:
     """Train the members `cfgs` of one group (shared/groups.py) together; one record per member, in order.
 
     Split into parts that fit memory first (shared.groups.split_group). Each record is the loop's
@@ -184,8 +248,10 @@ def train_group(cfgs: list[Config], data: Dataset, device: str = "auto", log: Ca
     """
     keys = {group_key(c) for c in cfgs}
     if len(keys) != 1:
-        raise ValueError(f"train_group: the configs form {len(keys)} groups, not one (they differ beyond "
-                         f"learning_rate, activation, output)")
+        raise ValueError(
+            f"train_group: the configs form {len(keys)} groups, not one (they differ beyond "
+            f"learning_rate, activation, output)"
+        )
     dev = resolve_device(device)
     records = []
     for part in split_group(cfgs, memory_budget(dev)):
@@ -193,7 +259,9 @@ def train_group(cfgs: list[Config], data: Dataset, device: str = "auto", log: Ca
     return records
 
 
-def _train_part(cfgs: list[Config], data: Dataset, dev: jax.Device, log: Callable[[str], object]) -> list[dict]:
+def _train_part(
+    cfgs: list[Config], data: Dataset, dev: jax.Device, log: Callable[[str], object]
+) -> list[dict]:
     start = time.perf_counter()
     cfg, count = cfgs[0], len(cfgs)  # cfg: what the members share
     with matmul_precision(cfg.tf32), dtype_scope(cfg.dtype):
@@ -206,7 +274,9 @@ def _train_part(cfgs: list[Config], data: Dataset, dev: jax.Device, log: Callabl
         clock = StepClock(device_sync(dev))
         order = _order(cfg, data, 0, dev)
         t0 = time.perf_counter()
-        run_epoch = compile_epoch(params, opt_state, alive, members, train_images, train_labels, order)
+        run_epoch = compile_epoch(
+            params, opt_state, alive, members, train_images, train_labels, order
+        )
         clock.record_warmup(time.perf_counter() - t0)
         curves = [[] for _ in cfgs]
         epochs = [[] for _ in cfgs]
@@ -214,24 +284,40 @@ def _train_part(cfgs: list[Config], data: Dataset, dev: jax.Device, log: Callabl
         for epoch in range(cfg.epochs):
             order = _order(cfg, data, epoch, dev) if epoch else order  # (steps, B)
             clock.start_epoch()
-            params, opt_state, alive, losses = run_epoch(params, opt_state, alive, members, train_images, train_labels,
-                                                         order)  # JAX: new arrays (the old ones were donated)
+            params, opt_state, alive, losses = run_epoch(
+                params, opt_state, alive, members, train_images, train_labels, order
+            )  # JAX: new arrays (the old ones were donated)
             clock.add_steps(cfg.steps_per_epoch)
             clock.end_epoch(losses)
             losses = np.asarray(losses)  # (steps, M): the epoch's losses, fetched at once
             test_loss, test_accuracy = evaluate(params, members, test_images, test_labels)
-            alive = jax.device_put(_record_epoch(cfgs, epoch, losses, test_loss, test_accuracy, curves, epochs,
-                                                 status, log), dev)
+            alive = jax.device_put(
+                _record_epoch(
+                    cfgs, epoch, losses, test_loss, test_accuracy, curves, epochs, status, log
+                ),
+                dev,
+            )
             params, opt_state = freeze(params, opt_state, alive)
             if not alive.any():
                 break
 
-    return _records(cfgs, data, status, epochs, curves, clock, time.perf_counter() - start, describe_device(dev),
-                    versions())
+    return _records(
+        cfgs,
+        data,
+        status,
+        epochs,
+        curves,
+        clock,
+        time.perf_counter() - start,
+        describe_device(dev),
+        versions(),
+    )
 
 
 def _adam() -> optax.GradientTransformation:
-    return optax.scale_by_adam(b1=BETA1, b2=BETA2, eps=EPS)  # optax.adam is this, then a scale by -lr
+    return optax.scale_by_adam(
+        b1=BETA1, b2=BETA2, eps=EPS
+    )  # optax.adam is this, then a scale by -lr
 
 
 def _along_members(vec: jax.Array, index: int, p: jax.Array) -> jax.Array:
@@ -256,13 +342,20 @@ def _evaluate_chunk(params, slopes, softmax, images, labels):
 
 
 def _order(cfg: Config, data: Dataset, epoch: int, dev: jax.Device) -> jax.Array:
-    return jax.device_put(epoch_index_matrix(cfg.seed, epoch, len(data.train_labels), cfg.batch_size).astype(np.int32), dev)
+    return jax.device_put(
+        epoch_index_matrix(cfg.seed, epoch, len(data.train_labels), cfg.batch_size).astype(
+            np.int32
+        ),
+        dev,
+    )
 
 
 # ------------------------------------------------- framework-free bookkeeping (identical in both twins)
 
 
-def _record_epoch(cfgs, epoch, losses, test_loss, test_accuracy, curves, epochs, status, log) -> np.ndarray:
+def _record_epoch(
+    cfgs, epoch, losses, test_loss, test_accuracy, curves, epochs, status, log
+) -> np.ndarray:
     """Cut each live member's curve where train.py would have stopped, judge it as train.py does, log it.
 
     Returns who is alive after this epoch, (M,) bool.
@@ -274,33 +367,66 @@ def _record_epoch(cfgs, epoch, losses, test_loss, test_accuracy, curves, epochs,
             continue
         curve = losses[:, j]
         stops = [i for i in range(LOG_EVERY - 1, steps, LOG_EVERY) if not math.isfinite(curve[i])]
-        curve = curve[:stops[0] + 1] if stops else curve  # train.py breaks right after that log line
+        curve = (
+            curve[: stops[0] + 1] if stops else curve
+        )  # train.py breaks right after that log line
         curves[j].extend(curve.tolist())
         if not (np.isfinite(curve).all() and math.isfinite(test_loss[j])):
             status[j], alive[j] = "diverged", False
-            log(f"[{_name(cfg)}] Epoch [{epoch + 1}/{cfg.epochs}]: the loss is no longer finite after "
-                f"{len(curves[j])} steps; stopping")
+            log(
+                f"[{_name(cfg)}] Epoch [{epoch + 1}/{cfg.epochs}]: the loss is no longer finite after "
+                f"{len(curves[j])} steps; stopping"
+            )
             continue
-        epochs[j].append({"epoch": epoch + 1, "train_loss": float(curve.mean(dtype=np.float64)),
-                          "test_loss": float(test_loss[j]), "test_accuracy": float(test_accuracy[j])})
-        log(f"[{_name(cfg)}] Epoch [{epoch + 1}/{cfg.epochs}], Test Loss: {test_loss[j]:.4f}, "
-            f"Test Accuracy: {100 * test_accuracy[j]:.2f} %")
+        epochs[j].append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": float(curve.mean(dtype=np.float64)),
+                "test_loss": float(test_loss[j]),
+                "test_accuracy": float(test_accuracy[j]),
+            }
+        )
+        log(
+            f"[{_name(cfg)}] Epoch [{epoch + 1}/{cfg.epochs}], Test Loss: {test_loss[j]:.4f}, "
+            f"Test Accuracy: {100 * test_accuracy[j]:.2f} %"
+        )
     return alive
 
 
 def _records(cfgs, data, status, epochs, curves, clock, wall_s, device, versions) -> list[dict]:
     """One make_record per member; times are the group's divided by M (each member's share)."""
     count, group = len(cfgs), clock.summary(cfgs[0].batch_size)
-    share = {"warmup_s": group["warmup_s"], "train_s": group["train_s"] / count,
-             "step_time_us": group["step_time_us"] / count if group["step_time_us"] else None}
-    share["samples_per_s"] = cfgs[0].batch_size * 1e6 / share["step_time_us"] if share["step_time_us"] else None
+    share = {
+        "warmup_s": group["warmup_s"],
+        "train_s": group["train_s"] / count,
+        "step_time_us": group["step_time_us"] / count if group["step_time_us"] else None,
+    }
+    share["samples_per_s"] = (
+        cfgs[0].batch_size * 1e6 / share["step_time_us"] if share["step_time_us"] else None
+    )
     share["step_time_spread"] = spread_share(group["step_time_spread"], count)
-    return [make_record(backend=_BACKEND, cfg=cfg, data=data, status=status[j], epochs=epochs[j],
-                        loss_curve=curves[j], timing=share, wall_s=wall_s / count, device=device,
-                        versions=versions, engine="sweep",
-                        group={"key": group_key(cfg), "members": count, "index": j,
-                               "group_step_time_us": group["step_time_us"]})
-            for j, cfg in enumerate(cfgs)]
+    return [
+        make_record(
+            backend=_BACKEND,
+            cfg=cfg,
+            data=data,
+            status=status[j],
+            epochs=epochs[j],
+            loss_curve=curves[j],
+            timing=share,
+            wall_s=wall_s / count,
+            device=device,
+            versions=versions,
+            engine="sweep",
+            group={
+                "key": group_key(cfg),
+                "members": count,
+                "index": j,
+                "group_step_time_us": group["step_time_us"],
+            },
+        )
+        for j, cfg in enumerate(cfgs)
+    ]
 
 
 def _name(cfg: Config) -> str:

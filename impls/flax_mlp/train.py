@@ -41,7 +41,9 @@ from shared.timing import StepClock
 LOG_EVERY = 100  # steps between log lines, as in the seed
 
 # Mean cross-entropy over the batch, from the model's outputs and integer labels, as in the seed.
-criterion = lambda outputs, labels: optax.softmax_cross_entropy_with_integer_labels(outputs, labels).mean()  # noqa: E731
+criterion = lambda outputs, labels: optax.softmax_cross_entropy_with_integer_labels(
+    outputs, labels
+).mean()  # noqa: E731
 
 
 def build_optimizer(model: MLP, cfg: Config) -> nnx.Optimizer:
@@ -50,7 +52,9 @@ def build_optimizer(model: MLP, cfg: Config) -> nnx.Optimizer:
     Both put eps outside the square root, after bias correction: torch divides by
     sqrt(v_hat) + eps, optax.adam by sqrt(v_hat + eps_root) + eps with eps_root = 0.
     """
-    return nnx.Optimizer(model, optax.adam(cfg.learning_rate, b1=0.9, b2=0.999, eps=1e-8), wrt=nnx.Param)
+    return nnx.Optimizer(
+        model, optax.adam(cfg.learning_rate, b1=0.9, b2=0.999, eps=1e-8), wrt=nnx.Param
+    )
 
 
 def loss_fn(model: MLP, images: jax.Array, labels: jax.Array) -> jax.Array:
@@ -63,7 +67,9 @@ def loss_fn(model: MLP, images: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 @nnx.jit  # compiled into one program; model and optimizer are NNX objects: nnx.jit carries their state in and out
-def train_step(model: MLP, optimizer: nnx.Optimizer, images: jax.Array, labels: jax.Array) -> jax.Array:
+def train_step(
+    model: MLP, optimizer: nnx.Optimizer, images: jax.Array, labels: jax.Array
+) -> jax.Array:
     """One Adam step on one batch, updating model and optimizer in place; returns the loss, not synced."""
     loss, grads = nnx.value_and_grad(loss_fn)(model, images, labels)
     optimizer.update(model, grads)
@@ -82,7 +88,9 @@ def evaluate(model: MLP, images: jax.Array, labels: jax.Array) -> tuple[jax.Arra
 
 
 @jax.jit  # one compiled gather instead of two eager indexing ops, each ~10x slower from Python
-def get_batch(images: jax.Array, labels: jax.Array, order: jax.Array, i: int) -> tuple[jax.Array, jax.Array]:
+def get_batch(
+    images: jax.Array, labels: jax.Array, order: jax.Array, i: int
+) -> tuple[jax.Array, jax.Array]:
     """Batch `i` of an epoch, gathered on the device: order (steps, B) -> (B, 784), (B,)."""
     index = order[i]  # (B,)
     return images[index], labels[index]
@@ -94,7 +102,9 @@ def matmul_precision(tf32: bool):
     A context manager. The precision is part of jit's cache key, so functions first called inside
     it are traced and compiled under it (and retraced if called again under another precision).
     """
-    return jax.default_matmul_precision("tensorfloat32" if tf32 else "highest")  # "highest" = no TF32
+    return jax.default_matmul_precision(
+        "tensorfloat32" if tf32 else "highest"
+    )  # "highest" = no TF32
 
 
 def dtype_scope(dtype: str) -> contextlib.AbstractContextManager:
@@ -104,31 +114,39 @@ def dtype_scope(dtype: str) -> contextlib.AbstractContextManager:
     after, so float32 runs in the same process stay float32 (jit keys its cache on it: each mode compiles
     its own code).
     """
-    enable_x64 = jax.enable_x64 if hasattr(jax, "enable_x64") else jax.experimental.enable_x64  # older jax
+    enable_x64 = (
+        jax.enable_x64 if hasattr(jax, "enable_x64") else jax.experimental.enable_x64
+    )  # older jax
     return enable_x64(dtype == "float64")
 
 
 def resolve_device(device: str) -> jax.Device:
-    """"auto": the GPU if JAX sees one, else the CPU; "cpu"; "gpu": RuntimeError if there is none."""
+    """ "auto": the GPU if JAX sees one, else the CPU; "cpu"; "gpu": RuntimeError if there is none."""
     if device not in ("auto", "cpu", "gpu"):
         raise ValueError(f"device: got {device!r}; allowed: auto | cpu | gpu")
     if device != "cpu" and _gpus():
         return _gpus()[0]
     if device == "gpu":
-        raise RuntimeError("--device gpu: JAX sees no GPU (jax.devices('gpu') finds none; is a CUDA build of "
-                           "jaxlib installed?); allowed here: auto | cpu")
+        raise RuntimeError(
+            "--device gpu: JAX sees no GPU (jax.devices('gpu') finds none; is a CUDA build of "
+            "jaxlib installed?); allowed here: auto | cpu"
+        )
     return jax.devices("cpu")[0]
 
 
 def describe_device(dev: jax.Device) -> str:
-    """"cpu", or e.g. "gpu:0 NVIDIA H100 80GB HBM3" (the same spelling in both twins)."""
+    """ "cpu", or e.g. "gpu:0 NVIDIA H100 80GB HBM3" (the same spelling in both twins)."""
     return f"gpu:{dev.id} {dev.device_kind}" if dev.platform == "gpu" else "cpu"
 
 
 def device_data(cfg: Config, data: Dataset, dev: jax.Device) -> tuple[jax.Array, ...]:
     """The whole dataset on `dev`, moved once; every batch is then gathered there (get_batch)."""
-    train_images = jax.device_put(scale_images(data.train_images, cfg.dtype), dev)  # (60000, 784) float32 | float64
-    train_labels = jax.device_put(data.train_labels.astype(np.int32), dev)  # (60000,) int32, JAX's default int
+    train_images = jax.device_put(
+        scale_images(data.train_images, cfg.dtype), dev
+    )  # (60000, 784) float32 | float64
+    train_labels = jax.device_put(
+        data.train_labels.astype(np.int32), dev
+    )  # (60000,) int32, JAX's default int
     test_images = jax.device_put(scale_images(data.test_images, cfg.dtype), dev)  # (10000, 784)
     test_labels = jax.device_put(data.test_labels.astype(np.int32), dev)  # (10000,)
     return train_images, train_labels, test_images, test_labels
@@ -145,7 +163,9 @@ def build_training(cfg: Config, dev: jax.Device) -> tuple[MLP, nnx.Optimizer, Ca
     return model, optimizer, nnx.cached_partial(train_step, model, optimizer)
 
 
-def train(cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str], object] | None = print) -> dict:
+def train(
+    cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str], object] | None = print
+) -> dict:
     """Train `cfg` on `data`, evaluating after every epoch; returns shared.results' record.
 
     `log` gets the seed's lines (None: silent). A loss that turns NaN/inf stops the run with status
@@ -162,7 +182,12 @@ def train(cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str],
         epochs, curve, status = [], [], "ok"
         steps = cfg.steps_per_epoch
         for epoch in range(cfg.epochs):
-            order = jax.device_put(epoch_index_matrix(cfg.seed, epoch, len(data.train_labels), cfg.batch_size).astype(np.int32), dev)  # (steps, B)
+            order = jax.device_put(
+                epoch_index_matrix(cfg.seed, epoch, len(data.train_labels), cfg.batch_size).astype(
+                    np.int32
+                ),
+                dev,
+            )  # (steps, B)
             losses = []
             clock.start_epoch()
             for i in range(steps):
@@ -171,24 +196,47 @@ def train(cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str],
                 losses.append(loss)
                 if (i + 1) % LOG_EVERY == 0:
                     value = float(loss)  # a sync, as in the seed, once every LOG_EVERY steps
-                    log(f"Epoch [{epoch + 1}/{cfg.epochs}], Step [{i + 1}/{steps}], Loss: {value:.4f}")
+                    log(
+                        f"Epoch [{epoch + 1}/{cfg.epochs}], Step [{i + 1}/{steps}], Loss: {value:.4f}"
+                    )
                     if not math.isfinite(value):
                         break
             clock.end_epoch(loss)
-            epoch_losses = np.asarray(jnp.stack(losses))  # (steps,): the epoch's losses, fetched at once
+            epoch_losses = np.asarray(
+                jnp.stack(losses)
+            )  # (steps,): the epoch's losses, fetched at once
             curve.extend(epoch_losses.tolist())
             test_loss, test_accuracy = (float(x) for x in evaluate(model, test_images, test_labels))
             if not (np.isfinite(epoch_losses).all() and math.isfinite(test_loss)):
                 status = "diverged"
-                log(f"Epoch [{epoch + 1}/{cfg.epochs}]: the loss is no longer finite after {len(curve)} steps; stopping")
+                log(
+                    f"Epoch [{epoch + 1}/{cfg.epochs}]: the loss is no longer finite after {len(curve)} steps; stopping"
+                )
                 break
-            epochs.append({"epoch": epoch + 1, "train_loss": float(epoch_losses.mean(dtype=np.float64)),
-                           "test_loss": test_loss, "test_accuracy": test_accuracy})
-            log(f"Epoch [{epoch + 1}/{cfg.epochs}], Test Loss: {test_loss:.4f}, Test Accuracy: {100 * test_accuracy:.2f} %")
+            epochs.append(
+                {
+                    "epoch": epoch + 1,
+                    "train_loss": float(epoch_losses.mean(dtype=np.float64)),
+                    "test_loss": test_loss,
+                    "test_accuracy": test_accuracy,
+                }
+            )
+            log(
+                f"Epoch [{epoch + 1}/{cfg.epochs}], Test Loss: {test_loss:.4f}, Test Accuracy: {100 * test_accuracy:.2f} %"
+            )
 
-    return make_record(backend="jax", cfg=cfg, data=data, status=status, epochs=epochs, loss_curve=curve,
-                       timing=clock.summary(cfg.batch_size), wall_s=time.perf_counter() - start,
-                       device=describe_device(dev), versions=versions())
+    return make_record(
+        backend="jax",
+        cfg=cfg,
+        data=data,
+        status=status,
+        epochs=epochs,
+        loss_curve=curve,
+        timing=clock.summary(cfg.batch_size),
+        wall_s=time.perf_counter() - start,
+        device=describe_device(dev),
+        versions=versions(),
+    )
 
 
 def device_sync(dev: jax.Device) -> Callable[[object], None]:
@@ -206,7 +254,9 @@ def _gpus() -> list[jax.Device]:
 def versions() -> dict[str, str]:
     """The versions of this framework's packages, for the record (shared.results adds python and numpy)."""
     found = {"jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__}
-    with contextlib.suppress(importlib.metadata.PackageNotFoundError):  # jaxlib's version is the wheel's
+    with contextlib.suppress(
+        importlib.metadata.PackageNotFoundError
+    ):  # jaxlib's version is the wheel's
         found["jaxlib"] = importlib.metadata.version("jaxlib")
     return found
 

@@ -31,13 +31,17 @@ BY_HAND = "x @ layer.weight.T + layer.bias"
 # ------------------------------------------------------------ 1. raw parameters
 
 
-def train_raw(gate: str = "or", seed: int = 0, epochs: int = 1000, lr: float = 0.01) -> tuple[list[float], np.ndarray]:
+def train_raw(
+    gate: str = "or", seed: int = 0, epochs: int = 1000, lr: float = 0.01
+) -> tuple[list[float], np.ndarray]:
     """sigmoid(x @ w1 + b1) fitted by MSE and Adam. Returns the loss of every epoch (taken before
     that epoch's update) and the final predictions (4,)."""
     x, y = (torch.from_numpy(a) for a in logic_table(gate))
     w1, b1 = (nn.Parameter(torch.from_numpy(a)) for a in init_logic_params(seed))  # (2, 1), (1,)
     # Adam keeps its moment estimates inside the optimizer object, keyed by the tensors it was given.
-    opt = torch.optim.Adam([w1, b1], lr=lr)  # betas (0.9, 0.999), eps 1e-8: optax.adam's defaults too
+    opt = torch.optim.Adam(
+        [w1, b1], lr=lr
+    )  # betas (0.9, 0.999), eps 1e-8: optax.adam's defaults too
     losses = []
     for _ in range(epochs):
         pred = torch.sigmoid(x @ w1 + b1)  # (4, 2) @ (2, 1) + (1,) -> (4, 1)
@@ -64,7 +68,9 @@ class Neuron(nn.Module):
         return torch.sigmoid(self.linear(x))
 
 
-def train_module(gate: str = "or", seed: int = 0, epochs: int = 1000, lr: float = 0.01) -> tuple[Neuron, list[float], np.ndarray]:
+def train_module(
+    gate: str = "or", seed: int = 0, epochs: int = 1000, lr: float = 0.01
+) -> tuple[Neuron, list[float], np.ndarray]:
     """Section 1 again with nn.Linear inside an nn.Module, started from the same w1, b1, so the
     losses match section 1's. Returns the trained model, the losses and the predictions (4,)."""
     x, y = (torch.from_numpy(a) for a in logic_table(gate))

@@ -22,16 +22,31 @@ from torch import nn
 from shared.config import Config
 from shared.init import Weights, shared_init
 
-LEAKY_SLOPE = 0.01  # LeakyReLU's negative slope: the default of torch's and of JAX's leaky_relu alike
+LEAKY_SLOPE = (
+    0.01  # LeakyReLU's negative slope: the default of torch's and of JAX's leaky_relu alike
+)
 
 
 class MLP(nn.Module):
     """hidden_layers x (Linear -> activation), then Linear to the 10 classes."""
 
-    def __init__(self, layer_sizes: list[int], activation: str, output: str, dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        layer_sizes: list[int],
+        activation: str,
+        output: str,
+        dtype: torch.dtype = torch.float32,
+    ):
         super().__init__()
-        self.layers = nn.ModuleList(nn.Linear(n_in, n_out, dtype=dtype) for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:]))
-        self.activation = F.relu if activation == "relu" else functools.partial(F.leaky_relu, negative_slope=LEAKY_SLOPE)
+        self.layers = nn.ModuleList(
+            nn.Linear(n_in, n_out, dtype=dtype)
+            for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:])
+        )
+        self.activation = (
+            F.relu
+            if activation == "relu"
+            else functools.partial(F.leaky_relu, negative_slope=LEAKY_SLOPE)
+        )
         self.output = output
 
     def forward(self, x):  # (B, 784) in the model's dtype
@@ -50,7 +65,9 @@ class MLP(nn.Module):
 def build_model(cfg: Config) -> MLP:
     """The MLP of `cfg`, on the CPU, initialised as `cfg.init` says (see the module docstring)."""
     torch.manual_seed(cfg.seed)  # the native init draws from torch's global generator
-    model = MLP(cfg.layer_sizes, cfg.activation, cfg.output, dtype=getattr(torch, cfg.dtype))  # float32 | float64
+    model = MLP(
+        cfg.layer_sizes, cfg.activation, cfg.output, dtype=getattr(torch, cfg.dtype)
+    )  # float32 | float64
     if cfg.init == "shared":
         set_weights(model, shared_init(cfg.layer_sizes, cfg.seed, cfg.dtype))
     return model
@@ -58,20 +75,28 @@ def build_model(cfg: Config) -> MLP:
 
 def get_weights(model: MLP) -> Weights:
     """[(W (in, out), b (out,)), ...] as numpy copies, in the model's dtype."""
-    return [(layer.weight.detach().cpu().numpy().T.copy(), layer.bias.detach().cpu().numpy().copy())
-            for layer in model.layers]
+    return [
+        (layer.weight.detach().cpu().numpy().T.copy(), layer.bias.detach().cpu().numpy().copy())
+        for layer in model.layers
+    ]
 
 
 def set_weights(model: MLP, weights: Weights) -> None:
     """Copy [(W (in, out), b (out,)), ...] into the model, in place, on whatever device it lives."""
-    _check_shapes([(tuple(layer.weight.T.shape), tuple(layer.bias.shape)) for layer in model.layers], weights)
+    _check_shapes(
+        [(tuple(layer.weight.T.shape), tuple(layer.bias.shape)) for layer in model.layers], weights
+    )
     with torch.no_grad():  # a plain copy into the parameters, not an op to differentiate
         for layer, (w, b) in zip(model.layers, weights):
-            layer.weight.copy_(torch.from_numpy(np.asarray(w).T))  # (in, out) -> (out, in), cast to the model's dtype
+            layer.weight.copy_(
+                torch.from_numpy(np.asarray(w).T)
+            )  # (in, out) -> (out, in), cast to the model's dtype
             layer.bias.copy_(torch.from_numpy(np.asarray(b)))
 
 
 def _check_shapes(expected: list[tuple[tuple, tuple]], weights: Weights) -> None:
     got = [(tuple(np.shape(w)), tuple(np.shape(b))) for w, b in weights]
     if got != expected:
-        raise ValueError(f"weights of shapes {got} do not fit this model; expected {expected} (W as (in, out))")
+        raise ValueError(
+            f"weights of shapes {got} do not fit this model; expected {expected} (W as (in, out))"
+        )

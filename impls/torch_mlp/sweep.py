@@ -34,8 +34,16 @@ import torch
 import torch.nn.functional as F
 
 from impls.torch_mlp.model import LEAKY_SLOPE, build_model, get_weights
-from impls.torch_mlp.train import (LOG_EVERY, describe_device, device_data, device_sync, dtype_scope,
-                                  matmul_precision, resolve_device, versions)
+from impls.torch_mlp.train import (
+    LOG_EVERY,
+    describe_device,
+    device_data,
+    device_sync,
+    dtype_scope,
+    matmul_precision,
+    resolve_device,
+    versions,
+)
 from shared.batches import epoch_index_matrix
 from shared.config import Config
 from shared.data import Dataset
@@ -43,62 +51,103 @@ from shared.groups import EVAL_BYTES, group_key, host_memory_budget, split_group
 from shared.results import make_record
 from shared.timing import StepClock, spread_share
 
-BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # train.py's Adam: torch.optim.Adam(betas=(0.9, 0.999), eps=1e-8)
-_ADAM_BLOCK = 1 << 20  # elements per block of Adam's update: 4 MB in float32, five of them fit a 32 MB L3
+BETA1, BETA2, EPS = (
+    0.9,
+    0.999,
+    1e-8,
+)  # train.py's Adam: torch.optim.Adam(betas=(0.9, 0.999), eps=1e-8)
+_ADAM_BLOCK = (
+    1 << 20
+)  # elements per block of Adam's update: 4 MB in float32, five of them fit a 32 MB L3
 
 
-def init_params(cfg: Config, members: int, dev: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def init_params(
+    cfg: Config, members: int, dev: torch.device
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The loop's initial weights, one copy per member: [(W, b), ...] with a member axis.
 
     First layer: W (784, M, n) (reshaped to (784, M*n) for the wide GEMM, a free view), b (M, n).
     Other layers: W (M, in, out), b (M, out).
     """
-    weights = get_weights(build_model(cfg))  # shared or native, float32 or float64: train.py's very start
+    weights = get_weights(
+        build_model(cfg)
+    )  # shared or native, float32 or float64: train.py's very start
     params = []
     for i, (w, b) in enumerate(weights):
-        w = np.repeat(w[:, None, :], members, axis=1) if i == 0 else np.repeat(w[None], members, axis=0)
+        w = (
+            np.repeat(w[:, None, :], members, axis=1)
+            if i == 0
+            else np.repeat(w[None], members, axis=0)
+        )
         b = np.repeat(b[None], members, axis=0)
-        params.append((torch.from_numpy(w).to(dev).requires_grad_(), torch.from_numpy(b).to(dev).requires_grad_()))
+        params.append(
+            (
+                torch.from_numpy(w).to(dev).requires_grad_(),
+                torch.from_numpy(b).to(dev).requires_grad_(),
+            )
+        )
     return params
 
 
-def member_constants(cfgs: list[Config], dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def member_constants(
+    cfgs: list[Config], dev: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(lr (M,) float64, negative slope (M,), softmax flag (M,) bool): what differs between members."""
     dtype = torch.float64 if cfgs[0].dtype == "float64" else torch.float32
-    lr = torch.tensor([c.learning_rate for c in cfgs], dtype=torch.float64, device=dev)  # step sizes in double, as torch.optim.Adam
-    slopes = torch.tensor([0.0 if c.activation == "relu" else LEAKY_SLOPE for c in cfgs], dtype=dtype, device=dev)
+    lr = torch.tensor(
+        [c.learning_rate for c in cfgs], dtype=torch.float64, device=dev
+    )  # step sizes in double, as torch.optim.Adam
+    slopes = torch.tensor(
+        [0.0 if c.activation == "relu" else LEAKY_SLOPE for c in cfgs], dtype=dtype, device=dev
+    )
     softmax = torch.tensor([c.output == "softmax" for c in cfgs], device=dev)
     return lr, slopes, softmax
 
 
-def forward(params, slopes: torch.Tensor, softmax: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+def forward(
+    params, slopes: torch.Tensor, softmax: torch.Tensor, images: torch.Tensor
+) -> torch.Tensor:
     """All members on one batch: images (B, 784) -> outputs (B, M, 10)."""
     (w, b), *rest = params
     batch, (members, width) = images.shape[0], b.shape
     # One wide GEMM for every member's first layer: (B, 784) @ (784, M*n), bias fused as in nn.Linear.
-    x = torch.addmm(b.reshape(-1), images, w.reshape(784, members * width)).view(batch, members, width)  # (B, M, n)
+    x = torch.addmm(b.reshape(-1), images, w.reshape(784, members * width)).view(
+        batch, members, width
+    )  # (B, M, n)
     for w, b in rest:
-        x = F.prelu(x, slopes)  # per member: x if x > 0 else slope * x (slope 0: ReLU); dim 1 is the member axis
+        x = F.prelu(
+            x, slopes
+        )  # per member: x if x > 0 else slope * x (slope 0: ReLU); dim 1 is the member axis
         x = torch.einsum("bmi,mio->bmo", x, w) + b  # (B, M, out): a batched matmul over members
     # The seed report's double softmax, only for the members that have it (see model.py).
     return torch.where(softmax[:, None], torch.softmax(x, dim=-1), x)  # (B, M, 10)
 
 
-def loss_fn(params, slopes: torch.Tensor, softmax: torch.Tensor, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def loss_fn(
+    params, slopes: torch.Tensor, softmax: torch.Tensor, images: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
     """Every member's mean cross-entropy (train.py's criterion): (M,)."""
     outputs = forward(params, slopes, softmax, images)  # (B, M, 10)
     targets = labels[:, None].expand(-1, outputs.shape[1])  # (B, M)
-    return F.cross_entropy(outputs.permute(0, 2, 1), targets, reduction="none").mean(dim=0)  # classes on dim 1
+    return F.cross_entropy(outputs.permute(0, 2, 1), targets, reduction="none").mean(
+        dim=0
+    )  # classes on dim 1
 
 
 def init_adam(params) -> dict:
     """Adam's state for the stacked weights: the moments per tensor and the step count."""
     flat = [p for layer in params for p in layer]
-    return {"step": 0, "m": [torch.zeros_like(p) for p in flat], "v": [torch.zeros_like(p) for p in flat]}
+    return {
+        "step": 0,
+        "m": [torch.zeros_like(p) for p in flat],
+        "v": [torch.zeros_like(p) for p in flat],
+    }
 
 
 @torch.no_grad()  # the update is not an op to differentiate
-def adam_step(params, grads: list[torch.Tensor], opt_state: dict, lr: torch.Tensor, alive: torch.Tensor) -> None:
+def adam_step(
+    params, grads: list[torch.Tensor], opt_state: dict, lr: torch.Tensor, alive: torch.Tensor
+) -> None:
     """torch.optim.Adam's update (its single-tensor CPU path), for every member with its own lr, in place.
 
     The same ops in the same order as torch.optim.Adam, so each member's slice rounds exactly as an
@@ -114,7 +163,9 @@ def adam_step(params, grads: list[torch.Tensor], opt_state: dict, lr: torch.Tens
     neg_step_size = (-lr / bias_correction1).to(flat[0].dtype) * alive  # (M,)
     for i, tensors in enumerate(zip(flat, grads, opt_state["m"], opt_state["v"])):
         step_size = _along_members(neg_step_size, i, flat[i]).expand_as(flat[i])  # a view, no copy
-        rows = max(1, _ADAM_BLOCK // flat[i][0].numel())  # rows (along dim 0) in a block of ~_ADAM_BLOCK elements
+        rows = max(
+            1, _ADAM_BLOCK // flat[i][0].numel()
+        )  # rows (along dim 0) in a block of ~_ADAM_BLOCK elements
         # Eager torch runs each op below as one pass over memory; with 16 members the first layer's
         # tensors are ~25 MB each, and eight whole-tensor passes streaming from RAM took a third of a
         # step at batch 100. Done a block of rows at a time, the passes after the first hit the cache
@@ -136,7 +187,14 @@ def freeze(params, opt_state: dict, alive: torch.Tensor) -> None:
             t.masked_fill_(dead, 0)
 
 
-def train_step(params, opt_state: dict, alive: torch.Tensor, members, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def train_step(
+    params,
+    opt_state: dict,
+    alive: torch.Tensor,
+    members,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+) -> torch.Tensor:
     """One Adam step of every member on one shared batch, in place; returns the losses (M,), not synced."""
     lr, slopes, softmax = members
     losses = loss_fn(params, slopes, softmax, images, labels)  # (M,), recorded by torch's autograd
@@ -146,27 +204,45 @@ def train_step(params, opt_state: dict, alive: torch.Tensor, members, images: to
     return losses.detach()
 
 
-def train_epoch(params, opt_state: dict, alive: torch.Tensor, members, images: torch.Tensor, labels: torch.Tensor,
-                order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def train_epoch(
+    params,
+    opt_state: dict,
+    alive: torch.Tensor,
+    members,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    order: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One epoch over order (steps, B): (alive (M,) bool, losses (steps, M)). Eager, step by step."""
     losses = []
     for i in range(order.shape[0]):
         index = order[i]  # (B,)
         losses.append(train_step(params, opt_state, alive, members, images[index], labels[index]))
-        if (i + 1) % LOG_EVERY == 0:  # where train.py reads the loss and stops a run whose loss is not finite
+        if (
+            (i + 1) % LOG_EVERY == 0
+        ):  # where train.py reads the loss and stops a run whose loss is not finite
             alive = alive & torch.isfinite(losses[-1])
             freeze(params, opt_state, alive)
     return alive, torch.stack(losses)
 
 
-def compile_epoch(params, opt_state: dict, alive: torch.Tensor, members, images: torch.Tensor, labels: torch.Tensor,
-                  order: torch.Tensor) -> Callable:
+def compile_epoch(
+    params,
+    opt_state: dict,
+    alive: torch.Tensor,
+    members,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    order: torch.Tensor,
+) -> Callable:
     """The epoch function, ready to run. Eager torch has nothing to compile: train_epoch itself."""
     return train_epoch
 
 
 @torch.no_grad()  # no autograd graph for evaluation
-def evaluate(params, members, images: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def evaluate(
+    params, members, images: torch.Tensor, labels: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
     """(mean loss (M,), accuracy (M,)) over all `images`, a few members at a time (memory)."""
     _, slopes, softmax = members
     count, widest = params[0][1].shape[0], max(b.shape[-1] for _, b in params)
@@ -174,9 +250,13 @@ def evaluate(params, members, images: torch.Tensor, labels: torch.Tensor) -> tup
     losses, accuracies = [], []
     for lo in range(0, count, chunk):
         part = _members(params, lo, lo + chunk)
-        outputs = forward(part, slopes[lo:lo + chunk], softmax[lo:lo + chunk], images)  # (N, c, 10)
+        outputs = forward(
+            part, slopes[lo : lo + chunk], softmax[lo : lo + chunk], images
+        )  # (N, c, 10)
         targets = labels[:, None].expand(-1, outputs.shape[1])
-        losses.append(F.cross_entropy(outputs.permute(0, 2, 1), targets, reduction="none").mean(dim=0))
+        losses.append(
+            F.cross_entropy(outputs.permute(0, 2, 1), targets, reduction="none").mean(dim=0)
+        )
         accuracies.append((outputs.argmax(dim=-1) == targets).to(outputs.dtype).mean(dim=0))
     return torch.cat(losses).cpu().numpy(), torch.cat(accuracies).cpu().numpy()
 
@@ -188,7 +268,12 @@ def memory_budget(dev: torch.device) -> int:
     return host_memory_budget()
 
 
-def train_group(cfgs: list[Config], data: Dataset, device: str = "auto", log: Callable[[str], object] | None = print) -> list[dict]:
+def train_group(
+    cfgs: list[Config],
+    data: Dataset,
+    device: str = "auto",
+    log: Callable[[str], object] | None = print,
+) -> list[dict]:
     """Train the members `cfgs` of one group (shared/groups.py) together; one record per member, in order.
 
     Split into parts that fit memory first (shared.groups.split_group). Each record is the loop's
@@ -197,8 +282,10 @@ def train_group(cfgs: list[Config], data: Dataset, device: str = "auto", log: Ca
     """
     keys = {group_key(c) for c in cfgs}
     if len(keys) != 1:
-        raise ValueError(f"train_group: the configs form {len(keys)} groups, not one (they differ beyond "
-                         f"learning_rate, activation, output)")
+        raise ValueError(
+            f"train_group: the configs form {len(keys)} groups, not one (they differ beyond "
+            f"learning_rate, activation, output)"
+        )
     dev = resolve_device(device)
     records = []
     for part in split_group(cfgs, memory_budget(dev)):
@@ -206,7 +293,9 @@ def train_group(cfgs: list[Config], data: Dataset, device: str = "auto", log: Ca
     return records
 
 
-def _train_part(cfgs: list[Config], data: Dataset, dev: torch.device, log: Callable[[str], object]) -> list[dict]:
+def _train_part(
+    cfgs: list[Config], data: Dataset, dev: torch.device, log: Callable[[str], object]
+) -> list[dict]:
     start = time.perf_counter()
     cfg, count = cfgs[0], len(cfgs)  # cfg: what the members share
     with matmul_precision(cfg.tf32), dtype_scope(cfg.dtype):
@@ -219,7 +308,9 @@ def _train_part(cfgs: list[Config], data: Dataset, dev: torch.device, log: Calla
         clock = StepClock(device_sync(dev))
         order = _order(cfg, data, 0, dev)
         t0 = time.perf_counter()
-        run_epoch = compile_epoch(params, opt_state, alive, members, train_images, train_labels, order)
+        run_epoch = compile_epoch(
+            params, opt_state, alive, members, train_images, train_labels, order
+        )
         clock.record_warmup(time.perf_counter() - t0)
         curves = [[] for _ in cfgs]
         epochs = [[] for _ in cfgs]
@@ -227,19 +318,33 @@ def _train_part(cfgs: list[Config], data: Dataset, dev: torch.device, log: Calla
         for epoch in range(cfg.epochs):
             order = _order(cfg, data, epoch, dev) if epoch else order  # (steps, B)
             clock.start_epoch()
-            alive, losses = run_epoch(params, opt_state, alive, members, train_images, train_labels, order)  # torch: in place
+            alive, losses = run_epoch(
+                params, opt_state, alive, members, train_images, train_labels, order
+            )  # torch: in place
             clock.add_steps(cfg.steps_per_epoch)
             clock.end_epoch(losses)
             losses = losses.cpu().numpy()  # (steps, M): the epoch's losses, fetched at once
             test_loss, test_accuracy = evaluate(params, members, test_images, test_labels)
-            alive = torch.from_numpy(_record_epoch(cfgs, epoch, losses, test_loss, test_accuracy, curves, epochs,
-                                                   status, log)).to(dev)
+            alive = torch.from_numpy(
+                _record_epoch(
+                    cfgs, epoch, losses, test_loss, test_accuracy, curves, epochs, status, log
+                )
+            ).to(dev)
             freeze(params, opt_state, alive)
             if not alive.any():
                 break
 
-    return _records(cfgs, data, status, epochs, curves, clock, time.perf_counter() - start, describe_device(dev),
-                    versions())
+    return _records(
+        cfgs,
+        data,
+        status,
+        epochs,
+        curves,
+        clock,
+        time.perf_counter() - start,
+        describe_device(dev),
+        versions(),
+    )
 
 
 def _along_members(vec: torch.Tensor, index: int, p: torch.Tensor) -> torch.Tensor:
@@ -256,13 +361,17 @@ def _members(params, lo: int, hi: int):
 
 
 def _order(cfg: Config, data: Dataset, epoch: int, dev: torch.device) -> torch.Tensor:
-    return torch.from_numpy(epoch_index_matrix(cfg.seed, epoch, len(data.train_labels), cfg.batch_size)).to(dev)
+    return torch.from_numpy(
+        epoch_index_matrix(cfg.seed, epoch, len(data.train_labels), cfg.batch_size)
+    ).to(dev)
 
 
 # ------------------------------------------------- framework-free bookkeeping (identical in both twins)
 
 
-def _record_epoch(cfgs, epoch, losses, test_loss, test_accuracy, curves, epochs, status, log) -> np.ndarray:
+def _record_epoch(
+    cfgs, epoch, losses, test_loss, test_accuracy, curves, epochs, status, log
+) -> np.ndarray:
     """Cut each live member's curve where train.py would have stopped, judge it as train.py does, log it.
 
     Returns who is alive after this epoch, (M,) bool.
@@ -274,33 +383,66 @@ def _record_epoch(cfgs, epoch, losses, test_loss, test_accuracy, curves, epochs,
             continue
         curve = losses[:, j]
         stops = [i for i in range(LOG_EVERY - 1, steps, LOG_EVERY) if not math.isfinite(curve[i])]
-        curve = curve[:stops[0] + 1] if stops else curve  # train.py breaks right after that log line
+        curve = (
+            curve[: stops[0] + 1] if stops else curve
+        )  # train.py breaks right after that log line
         curves[j].extend(curve.tolist())
         if not (np.isfinite(curve).all() and math.isfinite(test_loss[j])):
             status[j], alive[j] = "diverged", False
-            log(f"[{_name(cfg)}] Epoch [{epoch + 1}/{cfg.epochs}]: the loss is no longer finite after "
-                f"{len(curves[j])} steps; stopping")
+            log(
+                f"[{_name(cfg)}] Epoch [{epoch + 1}/{cfg.epochs}]: the loss is no longer finite after "
+                f"{len(curves[j])} steps; stopping"
+            )
             continue
-        epochs[j].append({"epoch": epoch + 1, "train_loss": float(curve.mean(dtype=np.float64)),
-                          "test_loss": float(test_loss[j]), "test_accuracy": float(test_accuracy[j])})
-        log(f"[{_name(cfg)}] Epoch [{epoch + 1}/{cfg.epochs}], Test Loss: {test_loss[j]:.4f}, "
-            f"Test Accuracy: {100 * test_accuracy[j]:.2f} %")
+        epochs[j].append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": float(curve.mean(dtype=np.float64)),
+                "test_loss": float(test_loss[j]),
+                "test_accuracy": float(test_accuracy[j]),
+            }
+        )
+        log(
+            f"[{_name(cfg)}] Epoch [{epoch + 1}/{cfg.epochs}], Test Loss: {test_loss[j]:.4f}, "
+            f"Test Accuracy: {100 * test_accuracy[j]:.2f} %"
+        )
     return alive
 
 
 def _records(cfgs, data, status, epochs, curves, clock, wall_s, device, versions) -> list[dict]:
     """One make_record per member; times are the group's divided by M (each member's share)."""
     count, group = len(cfgs), clock.summary(cfgs[0].batch_size)
-    share = {"warmup_s": group["warmup_s"], "train_s": group["train_s"] / count,
-             "step_time_us": group["step_time_us"] / count if group["step_time_us"] else None}
-    share["samples_per_s"] = cfgs[0].batch_size * 1e6 / share["step_time_us"] if share["step_time_us"] else None
+    share = {
+        "warmup_s": group["warmup_s"],
+        "train_s": group["train_s"] / count,
+        "step_time_us": group["step_time_us"] / count if group["step_time_us"] else None,
+    }
+    share["samples_per_s"] = (
+        cfgs[0].batch_size * 1e6 / share["step_time_us"] if share["step_time_us"] else None
+    )
     share["step_time_spread"] = spread_share(group["step_time_spread"], count)
-    return [make_record(backend=_BACKEND, cfg=cfg, data=data, status=status[j], epochs=epochs[j],
-                        loss_curve=curves[j], timing=share, wall_s=wall_s / count, device=device,
-                        versions=versions, engine="sweep",
-                        group={"key": group_key(cfg), "members": count, "index": j,
-                               "group_step_time_us": group["step_time_us"]})
-            for j, cfg in enumerate(cfgs)]
+    return [
+        make_record(
+            backend=_BACKEND,
+            cfg=cfg,
+            data=data,
+            status=status[j],
+            epochs=epochs[j],
+            loss_curve=curves[j],
+            timing=share,
+            wall_s=wall_s / count,
+            device=device,
+            versions=versions,
+            engine="sweep",
+            group={
+                "key": group_key(cfg),
+                "members": count,
+                "index": j,
+                "group_step_time_us": group["step_time_us"],
+            },
+        )
+        for j, cfg in enumerate(cfgs)
+    ]
 
 
 def _name(cfg: Config) -> str:

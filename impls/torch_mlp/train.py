@@ -59,7 +59,9 @@ def loss_fn(model: MLP, images: torch.Tensor, labels: torch.Tensor) -> torch.Ten
     return criterion(model(images), labels)
 
 
-def train_step(model: MLP, optimizer: torch.optim.Adam, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def train_step(
+    model: MLP, optimizer: torch.optim.Adam, images: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
     """One Adam step on one batch, updating model and optimizer in place; returns the loss, not synced."""
     loss = loss_fn(model, images, labels)
     optimizer.zero_grad()
@@ -69,7 +71,9 @@ def train_step(model: MLP, optimizer: torch.optim.Adam, images: torch.Tensor, la
 
 
 @torch.no_grad()  # evaluation takes no gradient: no autograd graph to record
-def evaluate(model: MLP, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluate(
+    model: MLP, images: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean loss, accuracy as a fraction) over all `images` at once, as 0-d tensors on the device.
 
     No switch to an evaluation mode (model.eval()) first: the MLP has no dropout or batch norm, so
@@ -79,7 +83,9 @@ def evaluate(model: MLP, images: torch.Tensor, labels: torch.Tensor) -> tuple[to
     return criterion(outputs, labels), (outputs.argmax(dim=1) == labels).float().mean()
 
 
-def get_batch(images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+def get_batch(
+    images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, i: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Batch `i` of an epoch, gathered on the device: order (steps, B) -> (B, 784), (B,)."""
     index = order[i]  # (B,)
     return images[index], labels[index]
@@ -89,8 +95,12 @@ def get_batch(images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, i
 def matmul_precision(tf32: bool):
     """float32 matmuls as IEEE float32, or TF32 on GPUs that have it when `tf32`. CPUs ignore it."""
     saved = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
-    torch.set_float32_matmul_precision("high" if tf32 else "highest")  # "highest" = no TF32 in matmuls
-    torch.backends.cudnn.allow_tf32 = tf32  # convolutions (none here; set so that nothing uses TF32)
+    torch.set_float32_matmul_precision(
+        "high" if tf32 else "highest"
+    )  # "highest" = no TF32 in matmuls
+    torch.backends.cudnn.allow_tf32 = (
+        tf32  # convolutions (none here; set so that nothing uses TF32)
+    )
     try:
         yield
     finally:  # process-wide knobs: put them back for whatever runs next
@@ -108,27 +118,35 @@ def dtype_scope(dtype: str) -> contextlib.AbstractContextManager:
 
 
 def resolve_device(device: str) -> torch.device:
-    """"auto": the GPU if torch sees one, else the CPU; "cpu"; "gpu": RuntimeError if there is none."""
+    """ "auto": the GPU if torch sees one, else the CPU; "cpu"; "gpu": RuntimeError if there is none."""
     if device not in ("auto", "cpu", "gpu"):
         raise ValueError(f"device: got {device!r}; allowed: auto | cpu | gpu")
     if device != "cpu" and torch.cuda.is_available():
         return torch.device("cuda", torch.cuda.current_device())
     if device == "gpu":
-        raise RuntimeError("--device gpu: torch sees no CUDA GPU (torch.cuda.is_available() is False); "
-                           "allowed here: auto | cpu")
+        raise RuntimeError(
+            "--device gpu: torch sees no CUDA GPU (torch.cuda.is_available() is False); "
+            "allowed here: auto | cpu"
+        )
     return torch.device("cpu")
 
 
 def describe_device(dev: torch.device) -> str:
-    """"cpu", or e.g. "gpu:0 NVIDIA H100 80GB HBM3" (the same spelling in both twins)."""
+    """ "cpu", or e.g. "gpu:0 NVIDIA H100 80GB HBM3" (the same spelling in both twins)."""
     return f"gpu:{dev.index} {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else "cpu"
 
 
 def device_data(cfg: Config, data: Dataset, dev: torch.device) -> tuple[torch.Tensor, ...]:
     """The whole dataset on `dev`, moved once; every batch is then gathered there (get_batch)."""
-    train_images = torch.from_numpy(scale_images(data.train_images, cfg.dtype)).to(dev)  # (60000, 784) float32 | float64
-    train_labels = torch.from_numpy(data.train_labels).to(dev)  # (60000,) int64, what CrossEntropyLoss takes
-    test_images = torch.from_numpy(scale_images(data.test_images, cfg.dtype)).to(dev)  # (10000, 784)
+    train_images = torch.from_numpy(scale_images(data.train_images, cfg.dtype)).to(
+        dev
+    )  # (60000, 784) float32 | float64
+    train_labels = torch.from_numpy(data.train_labels).to(
+        dev
+    )  # (60000,) int64, what CrossEntropyLoss takes
+    test_images = torch.from_numpy(scale_images(data.test_images, cfg.dtype)).to(
+        dev
+    )  # (10000, 784)
     test_labels = torch.from_numpy(data.test_labels).to(dev)  # (10000,)
     return train_images, train_labels, test_images, test_labels
 
@@ -142,7 +160,9 @@ def build_training(cfg: Config, dev: torch.device) -> tuple[MLP, torch.optim.Ada
     return model, optimizer, functools.partial(train_step, model, optimizer)
 
 
-def train(cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str], object] | None = print) -> dict:
+def train(
+    cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str], object] | None = print
+) -> dict:
     """Train `cfg` on `data`, evaluating after every epoch; returns shared.results' record.
 
     `log` gets the seed's lines (None: silent). A loss that turns NaN/inf stops the run with status
@@ -159,7 +179,9 @@ def train(cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str],
         epochs, curve, status = [], [], "ok"
         steps = cfg.steps_per_epoch
         for epoch in range(cfg.epochs):
-            order = torch.from_numpy(epoch_index_matrix(cfg.seed, epoch, len(data.train_labels), cfg.batch_size)).to(dev)  # (steps, B)
+            order = torch.from_numpy(
+                epoch_index_matrix(cfg.seed, epoch, len(data.train_labels), cfg.batch_size)
+            ).to(dev)  # (steps, B)
             losses = []
             clock.start_epoch()
             for i in range(steps):
@@ -168,24 +190,47 @@ def train(cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str],
                 losses.append(loss)
                 if (i + 1) % LOG_EVERY == 0:
                     value = loss.item()  # a sync, as in the seed, once every LOG_EVERY steps
-                    log(f"Epoch [{epoch + 1}/{cfg.epochs}], Step [{i + 1}/{steps}], Loss: {value:.4f}")
+                    log(
+                        f"Epoch [{epoch + 1}/{cfg.epochs}], Step [{i + 1}/{steps}], Loss: {value:.4f}"
+                    )
                     if not math.isfinite(value):
                         break
             clock.end_epoch(loss)
-            epoch_losses = torch.stack(losses).cpu().numpy()  # (steps,): the epoch's losses, fetched at once
+            epoch_losses = (
+                torch.stack(losses).cpu().numpy()
+            )  # (steps,): the epoch's losses, fetched at once
             curve.extend(epoch_losses.tolist())
             test_loss, test_accuracy = (float(x) for x in evaluate(model, test_images, test_labels))
             if not (np.isfinite(epoch_losses).all() and math.isfinite(test_loss)):
                 status = "diverged"
-                log(f"Epoch [{epoch + 1}/{cfg.epochs}]: the loss is no longer finite after {len(curve)} steps; stopping")
+                log(
+                    f"Epoch [{epoch + 1}/{cfg.epochs}]: the loss is no longer finite after {len(curve)} steps; stopping"
+                )
                 break
-            epochs.append({"epoch": epoch + 1, "train_loss": float(epoch_losses.mean(dtype=np.float64)),
-                           "test_loss": test_loss, "test_accuracy": test_accuracy})
-            log(f"Epoch [{epoch + 1}/{cfg.epochs}], Test Loss: {test_loss:.4f}, Test Accuracy: {100 * test_accuracy:.2f} %")
+            epochs.append(
+                {
+                    "epoch": epoch + 1,
+                    "train_loss": float(epoch_losses.mean(dtype=np.float64)),
+                    "test_loss": test_loss,
+                    "test_accuracy": test_accuracy,
+                }
+            )
+            log(
+                f"Epoch [{epoch + 1}/{cfg.epochs}], Test Loss: {test_loss:.4f}, Test Accuracy: {100 * test_accuracy:.2f} %"
+            )
 
-    return make_record(backend="torch", cfg=cfg, data=data, status=status, epochs=epochs, loss_curve=curve,
-                       timing=clock.summary(cfg.batch_size), wall_s=time.perf_counter() - start,
-                       device=describe_device(dev), versions=versions())
+    return make_record(
+        backend="torch",
+        cfg=cfg,
+        data=data,
+        status=status,
+        epochs=epochs,
+        loss_curve=curve,
+        timing=clock.summary(cfg.batch_size),
+        wall_s=time.perf_counter() - start,
+        device=describe_device(dev),
+        versions=versions(),
+    )
 
 
 def device_sync(dev: torch.device) -> Callable[[object], None]:
@@ -198,7 +243,9 @@ def device_sync(dev: torch.device) -> Callable[[object], None]:
 def versions() -> dict[str, str]:
     """The versions of this framework's packages, for the record (shared.results adds python and numpy)."""
     found = {"torch": torch.__version__}
-    with contextlib.suppress(importlib.metadata.PackageNotFoundError):  # torchvision is optional here
+    with contextlib.suppress(
+        importlib.metadata.PackageNotFoundError
+    ):  # torchvision is optional here
         found["torchvision"] = importlib.metadata.version("torchvision")
     return found
 

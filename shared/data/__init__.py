@@ -36,18 +36,37 @@ import pathlib
 import sys
 
 # Re-exported: callers (and tests that patch MIRRORS or _from_tfds) use `shared.data.<name>`.
-from shared.data.cache import ARRAY_NAMES, ARRAY_SPECS, STALE_S, _load_arrays, _save_arrays, _unlink, cache_dir  # noqa: F401
+from shared.data.cache import (
+    ARRAY_NAMES,
+    ARRAY_SPECS,
+    STALE_S,
+    _load_arrays,
+    _save_arrays,
+    _unlink,
+    cache_dir,
+)  # noqa: F401
 from shared.data.dataset import Dataset, scale_images  # noqa: F401
 from shared.data.download import MAX_DOWNLOAD, MIRRORS, download  # noqa: F401
 from shared.data.folders import TORCHVISION_DIR, _explicit_files, find_files  # noqa: F401
-from shared.data.idx import (IMAGE_MAGIC, LABEL_MAGIC, MD5, N_ITEMS, SPLITS, DataError, _md5_file,  # noqa: F401
-                             parse_idx, read_idx)
+from shared.data.idx import (
+    IMAGE_MAGIC,
+    LABEL_MAGIC,
+    MD5,
+    N_ITEMS,
+    SPLITS,
+    DataError,
+    _md5_file,  # noqa: F401
+    parse_idx,
+    read_idx,
+)
 from shared.data.tfds_source import EXAMPLES_MD5, TFDS_NAME, _from_tfds, _tfds_split, examples_md5  # noqa: F401
 
 # ------------------------------------------------------------------ the entry
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, verbose: bool = True) -> Dataset:
+def load_dataset(
+    name: str, data_dir: str | os.PathLike | None = None, *, verbose: bool = True
+) -> Dataset:
     """Find, verify and return `name` ("mnist" | "fashion-mnist"); see the module docstring."""
     if name not in MD5:
         raise DataError(f"dataset: got {name!r}; allowed: {' | '.join(MD5)}")
@@ -104,7 +123,9 @@ def _signature(files: dict[str, pathlib.Path]) -> dict[str, list]:
         try:
             st = path.stat()
         except OSError as e:  # gone since it was found
-            raise DataError(f"{path}: cannot read it ({e.strerror}); expected an IDX file", path) from None
+            raise DataError(
+                f"{path}: cannot read it ({e.strerror}); expected an IDX file", path
+            ) from None
         out[stem] = [str(path.resolve()), st.st_size, st.st_mtime_ns]
     return out
 

@@ -38,8 +38,10 @@ def _load_arrays(arrays_dir: pathlib.Path, sig: dict):
         meta = json.loads((arrays_dir / "meta.json").read_text())
         if meta["sources"] != sig:
             return None
-        arrays = [np.asarray(np.load(arrays_dir / f"{k}.npy", mmap_mode="c", allow_pickle=False))
-                  for k in ARRAY_NAMES]
+        arrays = [
+            np.asarray(np.load(arrays_dir / f"{k}.npy", mmap_mode="c", allow_pickle=False))
+            for k in ARRAY_NAMES
+        ]
         md5 = dict(meta["md5"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -55,7 +57,9 @@ def _save_arrays(arrays_dir: pathlib.Path, arrays, sig: dict, md5: dict) -> None
         _sweep_stale(arrays_dir)
         (arrays_dir / "meta.json").unlink(missing_ok=True)  # invalidate before touching the arrays
         for key, arr in zip(ARRAY_NAMES, arrays):
-            _atomic_write(arrays_dir / f"{key}.npy", lambda f, a=arr: np.save(f, a, allow_pickle=False))
+            _atomic_write(
+                arrays_dir / f"{key}.npy", lambda f, a=arr: np.save(f, a, allow_pickle=False)
+            )
         meta = json.dumps({"sources": sig, "md5": md5})
         _atomic_write(arrays_dir / "meta.json", lambda f: f.write(meta.encode()))
     except OSError as e:  # a read-only cache only costs speed

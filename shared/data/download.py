@@ -28,8 +28,14 @@ MIRRORS = {
 MAX_DOWNLOAD = 64 << 20  # bytes; the largest real file (Fashion train images) is 26 MB
 
 
-def download(name: str, dest: pathlib.Path, *, mirrors: list[str] | None = None, verbose: bool = True,
-             timeout: float = 30.0) -> dict[str, pathlib.Path]:
+def download(
+    name: str,
+    dest: pathlib.Path,
+    *,
+    mirrors: list[str] | None = None,
+    verbose: bool = True,
+    timeout: float = 30.0,
+) -> dict[str, pathlib.Path]:
     """Fetch the four .gz files into `dest`, each md5-checked before its atomic rename.
 
     A file already in `dest` with the right md5 is kept; one with a wrong md5 is deleted.
@@ -53,7 +59,9 @@ def download(name: str, dest: pathlib.Path, *, mirrors: list[str] | None = None,
                     out[stem] = final
                     continue
                 if not _unlink(final):
-                    raise DataError(f"{final}: md5 is not the published {expected}, and it cannot be deleted")
+                    raise DataError(
+                        f"{final}: md5 is not the published {expected}, and it cannot be deleted"
+                    )
             errors = []
             for mirror in mirrors:
                 url = f"{mirror}{stem}.gz"
@@ -72,8 +80,9 @@ def download(name: str, dest: pathlib.Path, *, mirrors: list[str] | None = None,
     return out
 
 
-def _fetch(url: str, final: pathlib.Path, expected: str, errors: list[str], timeout: float,
-           verbose: bool) -> bool:
+def _fetch(
+    url: str, final: pathlib.Path, expected: str, errors: list[str], timeout: float, verbose: bool
+) -> bool:
     """Download `url` to a temp file beside `final`; rename it there only if its md5 is `expected`."""
     if verbose:
         print(f"[data] downloading {url}", file=sys.stderr)
@@ -84,7 +93,9 @@ def _fetch(url: str, final: pathlib.Path, expected: str, errors: list[str], time
             while chunk := resp.read(1 << 20):
                 size += len(chunk)
                 if size > MAX_DOWNLOAD:
-                    errors.append(f"{url}: more than {MAX_DOWNLOAD >> 20} MiB, expected the published file")
+                    errors.append(
+                        f"{url}: more than {MAX_DOWNLOAD >> 20} MiB, expected the published file"
+                    )
                     return False
                 h.update(chunk)
                 f.write(chunk)

@@ -39,8 +39,10 @@ def _explicit_files(directory, name: str, origin: str) -> dict[str, pathlib.Path
     """find_files, or a DataError saying what is missing where."""
     d = pathlib.Path(directory)
     if not d.is_dir():
-        raise DataError(f"{origin} {str(directory)!r}: no such folder; expected a folder holding "
-                        f"the four {name} IDX files ({', '.join(SPLITS)}, each .gz or extracted)")
+        raise DataError(
+            f"{origin} {str(directory)!r}: no such folder; expected a folder holding "
+            f"the four {name} IDX files ({', '.join(SPLITS)}, each .gz or extracted)"
+        )
     files = find_files(d, name)
     if files is not None:
         return files

@@ -24,16 +24,40 @@ IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
 # Published md5 of each .gz, and md5 of its decompressed contents (for extracted files).
 MD5 = {
     "mnist": {
-        "train-images-idx3-ubyte": ("f68b3c2dcbeaaa9fbdd348bbdeb94873", "6bbc9ace898e44ae57da46a324031adb"),
-        "train-labels-idx1-ubyte": ("d53e105ee54ea40749a09fcbcd1e9432", "a25bea736e30d166cdddb491f175f624"),
-        "t10k-images-idx3-ubyte": ("9fb629c4189551a2d022fa330f9573f3", "2646ac647ad5339dbf082846283269ea"),
-        "t10k-labels-idx1-ubyte": ("ec29112dd5afa0611ce80d1b7f02629c", "27ae3e4e09519cfbb04c329615203637"),
+        "train-images-idx3-ubyte": (
+            "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "6bbc9ace898e44ae57da46a324031adb",
+        ),
+        "train-labels-idx1-ubyte": (
+            "d53e105ee54ea40749a09fcbcd1e9432",
+            "a25bea736e30d166cdddb491f175f624",
+        ),
+        "t10k-images-idx3-ubyte": (
+            "9fb629c4189551a2d022fa330f9573f3",
+            "2646ac647ad5339dbf082846283269ea",
+        ),
+        "t10k-labels-idx1-ubyte": (
+            "ec29112dd5afa0611ce80d1b7f02629c",
+            "27ae3e4e09519cfbb04c329615203637",
+        ),
     },
     "fashion-mnist": {
-        "train-images-idx3-ubyte": ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
-        "train-labels-idx1-ubyte": ("25c81989df183df01b3e8a0aad5dffbe", "9018921c3c673c538a1fc5bad174d6f9"),
-        "t10k-images-idx3-ubyte": ("bef4ecab320f06d8554ea6380940ec79", "8181f5470baa50b63fa0f6fddb340f0a"),
-        "t10k-labels-idx1-ubyte": ("bb300cfdad3c16e7a12a480ee83cd310", "15d484375f8d13e6eb1aabb0c3f46965"),
+        "train-images-idx3-ubyte": (
+            "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        ),
+        "train-labels-idx1-ubyte": (
+            "25c81989df183df01b3e8a0aad5dffbe",
+            "9018921c3c673c538a1fc5bad174d6f9",
+        ),
+        "t10k-images-idx3-ubyte": (
+            "bef4ecab320f06d8554ea6380940ec79",
+            "8181f5470baa50b63fa0f6fddb340f0a",
+        ),
+        "t10k-labels-idx1-ubyte": (
+            "bb300cfdad3c16e7a12a480ee83cd310",
+            "15d484375f8d13e6eb1aabb0c3f46965",
+        ),
     },
 }
 
@@ -57,22 +81,32 @@ def read_idx(path: pathlib.Path, name: str, stem: str) -> np.ndarray:
     gz = path.suffix == ".gz"
     published = f"the published {name} {stem}{'.gz' if gz else ''}"
     try:
-        if not gz:  # an extracted file's size is known exactly: refuse a wrong one before reading it
+        if (
+            not gz
+        ):  # an extracted file's size is known exactly: refuse a wrong one before reading it
             expected_size = _idx_size(kind, N_ITEMS[split])
             size = path.stat().st_size
             if size != expected_size:
-                raise DataError(f"{path}: {size} bytes, expected {expected_size} ({published}; "
-                                f"truncated or not this file)", path)
+                raise DataError(
+                    f"{path}: {size} bytes, expected {expected_size} ({published}; "
+                    f"truncated or not this file)",
+                    path,
+                )
         raw = path.read_bytes()
     except OSError as e:
-        raise DataError(f"{path}: cannot read it ({e.strerror}); expected {published}", path) from None
+        raise DataError(
+            f"{path}: cannot read it ({e.strerror}); expected {published}", path
+        ) from None
     got = hashlib.md5(raw).hexdigest()
     if gz:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as e:
-            raise DataError(f"{path}: corrupt or truncated gzip data ({e}); expected {published} "
-                            f"(md5 {gz_md5})", path) from None
+            raise DataError(
+                f"{path}: corrupt or truncated gzip data ({e}); expected {published} "
+                f"(md5 {gz_md5})",
+                path,
+            ) from None
     # Structure first (its message says more than a checksum), then the md5 of the whole file.
     try:
         arr = parse_idx(raw, kind, N_ITEMS[split], str(path))
@@ -103,7 +137,9 @@ def parse_idx(raw: bytes, kind: str, n: int, what: str = "IDX data") -> np.ndarr
     magic, dims = _idx_layout(kind, n)
     header = 4 + 4 * len(dims)
     if len(raw) < header:
-        raise DataError(f"{what}: {len(raw)} bytes is too short for an IDX {kind} header; expected {header}+")
+        raise DataError(
+            f"{what}: {len(raw)} bytes is too short for an IDX {kind} header; expected {header}+"
+        )
     got_magic = int.from_bytes(raw[:4], "big")
     if got_magic != magic:
         raise DataError(f"{what}: IDX magic {got_magic}, expected {magic} ({kind})")
@@ -112,7 +148,9 @@ def parse_idx(raw: bytes, kind: str, n: int, what: str = "IDX data") -> np.ndarr
         raise DataError(f"{what}: IDX dimensions {got_dims}, expected {dims}")
     body = int(np.prod(dims))
     if len(raw) != header + body:
-        raise DataError(f"{what}: {len(raw) - header} bytes of data, expected {body} (truncated or padded)")
+        raise DataError(
+            f"{what}: {len(raw) - header} bytes of data, expected {body} (truncated or padded)"
+        )
     arr = np.frombuffer(raw, dtype=np.uint8, offset=header)
     if kind == "images":
         return arr.reshape(n, 784).copy()

@@ -18,8 +18,14 @@ TFDS_NAME = {"mnist": "mnist", "fashion-mnist": "fashion_mnist"}
 # them, each split's (image bytes + label byte) rows are sorted and hashed: equal to the
 # value below iff they are exactly the published examples, in any order.
 EXAMPLES_MD5 = {
-    "mnist": {"train": "1228972b116b122ead7d85363d692702", "test": "08c0c30fd594a68c64ebde646fcb7c06"},
-    "fashion-mnist": {"train": "7d30abdbc06051d96938095dff65d6c2", "test": "18fe85b75a4bd3000e746463ad8a5d8d"},
+    "mnist": {
+        "train": "1228972b116b122ead7d85363d692702",
+        "test": "08c0c30fd594a68c64ebde646fcb7c06",
+    },
+    "fashion-mnist": {
+        "train": "7d30abdbc06051d96938095dff65d6c2",
+        "test": "18fe85b75a4bd3000e746463ad8a5d8d",
+    },
 }
 
 
@@ -42,13 +48,22 @@ def _from_tfds(name: str) -> tuple[Dataset | None, str]:
 
     # Check the examples against the published files: identical IDX bytes (same order), else
     # the same examples in tfds's own order, else not the dataset at all.
-    raw_md5 = {stem: hashlib.md5(_idx_header(kind, N_ITEMS[split]) + arr.astype(np.uint8).tobytes()).hexdigest()
-               for (stem, (split, kind)), arr in zip(SPLITS.items(), arrays)}
+    raw_md5 = {
+        stem: hashlib.md5(
+            _idx_header(kind, N_ITEMS[split]) + arr.astype(np.uint8).tobytes()
+        ).hexdigest()
+        for (stem, (split, kind)), arr in zip(SPLITS.items(), arrays)
+    }
     if all(raw_md5[stem] == MD5[name][stem][1] for stem in SPLITS):
         md5, how = {stem: MD5[name][stem][0] for stem in SPLITS}, "md5 verified"
-    elif all(examples_md5(arrays[2 * i], arrays[2 * i + 1]) == EXAMPLES_MD5[name][split]
-             for i, split in enumerate(N_ITEMS)):
-        md5, how = {stem: f"tfds-order:{h}" for stem, h in raw_md5.items()}, "the published examples, in tfds's order"
+    elif all(
+        examples_md5(arrays[2 * i], arrays[2 * i + 1]) == EXAMPLES_MD5[name][split]
+        for i, split in enumerate(N_ITEMS)
+    ):
+        md5, how = (
+            {stem: f"tfds-order:{h}" for stem, h in raw_md5.items()},
+            "the published examples, in tfds's order",
+        )
     else:
         return None, f"{tname} holds other examples than the published {name} files"
     return Dataset(name, *arrays, md5=md5, source=f"tensorflow-datasets {tname} ({how})"), ""
@@ -71,8 +86,12 @@ def _tfds_split(src, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def examples_md5(images: np.ndarray, labels: np.ndarray) -> str:
     """md5 of the sorted (784 pixel bytes + label byte) rows: the same for any order of the examples."""
-    rows = np.concatenate([np.asarray(images, np.uint8), np.asarray(labels).astype(np.uint8)[:, None]], axis=1)
-    rows = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()  # (n,) one item a row
+    rows = np.concatenate(
+        [np.asarray(images, np.uint8), np.asarray(labels).astype(np.uint8)[:, None]], axis=1
+    )
+    rows = (
+        np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
+    )  # (n,) one item a row
     return hashlib.md5(np.sort(rows).tobytes()).hexdigest()
 
 

@@ -25,8 +25,16 @@ import pathlib
 from shared.report import accuracy, agreement, convergence, loss, overview, seeds, speed, variants
 from shared.report.common import Page
 
-SECTIONS = (overview.section, loss.section, agreement.section, accuracy.section, seeds.section,
-            convergence.section, variants.section, speed.section)
+SECTIONS = (
+    overview.section,
+    loss.section,
+    agreement.section,
+    accuracy.section,
+    seeds.section,
+    convergence.section,
+    variants.section,
+    speed.section,
+)
 
 
 def write_report(records: list[dict], out: pathlib.Path) -> pathlib.Path:
@@ -40,4 +48,3 @@ def write_report(records: list[dict], out: pathlib.Path) -> pathlib.Path:
     tmp.write_text("\n".join(md))
     tmp.replace(path)
     return path
-

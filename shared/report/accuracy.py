@@ -45,14 +45,28 @@ def _after_k_epochs(page: Page) -> list[str]:
         cells = []
         for k in eps:
             vals = [v for v in (acc_at(r, k) for r in rs) if v is not None]
-            cells.append("-" if not vals else pct(vals[0]) if single else f"{pct(max(vals))} / {pct(median(vals))}")
+            cells.append(
+                "-"
+                if not vals
+                else pct(vals[0])
+                if single
+                else f"{pct(max(vals))} / {pct(median(vals))}"
+            )
         rows.append([b, f"{lr:g}", len(rs)] + cells)
     if single:
-        return ["Test accuracy (%) after k epochs.", "",
-                table(["backend", "lr", "runs"] + [f"epoch {k}" for k in eps], rows), ""]
-    return ["Test accuracy (%) after k epochs, best and median over runs, per learning rate "
-            "(a k-epoch run is the first k epochs of the longer one: Adam's state is the same).", "",
-            table(["backend", "lr", "runs"] + [f"epoch {k} best / median" for k in eps], rows), ""]
+        return [
+            "Test accuracy (%) after k epochs.",
+            "",
+            table(["backend", "lr", "runs"] + [f"epoch {k}" for k in eps], rows),
+            "",
+        ]
+    return [
+        "Test accuracy (%) after k epochs, best and median over runs, per learning rate "
+        "(a k-epoch run is the first k epochs of the longer one: Adam's state is the same).",
+        "",
+        table(["backend", "lr", "runs"] + [f"epoch {k} best / median" for k in eps], rows),
+        "",
+    ]
 
 
 def _best(page: Page) -> list[str]:
@@ -63,21 +77,40 @@ def _best(page: Page) -> list[str]:
     for b in page.backends:
         top = sorted((r for r in page.oks if r["backend"] == b), key=final_acc, reverse=True)[:10]
         if top:
-            md += [f"Best configurations, {b}:", "",
-                   table(["rank", "config", "epochs", "test acc %"],
-                         [[i + 1, config_of(r).describe(brief=True), len(r["epochs"]), pct(final_acc(r))]
-                          for i, r in enumerate(top)]), ""]
+            md += [
+                f"Best configurations, {b}:",
+                "",
+                table(
+                    ["rank", "config", "epochs", "test acc %"],
+                    [
+                        [
+                            i + 1,
+                            config_of(r).describe(brief=True),
+                            len(r["epochs"]),
+                            pct(final_acc(r)),
+                        ]
+                        for i, r in enumerate(top)
+                    ],
+                ),
+                "",
+            ]
     return md
 
 
 def _torch_minus_jax(page: Page) -> list[str]:
-    diffs = [final_acc(recs["torch"]) - final_acc(recs["jax"]) for recs in page.pairs.values()
-             if ok(recs.get("torch")) and ok(recs.get("jax"))]
+    diffs = [
+        final_acc(recs["torch"]) - final_acc(recs["jax"])
+        for recs in page.pairs.values()
+        if ok(recs.get("torch")) and ok(recs.get("jax"))
+    ]
     if not diffs:
         return []
     d = np.array(diffs) * 100
-    md = [f"torch minus JAX final accuracy over {len(d)} paired runs: mean {d.mean():+.3f}, "
-          f"median {np.median(d):+.3f}, max |d| {np.abs(d).max():.3f} percentage points.", ""]
+    md = [
+        f"torch minus JAX final accuracy over {len(d)} paired runs: mean {d.mean():+.3f}, "
+        f"median {np.median(d):+.3f}, max |d| {np.abs(d).max():.3f} percentage points.",
+        "",
+    ]
     if len(d) >= 5:
         fig_acc_diff(diffs, page.out / "accuracy_diff.png")
         md += ["![accuracy difference](accuracy_diff.png)", ""]
@@ -126,8 +159,15 @@ def _heatmap(ax, lr, bs, layers, sizes, cells, failed, vmin, cmap):
     grid = np.array([[cells.get(k, np.nan) for k in row] for row in keys]) * 100
     im = ax.imshow(grid, vmin=vmin, vmax=100, cmap=cmap, origin="lower", aspect="auto")
     for (yy, xx), v in np.ndenumerate(grid):
-        ax.text(xx, yy, cell_text(keys[yy][xx], cells, failed), ha="center", va="center", fontsize=7,
-                color="white" if v < (vmin + 100) / 2 else "black")  # NaN (grey cells): black
+        ax.text(
+            xx,
+            yy,
+            cell_text(keys[yy][xx], cells, failed),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if v < (vmin + 100) / 2 else "black",
+        )  # NaN (grey cells): black
     ax.set_xticks(range(len(sizes)), sizes, fontsize=7)
     ax.set_yticks(range(len(layers)), layers, fontsize=7)
     ax.set_title(f"lr {lr:g}, batch {bs}", fontsize=9)
@@ -145,10 +185,17 @@ def fig_acc_heatmaps(pairs, path: pathlib.Path, backend: str) -> bool:
     if len(layers) * len(sizes) < 2:
         return False
     pyplot = plt()
-    fig, axes = pyplot.subplots(len(lrs), len(batches), figsize=(max(7.5, 3.2 * len(batches) + 1), 2.6 * len(lrs)),
-                                squeeze=False, layout="constrained")
+    fig, axes = pyplot.subplots(
+        len(lrs),
+        len(batches),
+        figsize=(max(7.5, 3.2 * len(batches) + 1), 2.6 * len(lrs)),
+        squeeze=False,
+        layout="constrained",
+    )
     vmin = _colour_floor(cells)
-    cmap = pyplot.get_cmap("viridis").with_extremes(bad="#e6e6e6", under="#2b0a3d")  # NaN cells: light grey
+    cmap = pyplot.get_cmap("viridis").with_extremes(
+        bad="#e6e6e6", under="#2b0a3d"
+    )  # NaN cells: light grey
     im = None
     for i, lr in enumerate(lrs):
         for j, bs in enumerate(batches):
@@ -157,8 +204,12 @@ def fig_acc_heatmaps(pairs, path: pathlib.Path, backend: str) -> bool:
                 axes[i, j].set_xlabel("hidden size", fontsize=8)
             if j == 0:
                 axes[i, j].set_ylabel("hidden layers", fontsize=8)
-    fig.suptitle(f"{backend}: final test accuracy (%), relu + logits; 'div' = diverged, 'err' = failed")
-    fig.colorbar(im, ax=axes, shrink=0.6, label="test accuracy (%)", extend="min" if vmin > 0 else "neither")
+    fig.suptitle(
+        f"{backend}: final test accuracy (%), relu + logits; 'div' = diverged, 'err' = failed"
+    )
+    fig.colorbar(
+        im, ax=axes, shrink=0.6, label="test accuracy (%)", extend="min" if vmin > 0 else "neither"
+    )
     save(fig, path, dpi=100, tight=False)  # constrained layout already placed everything
     return True
 
@@ -173,7 +224,9 @@ def fig_acc_diff(diffs: list[float], path: pathlib.Path) -> None:
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel("final test accuracy, torch minus JAX (percentage points)")
     ax.set_ylabel("runs")
-    ax.set_title(f"torch - JAX accuracy over {len(d)} runs (mean {d.mean():+.3f}, max |d| {np.abs(d).max():.3f})")
+    ax.set_title(
+        f"torch - JAX accuracy over {len(d)} runs (mean {d.mean():+.3f}, max |d| {np.abs(d).max():.3f})"
+    )
     ax.grid(alpha=0.3)
     save(fig, path, dpi=110)
 
@@ -202,11 +255,20 @@ def fig_acc_epochs(pairs, path: pathlib.Path) -> None:
             if r:
                 ep = [e["epoch"] for e in r["epochs"]]
                 acc = [100 * e["test_accuracy"] for e in r["epochs"]]
-                ax.plot(ep, acc, marker="o", ms=3, color=cmap(i), ls="-" if b == "torch" else "--",
-                        label=f"{b} lr {lr:g} ({arch(config_of(r))} b{r['config']['batch_size']})")
+                ax.plot(
+                    ep,
+                    acc,
+                    marker="o",
+                    ms=3,
+                    color=cmap(i),
+                    ls="-" if b == "torch" else "--",
+                    label=f"{b} lr {lr:g} ({arch(config_of(r))} b{r['config']['batch_size']})",
+                )
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Test accuracy after each epoch, best run per learning rate (torch solid, JAX dashed)")
+    ax.set_title(
+        "Test accuracy after each epoch, best run per learning rate (torch solid, JAX dashed)"
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     save(fig, path, dpi=110)

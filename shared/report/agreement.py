@@ -15,7 +15,8 @@ TEXT = (
     "changes by 1e-7), so curves that agree to ~1e-6 for the first hundred steps drift apart to ~1e-3-1e-2 "
     "over an epoch while keeping the same statistics. In float64 the first differences are ~1e9 times "
     "smaller and whole runs stay together: that is the proof that the two implementations compute the same "
-    "algorithm.")
+    "algorithm."
+)
 
 
 def section(page: Page) -> list[str]:
@@ -32,15 +33,31 @@ def section(page: Page) -> list[str]:
         diffs = [d for cfg, d in rows if cfg.dtype == dtype]
         if diffs:
             summary.append([dtype, len(diffs), f"{np.median(diffs):.2g}", f"{max(diffs):.2g}"])
-    md += [table(["dtype", "configurations", "median max \\|Δ loss\\|", "largest max \\|Δ loss\\|"], summary), ""]
+    md += [
+        table(
+            ["dtype", "configurations", "median max \\|Δ loss\\|", "largest max \\|Δ loss\\|"],
+            summary,
+        ),
+        "",
+    ]
     f64 = sorted(((cfg, d) for cfg, d in rows if cfg.dtype == "float64"), key=lambda cd: -cd[1])
     if f64:
         worst = f64[0][1]
         verdict = "within" if worst <= F64_TOL else "**beyond**"
-        md += [f"float64: the largest max |Δ| over whole runs is {worst:.2g}, {verdict} the tests' {F64_TOL:g}.", ""]
-        md += [table(["float64 configuration", "steps", "max \\|Δ loss\\| (torch − JAX)"],
-                     [[cfg.describe(brief=True), f"{cfg.epochs * cfg.steps_per_epoch}", f"{d:.2g}"]
-                      for cfg, d in f64[:20]]), ""]
+        md += [
+            f"float64: the largest max |Δ| over whole runs is {worst:.2g}, {verdict} the tests' {F64_TOL:g}.",
+            "",
+        ]
+        md += [
+            table(
+                ["float64 configuration", "steps", "max \\|Δ loss\\| (torch − JAX)"],
+                [
+                    [cfg.describe(brief=True), f"{cfg.epochs * cfg.steps_per_epoch}", f"{d:.2g}"]
+                    for cfg, d in f64[:20]
+                ],
+            ),
+            "",
+        ]
     return md
 
 

@@ -92,7 +92,7 @@ def table(header: list[str], rows: list[list]) -> str:
 
 
 def plural(n: int, word: str) -> str:
-    """"1 configuration", "4 configurations": a single run's report must not say "1 configurations"."""
+    """ "1 configuration", "4 configurations": a single run's report must not say "1 configurations"."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 

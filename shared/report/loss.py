@@ -9,8 +9,20 @@ import pathlib
 import numpy as np
 
 from shared.config import Config
-from shared.report.common import (BACKENDS, COLORS, Page, curve, first_cfg, ok, pct, plt, save,
-                                  smooth, table, arch)
+from shared.report.common import (
+    BACKENDS,
+    COLORS,
+    Page,
+    curve,
+    first_cfg,
+    ok,
+    pct,
+    plt,
+    save,
+    smooth,
+    table,
+    arch,
+)
 from shared.results import config_of
 
 DRIFT_TEXT = (
@@ -23,7 +35,8 @@ DRIFT_TEXT = (
     "it is the same effect as a change of seed, not a bug: the curves keep the same statistics, and the "
     "parity tests (tests/test_parity.py) show identical weights give identical outputs, gradients and Adam "
     "steps within float32 tolerance. The same configuration run with `--set dtype=float64` starts from "
-    "differences of about 1e-16 instead of 1e-7; where the results hold such a run, compare its panel.")
+    "differences of about 1e-16 instead of 1e-7; where the results hold such a run, compare its panel."
+)
 
 
 def section(page: Page) -> list[str]:
@@ -46,9 +59,15 @@ def reference(pairs: dict[str, dict[str, dict]]) -> dict[str, dict] | None:
 
     def distance(recs: dict[str, dict]) -> tuple:
         c = next(iter(recs.values()))["config"]
-        differing = sum(c[k] != base[k] for k in ("hidden_size", "hidden_layers", "activation", "output", "batch_size"))
-        return (not all(ok(r) for r in recs.values()), differing,
-                abs(math.log10(c["learning_rate"] / base["learning_rate"])))
+        differing = sum(
+            c[k] != base[k]
+            for k in ("hidden_size", "hidden_layers", "activation", "output", "batch_size")
+        )
+        return (
+            not all(ok(r) for r in recs.values()),
+            differing,
+            abs(math.log10(c["learning_rate"] / base["learning_rate"])),
+        )
 
     candidates = [recs for recs in pairs.values() if any(ok(r) for r in recs.values())]
     return min(candidates, key=distance) if candidates else None
@@ -60,13 +79,27 @@ def _epoch_table(ref: dict[str, dict]) -> list[str]:
         r = ref.get(b)
         if r:
             for e in r["epochs"]:
-                rows.append([b, e["epoch"], f"{e['train_loss']:.4f}", f"{e['test_loss']:.4f}", pct(e["test_accuracy"])])
-    return [f"Per epoch, {first_cfg(ref).describe(brief=True)}:", "",
-            table(["backend", "epoch", "train loss", "test loss", "test acc %"], rows), ""]
+                rows.append(
+                    [
+                        b,
+                        e["epoch"],
+                        f"{e['train_loss']:.4f}",
+                        f"{e['test_loss']:.4f}",
+                        pct(e["test_accuracy"]),
+                    ]
+                )
+    return [
+        f"Per epoch, {first_cfg(ref).describe(brief=True)}:",
+        "",
+        table(["backend", "epoch", "train loss", "test loss", "test acc %"], rows),
+        "",
+    ]
 
 
 def fig_loss_reference(recs: dict[str, dict], path: pathlib.Path) -> None:
-    fig, (ax, ax2) = plt().subplots(2, 1, figsize=(9, 6.5), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    fig, (ax, ax2) = plt().subplots(
+        2, 1, figsize=(9, 6.5), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
+    )
     curves = {}
     for b in BACKENDS:
         if ok(recs.get(b)):
@@ -74,8 +107,14 @@ def fig_loss_reference(recs: dict[str, dict], path: pathlib.Path) -> None:
             curves[b] = (x, y)
             ax.plot(x, y, color=COLORS[b], alpha=0.25, lw=0.6)
             k = max(1, len(y) // 100)
-            ax.plot(x[k - 1:], smooth(y, k), color=COLORS[b], lw=1.6, ls="-" if b == "torch" else "--",
-                    label=f"{b} (moving mean of {k})")
+            ax.plot(
+                x[k - 1 :],
+                smooth(y, k),
+                color=COLORS[b],
+                lw=1.6,
+                ls="-" if b == "torch" else "--",
+                label=f"{b} (moving mean of {k})",
+            )
     ax.set_ylabel("training loss (cross-entropy)")
     ax.set_title(f"Training loss, {first_cfg(recs).describe(brief=True)}: torch and JAX overlaid")
     ax.legend()
@@ -84,7 +123,10 @@ def fig_loss_reference(recs: dict[str, dict], path: pathlib.Path) -> None:
         (x, yt), (_, yj) = curves["torch"], curves["jax"]
         n = min(len(yt), len(yj))
         ax2.plot(x[:n], yt[:n] - yj[:n], color="black", lw=0.7)
-        ax2.set_title(f"torch - JAX, per step (max |diff| {np.nanmax(np.abs(yt[:n] - yj[:n])):.2e})", fontsize=10)
+        ax2.set_title(
+            f"torch - JAX, per step (max |diff| {np.nanmax(np.abs(yt[:n] - yj[:n])):.2e})",
+            fontsize=10,
+        )
     else:
         ax2.set_title("difference: needs both backends", fontsize=10)
     ax2.set_xlabel("training step")
@@ -99,7 +141,9 @@ def panel_configs(pairs: dict[str, dict[str, dict]], limit: int = 12) -> list[di
     if len(allrecs) <= limit:
         return sorted(allrecs, key=_panel_order)
 
-    def family(recs: dict[str, dict]) -> tuple:  # everything but learning rate, batch size and epochs
+    def family(
+        recs: dict[str, dict],
+    ) -> tuple:  # everything but learning rate, batch size and epochs
         c = first_cfg(recs)
         return c.hidden_size, c.hidden_layers, c.activation, c.output, c.dataset
 
@@ -123,8 +167,14 @@ def _plot_panel(ax, recs: dict[str, dict]) -> str:
         x, y = curve(r)
         x = x / cfg.steps_per_epoch  # epochs, so panels with other batch sizes line up
         k = max(1, len(y) // 60)
-        ax.plot(x[k - 1:], smooth(y, k), color=COLORS[b], lw=1.2, ls="-" if b == "torch" else "--",
-                label=b + ("" if r["status"] == "ok" else f" ({r['status']})"))
+        ax.plot(
+            x[k - 1 :],
+            smooth(y, k),
+            color=COLORS[b],
+            lw=1.2,
+            ls="-" if b == "torch" else "--",
+            label=b + ("" if r["status"] == "ok" else f" ({r['status']})"),
+        )
     ax.set_title(f"b{cfg.batch_size} lr{cfg.learning_rate:g}", fontsize=9)
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
@@ -138,13 +188,15 @@ def fig_loss_grid(pairs: dict[str, dict[str, dict]], path: pathlib.Path) -> list
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt().subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
     titles = [_plot_panel(ax, recs) for ax, recs in zip(axes.flat, panels)]
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     for ax in axes[-1]:
         ax.set_xlabel("epoch", fontsize=8)
     for ax in axes[:, 0]:
         ax.set_ylabel("train loss", fontsize=8)
     c0 = config_of(next(iter(panels[0].values())))
-    fig.suptitle(f"Training loss, torch (solid) vs JAX (dashed): {arch(c0)} {c0.activation} {c0.output}")
+    fig.suptitle(
+        f"Training loss, torch (solid) vs JAX (dashed): {arch(c0)} {c0.activation} {c0.output}"
+    )
     save(fig, path, dpi=100)
     return titles

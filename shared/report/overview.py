@@ -11,11 +11,23 @@ def section(page: Page) -> list[str]:
     versions = {}
     for r in records:
         versions.update(r.get("versions", {}))
-    md = ["# mlp-twins: PyTorch vs JAX report", "",
-          f"{plural(len(page.pairs), 'configuration')}, {plural(len(records), 'result')} ({', '.join(page.backends)}). "
-          f"Dataset: {records[0]['dataset'].get('name')}.", "",
-          "Devices: " + "; ".join(devices) + ".", "",
-          "Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) + ".", ""]
-    counts = [[b] + [sum(1 for r in records if r["backend"] == b and r["status"] == s) for s in ("ok", "diverged", "error")]
-              for b in page.backends]
+    md = [
+        "# mlp-twins: PyTorch vs JAX report",
+        "",
+        f"{plural(len(page.pairs), 'configuration')}, {plural(len(records), 'result')} ({', '.join(page.backends)}). "
+        f"Dataset: {records[0]['dataset'].get('name')}.",
+        "",
+        "Devices: " + "; ".join(devices) + ".",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) + ".",
+        "",
+    ]
+    counts = [
+        [b]
+        + [
+            sum(1 for r in records if r["backend"] == b and r["status"] == s)
+            for s in ("ok", "diverged", "error")
+        ]
+        for b in page.backends
+    ]
     return md + [table(["backend", "ok", "diverged", "error"], counts), ""]

@@ -37,14 +37,31 @@ def section(page: Page) -> list[str]:
         rows.append(cells)
     both = sum(1 for _, pb in stats if {"torch", "jax"} <= pb.keys())
     fig_seed_spread(stats, page.out / "seed_spread.png")
-    return ["## Framework difference vs seed spread", "",
-            f"Configurations run with at least {MIN_SEEDS} seeds: {len(stats)}. Final test accuracy (%) per backend "
-            "over the seeds: mean ± standard deviation [min – max]. The seed spread is the larger of the two "
-            "standard deviations; the gap is |mean torch − mean JAX|.", "",
-            f"**torch and JAX differ by more than the seed spread in {beyond} of {both} configurations.**", "",
-            table(["configuration", "seeds", "torch", "JAX", "gap (points)", "seed spread", "gap vs spread"],
-                  [[r[0], _n_seeds(stats, r[0])] + r[1:] for r in rows]), "",
-            "![seed spread](seed_spread.png)", ""]
+    return [
+        "## Framework difference vs seed spread",
+        "",
+        f"Configurations run with at least {MIN_SEEDS} seeds: {len(stats)}. Final test accuracy (%) per backend "
+        "over the seeds: mean ± standard deviation [min – max]. The seed spread is the larger of the two "
+        "standard deviations; the gap is |mean torch − mean JAX|.",
+        "",
+        f"**torch and JAX differ by more than the seed spread in {beyond} of {both} configurations.**",
+        "",
+        table(
+            [
+                "configuration",
+                "seeds",
+                "torch",
+                "JAX",
+                "gap (points)",
+                "seed spread",
+                "gap vs spread",
+            ],
+            [[r[0], _n_seeds(stats, r[0])] + r[1:] for r in rows],
+        ),
+        "",
+        "![seed spread](seed_spread.png)",
+        "",
+    ]
 
 
 def seed_stats(records: list[dict]) -> list[tuple[str, dict[str, dict]]]:
@@ -65,7 +82,13 @@ def seed_stats(records: list[dict]) -> list[tuple[str, dict[str, dict]]]:
         for b, by_seed in per_backend.items():
             if len(by_seed) >= MIN_SEEDS:
                 v = np.array([by_seed[s] for s in sorted(by_seed)])
-                summary[b] = {"mean": v.mean(), "std": v.std(ddof=1), "min": v.min(), "max": v.max(), "values": v}
+                summary[b] = {
+                    "mean": v.mean(),
+                    "std": v.std(ddof=1),
+                    "min": v.min(),
+                    "max": v.max(),
+                    "values": v,
+                }
         if summary:
             out.append((names[key], summary))
     return sorted(out, key=lambda kv: kv[0])
@@ -79,7 +102,9 @@ def _cell(s: dict | None) -> str:
 
 def _n_seeds(stats, name: str) -> str:
     per_backend = dict(stats)[name]
-    return " / ".join(str(len(per_backend[b]["values"])) if b in per_backend else "-" for b in BACKENDS)
+    return " / ".join(
+        str(len(per_backend[b]["values"])) if b in per_backend else "-" for b in BACKENDS
+    )
 
 
 def fig_seed_spread(stats: list[tuple[str, dict[str, dict]]], path: pathlib.Path) -> None:
@@ -92,13 +117,23 @@ def fig_seed_spread(stats: list[tuple[str, dict[str, dict]]], path: pathlib.Path
             if not s:
                 continue
             x = i + (k - 0.5) * 0.3
-            ax.scatter(np.full(len(s["values"]), x), 100 * s["values"], s=12, color=COLORS[b], alpha=0.6,
-                       label=b if i == 0 else None)
-            ax.errorbar(x, 100 * s["mean"], yerr=100 * s["std"], fmt="_", color=COLORS[b], capsize=4, lw=1.5)
+            ax.scatter(
+                np.full(len(s["values"]), x),
+                100 * s["values"],
+                s=12,
+                color=COLORS[b],
+                alpha=0.6,
+                label=b if i == 0 else None,
+            )
+            ax.errorbar(
+                x, 100 * s["mean"], yerr=100 * s["std"], fmt="_", color=COLORS[b], capsize=4, lw=1.5
+            )
     ax.set_xticks(range(len(stats)))
     ax.set_xticklabels([name for name, _ in stats], rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("final test accuracy (%)")
-    ax.set_title("Seed spread per configuration: torch and JAX side by side (dots: seeds; bar: mean ± std)")
+    ax.set_title(
+        "Seed spread per configuration: torch and JAX side by side (dots: seeds; bar: mean ± std)"
+    )
     ax.legend()
     ax.grid(alpha=0.3, axis="y")
     save(fig, path, dpi=110)

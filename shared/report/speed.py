@@ -17,9 +17,13 @@ NOISY = 1.5  # p90 / p10 of a run's windowed step times above this: the machine 
 
 
 def section(page: Page) -> list[str]:
-    md = ["## Step speed", "",
-          "Steady-state µs per training step (synchronised at epoch ends only, first step excluded and "
-          "reported as compile/warm-up; evaluation excluded).", ""]
+    md = [
+        "## Step speed",
+        "",
+        "Steady-state µs per training step (synchronised at epoch ends only, first step excluded and "
+        "reported as compile/warm-up; evaluation excluded).",
+        "",
+    ]
     md += _engine_note(page.records)
     speed = step_times(page.records)
     noisy = noisy_cells(page.records)
@@ -41,10 +45,18 @@ def _engine_note(records: list[dict]) -> list[str]:
     engines = {r.get("engine", "loop") for r in records}
     if "sweep" not in engines:
         return []
-    return [("Runs of the sweep engine trained a group of M members at once: their µs/step is the group's step "
-             "time / M, each member's share, and their first-step time the group's compile. ")
-            + ("Loop runs (one at a time) are mixed in: their times are per step of one run." if "loop" in engines
-               else "Every run here is a sweep run."), ""]
+    return [
+        (
+            "Runs of the sweep engine trained a group of M members at once: their µs/step is the group's step "
+            "time / M, each member's share, and their first-step time the group's compile. "
+        )
+        + (
+            "Loop runs (one at a time) are mixed in: their times are per step of one run."
+            if "loop" in engines
+            else "Every run here is a sweep run."
+        ),
+        "",
+    ]
 
 
 def step_times(records: list[dict]) -> dict[tuple, list[float]]:
@@ -89,49 +101,96 @@ def _noise_warning(records: list[dict], noisy: set[tuple]) -> list[str]:
         return []
     runs = [r for r in records if (ratio_spread(r) or 0) > NOISY]
     loads = [r["load_at_start"] for r in runs if r.get("load_at_start")]
-    load = (f" The 1-minute load at their start reached {max(x['load_1m'] for x in loads):g} on "
-            f"{loads[0]['cpus']} CPUs (this run's own previous work counts in it)." if loads else "")
-    return [f"> **Warning: noisy timings.** {len(runs)} of {len(records)} runs had step times that varied by more "
-            f"than {NOISY}x between windows of steps (p90/p10): another process was probably competing for the "
-            f"CPU.{load} Cells marked ⚠ rest on such runs; do not quote their µs/step or torch/JAX ratio. "
-            f"Rerun those configurations on an idle machine (delete their lines from results.jsonl).", ""]
+    load = (
+        f" The 1-minute load at their start reached {max(x['load_1m'] for x in loads):g} on "
+        f"{loads[0]['cpus']} CPUs (this run's own previous work counts in it)."
+        if loads
+        else ""
+    )
+    return [
+        f"> **Warning: noisy timings.** {len(runs)} of {len(records)} runs had step times that varied by more "
+        f"than {NOISY}x between windows of steps (p90/p10): another process was probably competing for the "
+        f"CPU.{load} Cells marked ⚠ rest on such runs; do not quote their µs/step or torch/JAX ratio. "
+        f"Rerun those configurations on an idle machine (delete their lines from results.jsonl).",
+        "",
+    ]
 
 
 def _us(t: float | None, warn: bool) -> str:
     return f"{t:.0f}{' ⚠' if warn else ''}" if t else "-"
 
 
-def _speed_table(speed: dict[tuple, list[float]], floors: dict[tuple, float], noisy: set[tuple]) -> str:
+def _speed_table(
+    speed: dict[tuple, list[float]], floors: dict[tuple, float], noisy: set[tuple]
+) -> str:
     rows = []
     for a, bs in sorted({(k[0], k[1]) for k in speed}, key=lambda k: (arch_order(k[0]), k[1])):
         t = median(speed[(a, bs, "torch")]) if speed.get((a, bs, "torch")) else None
         j = median(speed[(a, bs, "jax")]) if speed.get((a, bs, "jax")) else None
         nt, nj = (a, bs, "torch") in noisy, (a, bs, "jax") in noisy
         f = floors.get((a, bs))
-        rows.append([a, bs, _us(t, nt), _us(j, nj),
-                     f"{t / j:.2f}{' ⚠' if nt or nj else ''}" if t and j else "-",
-                     f"{f:.0f}" if f else "-", f"{t / f:.1f}" if t and f else "-", f"{j / f:.1f}" if j and f else "-",
-                     f"{bs * 1e6 / t:,.0f}" if t else "-", f"{bs * 1e6 / j:,.0f}" if j else "-"])
-    return table(["layers x hidden", "batch", "torch µs/step", "JAX µs/step", "torch/JAX", "GEMM floor µs",
-                  "torch / floor", "JAX / floor", "torch samples/s", "JAX samples/s"], rows)
+        rows.append(
+            [
+                a,
+                bs,
+                _us(t, nt),
+                _us(j, nj),
+                f"{t / j:.2f}{' ⚠' if nt or nj else ''}" if t and j else "-",
+                f"{f:.0f}" if f else "-",
+                f"{t / f:.1f}" if t and f else "-",
+                f"{j / f:.1f}" if j and f else "-",
+                f"{bs * 1e6 / t:,.0f}" if t else "-",
+                f"{bs * 1e6 / j:,.0f}" if j else "-",
+            ]
+        )
+    return table(
+        [
+            "layers x hidden",
+            "batch",
+            "torch µs/step",
+            "JAX µs/step",
+            "torch/JAX",
+            "GEMM floor µs",
+            "torch / floor",
+            "JAX / floor",
+            "torch samples/s",
+            "JAX samples/s",
+        ],
+        rows,
+    )
 
 
 def _floor_note(floors: dict[tuple, float]) -> list[str]:
     if not floors:
-        return ["No GEMM floor in these results (measured by compare.py on CPU runs since it records one).", ""]
-    return ["GEMM floor: what numpy's float32 matrix products of one step (forward, weight and input gradients, "
-            "same shapes) take on this machine, measured by compare.py at its start. x / floor is how many "
-            "times that the whole step costs: activations, loss, Adam and the framework's own overhead.", ""]
+        return [
+            "No GEMM floor in these results (measured by compare.py on CPU runs since it records one).",
+            "",
+        ]
+    return [
+        "GEMM floor: what numpy's float32 matrix products of one step (forward, weight and input gradients, "
+        "same shapes) take on this machine, measured by compare.py at its start. x / floor is how many "
+        "times that the whole step costs: activations, loss, Adam and the framework's own overhead.",
+        "",
+    ]
 
 
 def _floor_warning(speed: dict[tuple, list[float]], floors: dict[tuple, float]) -> list[str]:
     """A step faster than its own GEMMs means the floor was measured while the machine was busy."""
-    beaten = sorted({f"{a} b{bs}" for (a, bs, _), t in speed.items() if (a, bs) in floors and median(t) < floors[(a, bs)]})
+    beaten = sorted(
+        {
+            f"{a} b{bs}"
+            for (a, bs, _), t in speed.items()
+            if (a, bs) in floors and median(t) < floors[(a, bs)]
+        }
+    )
     if not beaten:
         return []
-    return [f"> **Warning: the GEMM floor is not a floor here.** A whole step ran faster than its matrix products "
-            f"alone ({', '.join(beaten)}): the probe ran while other processes held the CPU (numpy's BLAS threads "
-            f"stall like torch's). Ratios to the floor below 1 mean nothing; rerun on an idle machine.", ""]
+    return [
+        f"> **Warning: the GEMM floor is not a floor here.** A whole step ran faster than its matrix products "
+        f"alone ({', '.join(beaten)}): the probe ran while other processes held the CPU (numpy's BLAS threads "
+        f"stall like torch's). Ratios to the floor below 1 mean nothing; rerun on an idle machine.",
+        "",
+    ]
 
 
 def _spread_table(records: list[dict]) -> list[str]:
@@ -142,23 +201,45 @@ def _spread_table(records: list[dict]) -> list[str]:
     per_shape = len(shapes) * len(BACKENDS) <= 12
 
     def key(r):
-        return (arch(config_of(r)), config_of(r).batch_size, r["backend"]) if per_shape else (r["backend"],)
+        return (
+            (arch(config_of(r)), config_of(r).batch_size, r["backend"])
+            if per_shape
+            else (r["backend"],)
+        )
 
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in timed:
         groups[key(r)].append(r)
     rows = []
-    for k in sorted(groups, key=lambda k: (arch_order(k[0]), k[1], BACKENDS.index(k[2])) if per_shape else BACKENDS.index(k[0])):
+    for k in sorted(
+        groups,
+        key=lambda k: (
+            (arch_order(k[0]), k[1], BACKENDS.index(k[2])) if per_shape else BACKENDS.index(k[0])
+        ),
+    ):
         sp = [r["step_time_spread"] for r in groups[k]]
         ratios = [x for x in map(ratio_spread, groups[k]) if x]
-        rows.append(list(k) + [len(sp)] + [f"{median(x[q] for x in sp):.0f}" for q in ("p10", "p50", "p90")]
-                    + ([f"{median(ratios):.2f}", f"{max(ratios):.2f}"] if ratios else ["-", "-"]))
+        rows.append(
+            list(k)
+            + [len(sp)]
+            + [f"{median(x[q] for x in sp):.0f}" for q in ("p10", "p50", "p90")]
+            + ([f"{median(ratios):.2f}", f"{max(ratios):.2f}"] if ratios else ["-", "-"])
+        )
     if not rows:
         return []
-    head = (["layers x hidden", "batch", "backend"] if per_shape else ["backend"]) + ["runs", "p10", "p50", "p90"]
-    return [f"Spread of step times within runs (µs/step of windows of 50 steps, one window per epoch for the sweep "
-            f"engine; medians over runs; p90/p10 above {NOISY} marks a run noisy):", "",
-            table(head + ["p90/p10 (median)", "p90/p10 (worst)"], rows), ""]
+    head = (["layers x hidden", "batch", "backend"] if per_shape else ["backend"]) + [
+        "runs",
+        "p10",
+        "p50",
+        "p90",
+    ]
+    return [
+        f"Spread of step times within runs (µs/step of windows of 50 steps, one window per epoch for the sweep "
+        f"engine; medians over runs; p90/p10 above {NOISY} marks a run noisy):",
+        "",
+        table(head + ["p90/p10 (median)", "p90/p10 (worst)"], rows),
+        "",
+    ]
 
 
 def _warmup_line(records: list[dict]) -> list[str]:
@@ -166,8 +247,12 @@ def _warmup_line(records: list[dict]) -> list[str]:
     for r in records:
         if warmup_s(r) is not None:
             warmups[r["backend"]].append(warmup_s(r))
-    return ["First step (compile / warm-up), median seconds: " +
-            ", ".join(f"{b} {median(v):.3f}" for b, v in warmups.items()) + ".", ""]
+    return [
+        "First step (compile / warm-up), median seconds: "
+        + ", ".join(f"{b} {median(v):.3f}" for b, v in warmups.items())
+        + ".",
+        "",
+    ]
 
 
 def _by_backend_arch_batch(pairs) -> dict[tuple, list[float]]:
@@ -199,7 +284,13 @@ def fig_step_time(pairs, path: pathlib.Path) -> None:
         ax.set_ylabel("µs / step")
     ax = axes[2]
     for i, a in enumerate(archs):
-        ax.plot(batches, [med("torch", a, bs) / med("jax", a, bs) for bs in batches], marker="o", color=cmap(i), label=a)
+        ax.plot(
+            batches,
+            [med("torch", a, bs) / med("jax", a, bs) for bs in batches],
+            marker="o",
+            color=cmap(i),
+            label=a,
+        )
     ax.axhline(1, color="black", lw=0.8)
     ax.set_title("torch / JAX step time (>1: JAX faster)")
     ax.set_ylabel("ratio")

@@ -9,13 +9,17 @@ import numpy as np
 
 from shared.report.common import Page, final_acc, ok, table
 
-VARIANTS = (("output", "logits", "softmax"), ("activation", "relu", "leaky_relu"))  # field, reference, variant
+VARIANTS = (
+    ("output", "logits", "softmax"),
+    ("activation", "relu", "leaky_relu"),
+)  # field, reference, variant
 
 SOFTMAX_TEXT = (
     "The softmax output feeds probabilities to a cross-entropy that applies log-softmax again "
     "(the seed report's double softmax): the loss cannot fall below -log(e/(e+9)) ≈ 1.461, and the "
     "gradients are squashed by the inner softmax, vanishing once it saturates; the per-learning-rate "
-    "rows show where that costs most.")
+    "rows show where that costs most."
+)
 
 
 def section(page: Page) -> list[str]:
@@ -45,11 +49,27 @@ def _rows(pairs, backend: str, field: str, a: str, b_: str) -> list[list]:
                 div[lr][v] += pair[v]["status"] != "ok"
             if ok(pair[a]) and ok(pair[b_]):
                 d[lr].append(final_acc(pair[b_]) - final_acc(pair[a]))
-    groups = [("all", [x for v in d.values() for x in v], [sum(n[v] for n in div.values()) for v in (a, b_)])]
+    groups = [
+        (
+            "all",
+            [x for v in d.values() for x in v],
+            [sum(n[v] for n in div.values()) for v in (a, b_)],
+        )
+    ]
     if len(d) > 1:
         groups += [(f"{lr:g}", d[lr], [div[lr][a], div[lr][b_]]) for lr in sorted(d, reverse=True)]
-    return [[backend, label, len(diffs), f"{100 * np.mean(diffs):+.2f}", f"{100 * np.median(diffs):+.2f}",
-             f"{bad[0]} / {bad[1]}"] for label, diffs, bad in groups if diffs]
+    return [
+        [
+            backend,
+            label,
+            len(diffs),
+            f"{100 * np.mean(diffs):+.2f}",
+            f"{100 * np.median(diffs):+.2f}",
+            f"{bad[0]} / {bad[1]}",
+        ]
+        for label, diffs, bad in groups
+        if diffs
+    ]
 
 
 def variant_effects(pairs, backends) -> list[str]:
@@ -58,9 +78,23 @@ def variant_effects(pairs, backends) -> list[str]:
     for field, a, b_ in VARIANTS:
         rows = [row for b in backends for row in _rows(pairs, b, field, a, b_)]
         if rows:
-            md += [f"Effect of `{field}={b_}` against `{field}={a}` (final test accuracy, paired runs that differ only "
-                   f"there), over all pairs and per learning rate:", "",
-                   table(["backend", "lr", "pairs", "mean diff (points)", "median diff", f"not ok: {a} / {b_}"], rows), ""]
+            md += [
+                f"Effect of `{field}={b_}` against `{field}={a}` (final test accuracy, paired runs that differ only "
+                f"there), over all pairs and per learning rate:",
+                "",
+                table(
+                    [
+                        "backend",
+                        "lr",
+                        "pairs",
+                        "mean diff (points)",
+                        "median diff",
+                        f"not ok: {a} / {b_}",
+                    ],
+                    rows,
+                ),
+                "",
+            ]
     if any("output" in m for m in md):
         md += [SOFTMAX_TEXT, ""]
     return md
