@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_step import jax_stepper, parse_bench_args, torch_stepper  # noqa: E402
+
 from shared.batches import epoch_index_matrix  # noqa: E402
 from shared.config import Config  # noqa: E402
 from shared.data import SPLITS, Dataset, scale_images  # noqa: E402

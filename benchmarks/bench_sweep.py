@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_step import check_devices, jax_stepper, matmul_flops, torch_stepper  # noqa: E402
+
 from shared.batches import epoch_index_matrix  # noqa: E402
 from shared.cli import ArgumentParser, fail  # noqa: E402
 from shared.config import ACTIVATIONS, GRID_LEARNING_RATES, OUTPUTS, Config  # noqa: E402

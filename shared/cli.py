@@ -7,7 +7,6 @@ import sys
 
 from shared.config import FIELD_NAMES, PRESETS, ConfigError, Sweep, resolve
 
-
 _prog = "mlp-twins"  # the name errors start with: the last ArgumentParser's prog
 
 

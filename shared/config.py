@@ -152,7 +152,7 @@ class Sweep:
             for combo in itertools.product(*(vals for _, vals in ordered))
         ]
 
-    def with_overrides(self, overrides: dict[str, tuple[Any, ...]]) -> "Sweep":
+    def with_overrides(self, overrides: dict[str, tuple[Any, ...]]) -> Sweep:
         """Apply `--set` values: one value sets the field everywhere, several make an axis."""
         axes = dict(self.axes)
         base_changes = {}

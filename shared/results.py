@@ -121,7 +121,7 @@ class ResultsFile:
         self.records: list[dict] = []
         self.skipped_lines = 0
 
-    def open(self) -> "ResultsFile":
+    def open(self) -> ResultsFile:
         """Take the lock (or raise ResultsLocked), drop a torn last line, read what is there (or raise
         ResultsCorrupt, lock released)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -228,7 +228,7 @@ class ResultsFile:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def __enter__(self) -> "ResultsFile":
+    def __enter__(self) -> ResultsFile:
         return self.open()
 
     def __exit__(self, *exc) -> None:

@@ -46,13 +46,13 @@ def fw(request) -> str:
     return request.param
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def train_raw(fw: str, gate: str, seed: int = 0):
     """Cached: the 1000-epoch runs are shared by several tests."""
     return fundamentals(fw).train_raw(gate, seed)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def train_module(fw: str, gate: str = "or", seed: int = 0):
     return fundamentals(fw).train_module(gate, seed)
 

@@ -13,6 +13,7 @@ from shared.report.common import (
     BACKENDS,
     COLORS,
     Page,
+    arch,
     curve,
     first_cfg,
     ok,
@@ -21,7 +22,6 @@ from shared.report.common import (
     save,
     smooth,
     table,
-    arch,
 )
 from shared.results import config_of
 

@@ -12,7 +12,6 @@ import numpy as np
 from shared.report.common import BACKENDS, Page, arch, arch_order, plt, save, table
 from shared.results import config_of, warmup_s
 
-
 NOISY = 1.5  # p90 / p10 of a run's windowed step times above this: the machine did not hold still
 
 
