@@ -33,7 +33,7 @@ import time
 import traceback
 
 import executors
-from shared.cli import ArgumentParser, add_run_args, dataset, fail, sweep_from_args
+from shared.cli import ArgumentParser, add_run_args, dataset, fail, grid_from_args
 from shared.config import Config
 from shared.groups import group_runs
 from shared.machine import configure_threads, load_now, probe_floors, shape_key
@@ -186,7 +186,7 @@ def load_backends(
                 f"backend {name} is not installed ({e}); install it with {INSTALL_HINT[name]} or use --backend"
             )
         try:
-            devices[name] = mods[name].describe_device(mods[name].resolve_device(device))
+            devices[name] = device_name(mods[name], device, strict=True)
         except RuntimeError as e:
             fail(f"--device {device}: {e}")
     warning = device_mismatch(devices)
@@ -195,12 +195,15 @@ def load_backends(
     return mods, devices
 
 
-def device_name(mod, device: str) -> str:
+def device_name(mod, device: str, strict: bool = False) -> str:
     """Where backend `mod` runs `device` (auto | cpu | gpu), spelled as its records spell it ("cpu",
     "gpu:0 NAME"); the request itself where it cannot be resolved (a missing GPU: the error recorded)."""
+    runtime = importlib.import_module(mod.__name__.rsplit(".", 1)[0] + ".runtime")
     try:
-        return mod.describe_device(mod.resolve_device(device))
+        return runtime.describe_device(runtime.resolve_device(device))
     except RuntimeError:
+        if strict:
+            raise
         return device
 
 
@@ -590,14 +593,14 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     if args.report is not None:
         return build_report(pathlib.Path(args.report))
-    sweep = sweep_from_args(args)
-    runs = sweep.runs()
+    grid = grid_from_args(args)
+    runs = grid.runs()
     if args.list:
         for i, cfg in enumerate(runs, 1):
             print(f"{i:4d}  {cfg.describe()}")
         print(f"{len(runs)} runs")
         return 0
-    out = pathlib.Path(args.out or f"runs/{sweep.name}")
+    out = pathlib.Path(args.out or f"runs/{grid.name}")
     code = run_all(args, runs, out)
     if code == 0:
         code = build_report(out)

@@ -86,9 +86,10 @@ def seed_loader(cfg: Config, root: pathlib.Path):
 
 def torch_rung0(cfg: Config, data: Dataset, device: str, root: pathlib.Path):
     """run(count) -> last loss: the seed's loop body, batches from the DataLoader, cycling epochs."""
+    from impls.torch_mlp import runtime
     from impls.torch_mlp import train as twin
 
-    dev = twin.resolve_device(device)
+    dev = runtime.resolve_device(device)
     _, _, step = twin.build_training(cfg, dev)
     loader = seed_loader(cfg, root)
     batches = iter(loader)
@@ -106,7 +107,7 @@ def torch_rung0(cfg: Config, data: Dataset, device: str, root: pathlib.Path):
             loss = step(images.reshape(-1, 28 * 28).to(dev), labels.to(dev))
         return loss
 
-    return run, twin.device_sync(dev)
+    return run, runtime.device_sync(dev)
 
 
 def jax_rung0(cfg: Config, data: Dataset, device: str):
@@ -114,9 +115,10 @@ def jax_rung0(cfg: Config, data: Dataset, device: str):
     import jax
     import numpy as np
 
+    from impls.flax_mlp import runtime
     from impls.flax_mlp import train as twin
 
-    dev = twin.resolve_device(device)
+    dev = runtime.resolve_device(device)
     images = scale_images(data.train_images, cfg.dtype)  # (60000, 784), on the host
     labels = data.train_labels.astype(np.int32)
     _, _, step = twin.build_training(cfg, dev)
@@ -131,20 +133,23 @@ def jax_rung0(cfg: Config, data: Dataset, device: str):
             position += 1
         return loss
 
-    return run, twin.device_sync(dev)
+    return run, runtime.device_sync(dev)
 
 
 def bench(
     cfg: Config, data: Dataset, device: str, steps: int, rounds: int, root: pathlib.Path
 ) -> dict[str, list[float]]:
     """Loop name -> µs/step of each round, the four loops' rounds interleaved."""
-    from impls.flax_mlp import train as jax_twin
-    from impls.torch_mlp import train as torch_twin
+    from impls.flax_mlp import runtime as jax_runtime
+    from impls.torch_mlp import runtime as torch_runtime
 
     with contextlib.ExitStack() as stack:
-        for twin in (torch_twin, jax_twin):  # both twins' TF32 setting and dtype, as in train
-            stack.enter_context(twin.matmul_precision(cfg.tf32))
-            stack.enter_context(twin.dtype_scope(cfg.dtype))
+        for runtime in (
+            torch_runtime,
+            jax_runtime,
+        ):  # both twins' TF32 setting and dtype, as in train
+            stack.enter_context(runtime.matmul_precision(cfg.tf32))
+            stack.enter_context(runtime.dtype_scope(cfg.dtype))
         loops = {
             "torch rung 0": torch_rung0(cfg, data, device, root),
             "JAX rung 0": jax_rung0(cfg, data, device),

@@ -26,7 +26,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from shared.batches import epoch_index_matrix  # noqa: E402
-from shared.cli import ArgumentParser, add_run_args, fail, sweep_from_args  # noqa: E402
+from shared.cli import ArgumentParser, add_run_args, fail, grid_from_args  # noqa: E402
 from shared.config import Config  # noqa: E402
 from shared.data import DataError, Dataset, load_dataset  # noqa: E402
 from shared.machine import configure_threads  # noqa: E402
@@ -46,9 +46,10 @@ def torch_stepper(cfg: Config, data: Dataset, device: str):
     """(run(count) -> last loss, sync(loss), device name), set up by the twin's own functions, as its train does."""
     import torch
 
+    from impls.torch_mlp import runtime
     from impls.torch_mlp import train as twin
 
-    dev = twin.resolve_device(device)
+    dev = runtime.resolve_device(device)
     images, labels, _, _ = twin.device_data(cfg, data, dev)
     _, _, step = twin.build_training(cfg, dev)
     order = torch.from_numpy(
@@ -56,8 +57,8 @@ def torch_stepper(cfg: Config, data: Dataset, device: str):
     ).to(dev)
     return (
         _runner(step, twin.get_batch, images, labels, order, cfg.steps_per_epoch),
-        twin.device_sync(dev),
-        twin.describe_device(dev),
+        runtime.device_sync(dev),
+        runtime.describe_device(dev),
     )
 
 
@@ -66,9 +67,10 @@ def jax_stepper(cfg: Config, data: Dataset, device: str):
     import jax
     import numpy as np
 
+    from impls.flax_mlp import runtime
     from impls.flax_mlp import train as twin
 
-    dev = twin.resolve_device(device)
+    dev = runtime.resolve_device(device)
     images, labels, _, _ = twin.device_data(cfg, data, dev)
     _, _, step = twin.build_training(cfg, dev)
     order = jax.device_put(
@@ -77,8 +79,8 @@ def jax_stepper(cfg: Config, data: Dataset, device: str):
     )
     return (
         _runner(step, twin.get_batch, images, labels, order, cfg.steps_per_epoch),
-        twin.device_sync(dev),
-        twin.describe_device(dev),
+        runtime.device_sync(dev),
+        runtime.describe_device(dev),
     )
 
 
@@ -98,14 +100,17 @@ def _runner(step, get_batch, images, labels, order, steps_per_epoch):
 
 def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int) -> dict:
     """Per backend: first-step seconds, per-round µs/step, device name."""
-    from impls.flax_mlp import train as jax_twin
-    from impls.torch_mlp import train as torch_twin
+    from impls.flax_mlp import runtime as jax_runtime
+    from impls.torch_mlp import runtime as torch_runtime
 
     out = {}
     with contextlib.ExitStack() as stack:
-        for twin in (torch_twin, jax_twin):  # both twins' TF32 setting and dtype, as in train
-            stack.enter_context(twin.matmul_precision(cfg.tf32))
-            stack.enter_context(twin.dtype_scope(cfg.dtype))
+        for runtime in (
+            torch_runtime,
+            jax_runtime,
+        ):  # both twins' TF32 setting and dtype, as in train
+            stack.enter_context(runtime.matmul_precision(cfg.tf32))
+            stack.enter_context(runtime.dtype_scope(cfg.dtype))
         runners = {}
         for name, stepper in (("torch", torch_stepper), ("jax", jax_stepper)):
             run, sync, where = stepper(cfg, data, device)
@@ -127,12 +132,12 @@ def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int) -> d
 
 def check_devices(device: str) -> None:
     """--device gpu where a framework sees no GPU: one line now, before the data is loaded."""
-    from impls.flax_mlp import train as jax_twin
-    from impls.torch_mlp import train as torch_twin
+    from impls.flax_mlp import runtime as jax_runtime
+    from impls.torch_mlp import runtime as torch_runtime
 
-    for twin in (torch_twin, jax_twin):
+    for runtime in (torch_runtime, jax_runtime):
         try:
-            twin.resolve_device(device)
+            runtime.resolve_device(device)
         except RuntimeError as e:
             fail(str(e))
 
@@ -157,7 +162,7 @@ def parse_bench_args(
     configure_threads()  # as compare.py does, before torch loads (shared/machine.py)
     if args.steps < 1 or args.rounds < 1:
         fail(f"--steps and --rounds must be >= 1; got {args.steps} and {args.rounds}")
-    runs = sweep_from_args(args).runs()
+    runs = grid_from_args(args).runs()
     check_devices(args.device)
     try:
         data = {

@@ -62,9 +62,9 @@ def torch_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
     """(run() -> losses of `steps` steps of every member, sync, gemm() -> one step's matmuls alone)."""
     import torch
 
-    from impls.torch_mlp import sweep
+    from impls.torch_mlp import runtime, sweep
 
-    cfg, dev = cfgs[0], sweep.resolve_device(device)
+    cfg, dev = cfgs[0], runtime.resolve_device(device)
     images, labels, _, _ = sweep.device_data(cfg, data, dev)  # (60000, 784), (60000,)
     params = sweep.init_params(cfg, len(cfgs), dev)
     opt_state = sweep.init_adam(params)
@@ -88,7 +88,7 @@ def torch_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
             out = _gemm_step(x, ws, acts)
         return out
 
-    return run, sweep.device_sync(dev), gemm, sweep.describe_device(dev), _torch_peak(dev)
+    return run, runtime.device_sync(dev), gemm, runtime.describe_device(dev), _torch_peak(dev)
 
 
 def _gemm_step(x, ws, acts):
@@ -121,9 +121,9 @@ def jax_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
     import jax.numpy as jnp
     import numpy as np
 
-    from impls.flax_mlp import sweep
+    from impls.flax_mlp import runtime, sweep
 
-    cfg, dev = cfgs[0], sweep.resolve_device(device)
+    cfg, dev = cfgs[0], runtime.resolve_device(device)
     # Every array is put on `dev` explicitly, as train_group does; jitted code runs where its inputs are.
     images, labels, _, _ = sweep.device_data(cfg, data, dev)  # (60000, 784), (60000,)
     state = {"params": sweep.init_params(cfg, len(cfgs), dev)}
@@ -165,7 +165,7 @@ def jax_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
         stats = dev.memory_stats() if dev.platform == "gpu" else None
         return stats.get("peak_bytes_in_use", 0) if stats else _rss_peak()
 
-    return run, sweep.device_sync(dev), gemm, sweep.describe_device(dev), peak
+    return run, runtime.device_sync(dev), gemm, runtime.describe_device(dev), peak
 
 
 def _jax_gemm_step(x, ws, acts):

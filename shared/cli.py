@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from shared.config import FIELD_NAMES, PRESETS, ConfigError, Sweep, resolve
+from shared.config import FIELD_NAMES, PRESETS, ConfigError, Grid, resolve
 
 _prog = "mlp-twins"  # the name errors start with: the last ArgumentParser's prog
 
@@ -59,8 +59,8 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def sweep_from_args(args: argparse.Namespace) -> Sweep:
-    """The validated sweep the flags describe, or exit 2 with the field named."""
+def grid_from_args(args: argparse.Namespace) -> Grid:
+    """The validated grid the flags describe, or exit 2 with the field named."""
     try:
         return resolve(args.config, args.set)
     except ConfigError as e:
@@ -70,13 +70,13 @@ def sweep_from_args(args: argparse.Namespace) -> Sweep:
 def backend_args(
     prog: str, framework: str, argv: list[str] | None = None
 ) -> tuple[argparse.Namespace, list]:
-    """`python -m impls.<twin>`'s flags, parsed and validated: (args, the runs of the sweep), or exit 2."""
+    """`python -m impls.<twin>`'s flags, parsed and validated: (args, the runs of the grid), or exit 2."""
     parser = ArgumentParser(
         prog=prog, description=f"Train the MNIST MLP with {framework} (the seed's loop)."
     )
     add_run_args(parser)
     args = parser.parse_args(argv)
-    runs = sweep_from_args(args).runs()
+    runs = grid_from_args(args).runs()
     # The caller imports its framework after this returns: set its threads first (shared/machine.py).
     from shared.machine import configure_threads
 

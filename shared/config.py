@@ -1,6 +1,6 @@
 """One config type for every run, presets by name, and grid expansion.
 
-A *run* is one frozen `Config`. A *sweep* is a base `Config` plus axes
+A *run* is one frozen `Config`. A *grid* is a base `Config` plus axes
 (field -> list of values); expanding it gives the runs in a fixed order
 (the cartesian product, axes in field order), so `--list` and the results
 file always agree on what "run 17" is.
@@ -131,11 +131,11 @@ FIELD_NAMES = tuple(f.name for f in fields(Config))
 _FIELD_TYPES = {f.name: f.type for f in fields(Config)}
 
 
-# --------------------------------------------------------------------- sweeps
+# ---------------------------------------------------------------------- grids
 
 
 @dataclass(frozen=True)
-class Sweep:
+class Grid:
     """A base config plus axes; `runs()` expands it (the cartesian product, axes in field order)."""
 
     name: str
@@ -152,7 +152,7 @@ class Sweep:
             for combo in itertools.product(*(vals for _, vals in ordered))
         ]
 
-    def with_overrides(self, overrides: dict[str, tuple[Any, ...]]) -> Sweep:
+    def with_overrides(self, overrides: dict[str, tuple[Any, ...]]) -> Grid:
         """Apply `--set` values: one value sets the field everywhere, several make an axis."""
         axes = dict(self.axes)
         base_changes = {}
@@ -166,9 +166,9 @@ class Sweep:
             base = dataclasses.replace(self.base, **base_changes)
         except TypeError as e:  # pragma: no cover - names are checked in parse_value
             raise ConfigError(str(e)) from None
-        sweep = Sweep(self.name, base, tuple(axes.items()))
-        sweep.runs()  # validate every combination now, not halfway through a grid
-        for name, values in sweep.axes:
+        grid = Grid(self.name, base, tuple(axes.items()))
+        grid.runs()  # validate every combination now, not halfway through a grid
+        for name, values in grid.axes:
             # A repeated value (400,400 or 10e-1,1.0) would make two runs with one key, and
             # resume would take the second for done.
             repeated = [v for i, v in enumerate(values) if v in values[:i]]
@@ -176,15 +176,15 @@ class Sweep:
                 raise ConfigError(
                     f"{name}: value {repeated[0]!r} given twice; allowed: distinct values"
                 )
-        return sweep
+        return grid
 
 
-PRESETS: dict[str, Sweep] = {
+PRESETS: dict[str, Grid] = {
     # The seed: pytorch-tutorial's feed-forward net, 784-500-10, Adam 1e-3, batch 100, 5 epochs.
-    "baseline": Sweep("baseline", Config()),
+    "baseline": Grid("baseline", Config()),
     # The lab report's grid: 3 x 3 x 3 x 4 x 2 x 2 = 432 runs. Every run trains 8 epochs and is
     # evaluated after each one, so the results for 3..8 epochs are the first k epochs of these.
-    "grid": Sweep(
+    "grid": Grid(
         "grid",
         Config(epochs=8),
         (
@@ -197,7 +197,7 @@ PRESETS: dict[str, Sweep] = {
         ),
     ),
     # A few seconds on a CPU: small net, large batches, both output variants.
-    "smoke": Sweep(
+    "smoke": Grid(
         "smoke",
         Config(hidden_size=64, batch_size=600, epochs=2),
         (("output", OUTPUTS),),
@@ -255,7 +255,7 @@ def parse_set(items: list[str]) -> dict[str, tuple[Any, ...]]:
     return out
 
 
-def load_toml(path: str | pathlib.Path) -> Sweep:
+def load_toml(path: str | pathlib.Path) -> Grid:
     """A TOML file of Config fields; a list value makes an axis. `preset = "grid"` starts from a preset.
 
     preset = "baseline"
@@ -293,14 +293,14 @@ def load_toml(path: str | pathlib.Path) -> Sweep:
     return dataclasses.replace(PRESETS[preset], name=path.stem).with_overrides(overrides)
 
 
-def resolve(config: str, sets: list[str] | None = None) -> Sweep:
-    """`--config NAME|FILE.toml` plus `--set` items -> a validated Sweep."""
+def resolve(config: str, sets: list[str] | None = None) -> Grid:
+    """`--config NAME|FILE.toml` plus `--set` items -> a validated Grid."""
     if config in PRESETS:
-        sweep = PRESETS[config]
+        grid = PRESETS[config]
     elif config.endswith(".toml"):
-        sweep = load_toml(config)
+        grid = load_toml(config)
     else:
         raise ConfigError(
             f"--config: got {config!r}; allowed: {' | '.join(PRESETS)} or a path to a .toml file"
         )
-    return sweep.with_overrides(parse_set(sets or []))
+    return grid.with_overrides(parse_set(sets or []))

@@ -213,7 +213,7 @@ def test_error_records_name_the_resolved_device(backend, engine, monkeypatch, ca
     else:
         recs = [compare.train_one(mod, backend, cfg, None, args)]
     assert "broken on purpose" in capsys.readouterr().err
-    resolved = mod.describe_device(mod.resolve_device("auto"))
+    resolved = compare.device_name(mod, "auto")
     assert resolved != "auto"
     for rec in recs:
         assert rec["status"] == "error" and rec["error"] == "ValueError: broken on purpose"

@@ -242,10 +242,10 @@ def test_every_field_can_be_set():
 
 CLI = """
 import sys
-from shared.cli import ArgumentParser, add_run_args, sweep_from_args
+from shared.cli import ArgumentParser, add_run_args, grid_from_args
 p = ArgumentParser(prog="prog")
 add_run_args(p)
-print(len(sweep_from_args(p.parse_args(sys.argv[1:])).runs()))
+print(len(grid_from_args(p.parse_args(sys.argv[1:])).runs()))
 """
 
 

@@ -29,6 +29,7 @@ import jax.numpy as jnp  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from impls.flax_mlp import model as flax_model  # noqa: E402
+from impls.flax_mlp import runtime as flax_runtime  # noqa: E402
 from impls.flax_mlp import train as flax_train  # noqa: E402
 from impls.torch_mlp import model as torch_model  # noqa: E402
 from impls.torch_mlp import train as torch_train  # noqa: E402
@@ -161,7 +162,7 @@ def test_outputs_match(cfg, batch):
 
 def both_gradients(cfg: Config, images: np.ndarray, labels: np.ndarray):
     """Loss and [(dW (in, out), db), ...] of one batch in both twins, from the shared init, in cfg.dtype."""
-    with flax_train.dtype_scope(cfg.dtype):
+    with flax_runtime.dtype_scope(cfg.dtype):
         torch_net, flax_net = twins(cfg)
         loss_torch = torch_train.loss_fn(torch_net, *as_torch(images, labels))
         loss_torch.backward()
@@ -281,7 +282,7 @@ def train_both(cfg: Config, mnist, steps: int):
     order = np.concatenate(
         [epoch_index_matrix(cfg.seed, e, len(labels), cfg.batch_size) for e in range(cfg.epochs)]
     )
-    with flax_train.dtype_scope(cfg.dtype):
+    with flax_runtime.dtype_scope(cfg.dtype):
         torch_net, flax_net = twins(cfg)
         torch_opt, flax_opt = (
             torch_train.build_optimizer(torch_net, cfg),
@@ -388,9 +389,9 @@ def test_float32_runs_after_a_float64_run_stay_float32(float64_records):
     )
     assert jnp.ones(1).dtype == jnp.float32
     cfg = Config(hidden_size=16, batch_size=6000, epochs=1)
-    with flax_train.dtype_scope(cfg.dtype):
+    with flax_runtime.dtype_scope(cfg.dtype):
         assert flax_model.get_weights(flax_model.build_model(cfg))[0][0].dtype == np.float32
-    with flax_train.dtype_scope("float64"):
+    with flax_runtime.dtype_scope("float64"):
         assert (
             flax_model.get_weights(flax_model.build_model(cfg.__class__(dtype="float64")))[0][
                 0

@@ -57,7 +57,7 @@ def run_compare(*args: str, report: bool = False) -> int:
         parsed = compare.parse_args(list(args))
         signal.signal(signal.SIGTERM, compare._interrupt)  # as main does
         return compare.run_all(
-            parsed, compare.sweep_from_args(parsed).runs(), pathlib.Path(parsed.out)
+            parsed, compare.grid_from_args(parsed).runs(), pathlib.Path(parsed.out)
         )
     except SystemExit as e:
         return e.code
@@ -112,7 +112,7 @@ def test_bad_ray_flags_are_one_line_and_exit_2(args, named, capsys):
 
 
 def test_units_are_groups_per_backend_minus_finished_runs():
-    runs = compare.sweep_from_args(compare.parse_args(SMALL)).runs()
+    runs = compare.grid_from_args(compare.parse_args(SMALL)).runs()
     todo = [(c, b) for c in runs for b in ("torch", "jax")][1:]  # torch's first run already done
     sweep = executors.plan_units(runs, todo, "sweep", ["torch", "jax"])
     assert [(u.backend, len(u.configs)) for u in sweep] == [("torch", 1), ("jax", 2)]

@@ -108,17 +108,17 @@ def test_divergence_stops_early_without_raising(twin, mnist, capsys):
 
 
 def test_resolve_device(twin):
-    assert twin.describe_device(twin.resolve_device("cpu")) == "cpu"
-    auto = twin.describe_device(twin.resolve_device("auto"))
+    assert _runtime(twin).describe_device(_runtime(twin).resolve_device("cpu")) == "cpu"
+    auto = _runtime(twin).describe_device(_runtime(twin).resolve_device("auto"))
     try:
-        gpu = twin.describe_device(twin.resolve_device("gpu"))
+        gpu = _runtime(twin).describe_device(_runtime(twin).resolve_device("gpu"))
     except RuntimeError as e:  # no GPU here: one line that says so, and auto falls back to the CPU
         assert "\n" not in str(e) and "gpu" in str(e)
         assert auto == "cpu"
     else:
         assert auto == gpu != "cpu"
     with pytest.raises(ValueError, match="auto | cpu | gpu"):
-        twin.resolve_device("tpu")
+        _runtime(twin).resolve_device("tpu")
 
 
 @pytest.mark.slow
@@ -146,3 +146,8 @@ def test_baseline_one_epoch_reaches_95_percent_in_both(mnist):
     # rounding differences then grow step by step (measured: ~3e-3 apart by step 600), still far below the loss.
     gap = np.abs(np.array(records["torch"]["loss_curve"]) - np.array(records["jax"]["loss_curve"]))
     assert gap[:200].max() <= 1e-3 and gap.max() <= 1e-2
+
+
+def _runtime(twin):
+    """The twin's runtime module (devices, precision), beside its train module."""
+    return importlib.import_module(twin.__name__.replace(".train", ".runtime"))

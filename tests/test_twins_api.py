@@ -13,7 +13,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TWINS = {"torch_mlp": ("torch",), "flax_mlp": ("jax", "flax", "optax")}
 # The walk-through (fundamentals.py) is another engineer's and mirrors on its own terms.
-MODULES = ("__init__.py", "__main__.py", "model.py", "sweep.py", "train.py")
+MODULES = ("__init__.py", "__main__.py", "model.py", "runtime.py", "sweep.py", "train.py")
 
 
 def public_api(path: pathlib.Path) -> list[tuple]:
@@ -57,8 +57,10 @@ def test_same_public_api(module):
 
 def test_train_modules_offer_what_compare_py_calls():
     names = [entry[1] for entry in public_api(ROOT / "impls" / "torch_mlp" / "train.py")]
-    for needed in ("loss_fn", "train_step", "evaluate", "resolve_device", "train"):
+    for needed in ("loss_fn", "train_step", "evaluate", "train"):
         assert needed in names
+    runtime = [entry[1] for entry in public_api(ROOT / "impls" / "torch_mlp" / "runtime.py")]
+    assert {"resolve_device", "describe_device", "versions"} <= set(runtime)
     train_def = next(
         e for e in public_api(ROOT / "impls" / "torch_mlp" / "train.py") if e[1] == "train"
     )

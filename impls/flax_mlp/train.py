@@ -18,19 +18,17 @@ CPU, jitted ~0.06 ms). The step goes through `nnx.cached_partial` (see `build_tr
 
 from __future__ import annotations
 
-import contextlib
-import importlib.metadata
 import math
 import time
 from collections.abc import Callable
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
 
+from impls.flax_mlp import runtime
 from impls.flax_mlp.model import MLP, build_model
 from shared.batches import epoch_index_matrix
 from shared.config import Config
@@ -96,49 +94,6 @@ def get_batch(
     return images[index], labels[index]
 
 
-def matmul_precision(tf32: bool):
-    """float32 matmuls as IEEE float32, or TF32 on GPUs that have it when `tf32`. CPUs ignore it.
-
-    A context manager. The precision is part of jit's cache key, so functions first called inside
-    it are traced and compiled under it (and retraced if called again under another precision).
-    """
-    return jax.default_matmul_precision(
-        "tensorfloat32" if tf32 else "highest"
-    )  # "highest" = no TF32
-
-
-def dtype_scope(dtype: str) -> contextlib.AbstractContextManager:
-    """What a run in `dtype` (Config.dtype) needs switched on process-wide: in JAX, its x64 mode.
-
-    Without it float64 arrays are silently made float32. It is on for a float64 run only and put back
-    after, so float32 runs in the same process stay float32 (jit keys its cache on it: each mode compiles
-    its own code).
-    """
-    enable_x64 = (
-        jax.enable_x64 if hasattr(jax, "enable_x64") else jax.experimental.enable_x64
-    )  # older jax
-    return enable_x64(dtype == "float64")
-
-
-def resolve_device(device: str) -> jax.Device:
-    """ "auto": the GPU if JAX sees one, else the CPU; "cpu"; "gpu": RuntimeError if there is none."""
-    if device not in ("auto", "cpu", "gpu"):
-        raise ValueError(f"device: got {device!r}; allowed: auto | cpu | gpu")
-    if device != "cpu" and _gpus():
-        return _gpus()[0]
-    if device == "gpu":
-        raise RuntimeError(
-            "--device gpu: JAX sees no GPU (jax.devices('gpu') finds none; is a CUDA build of "
-            "jaxlib installed?); allowed here: auto | cpu"
-        )
-    return jax.devices("cpu")[0]
-
-
-def describe_device(dev: jax.Device) -> str:
-    """ "cpu", or e.g. "gpu:0 NVIDIA H100 80GB HBM3" (the same spelling in both twins)."""
-    return f"gpu:{dev.id} {dev.device_kind}" if dev.platform == "gpu" else "cpu"
-
-
 def device_data(cfg: Config, data: Dataset, dev: jax.Device) -> tuple[jax.Array, ...]:
     """The whole dataset on `dev`, moved once; every batch is then gathered there (get_batch)."""
     train_images = jax.device_put(
@@ -172,13 +127,13 @@ def train(
     "diverged"; a missing GPU raises RuntimeError; any other error propagates.
     """
     start = time.perf_counter()
-    log = log or _silent
-    dev = resolve_device(device)
-    with matmul_precision(cfg.tf32), dtype_scope(cfg.dtype):
+    log = log or runtime.silent
+    dev = runtime.resolve_device(device)
+    with runtime.matmul_precision(cfg.tf32), runtime.dtype_scope(cfg.dtype):
         train_images, train_labels, test_images, test_labels = device_data(cfg, data, dev)
         model, optimizer, step = build_training(cfg, dev)
 
-        clock = StepClock(device_sync(dev))
+        clock = StepClock(runtime.device_sync(dev))
         epochs, curve, status = [], [], "ok"
         steps = cfg.steps_per_epoch
         for epoch in range(cfg.epochs):
@@ -234,32 +189,6 @@ def train(
         loss_curve=curve,
         timing=clock.summary(cfg.batch_size),
         wall_s=time.perf_counter() - start,
-        device=describe_device(dev),
-        versions=versions(),
+        device=runtime.describe_device(dev),
+        versions=runtime.versions(),
     )
-
-
-def device_sync(dev: jax.Device) -> Callable[[object], None]:
-    """What StepClock waits on: the step's output itself (jax.block_until_ready), on any device."""
-    return jax.block_until_ready
-
-
-def _gpus() -> list[jax.Device]:
-    try:
-        return jax.devices("gpu")
-    except RuntimeError:  # no GPU backend in this jaxlib, or no GPU
-        return []
-
-
-def versions() -> dict[str, str]:
-    """The versions of this framework's packages, for the record (shared.results adds python and numpy)."""
-    found = {"jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__}
-    with contextlib.suppress(
-        importlib.metadata.PackageNotFoundError
-    ):  # jaxlib's version is the wheel's
-        found["jaxlib"] = importlib.metadata.version("jaxlib")
-    return found
-
-
-def _silent(line: str) -> None:
-    pass

@@ -14,14 +14,16 @@ def main(argv: list[str] | None = None) -> int:
     prog = "python -m impls.torch_mlp"
     args, runs = backend_args(prog, "PyTorch", argv)
     # The framework is imported once the flags are known to be good, so that bad flags fail at once.
-    from impls.torch_mlp import train
+    from impls.torch_mlp import runtime, train
 
     try:
-        device = train.resolve_device(args.device)
+        device = runtime.resolve_device(args.device)
     except RuntimeError as e:
         fail(str(e), prog=prog)
     for n, cfg in enumerate(runs, 1):
-        print(f"== run {n}/{len(runs)} on {train.describe_device(device)}: {cfg.key()}", flush=True)
+        print(
+            f"== run {n}/{len(runs)} on {runtime.describe_device(device)}: {cfg.key()}", flush=True
+        )
         data = dataset(cfg.dataset, args.data_dir)
         record = train.train(cfg, data, args.device, log=lambda line: print(line, flush=True))
         print(summary(record, len(data.test_labels)), flush=True)

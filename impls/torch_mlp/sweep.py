@@ -33,17 +33,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from impls.torch_mlp import runtime
 from impls.torch_mlp.model import LEAKY_SLOPE, build_model, get_weights
-from impls.torch_mlp.train import (
-    LOG_EVERY,
-    describe_device,
-    device_data,
-    device_sync,
-    dtype_scope,
-    matmul_precision,
-    resolve_device,
-    versions,
-)
+from impls.torch_mlp.train import LOG_EVERY, device_data
 from shared.batches import epoch_index_matrix
 from shared.config import Config
 from shared.data import Dataset
@@ -286,10 +278,10 @@ def train_group(
             f"train_group: the configs form {len(keys)} groups, not one (they differ beyond "
             f"learning_rate, activation, output)"
         )
-    dev = resolve_device(device)
+    dev = runtime.resolve_device(device)
     records = []
     for part in split_group(cfgs, memory_budget(dev)):
-        records += _train_part(part, data, dev, log or _silent)
+        records += _train_part(part, data, dev, log or runtime.silent)
     return records
 
 
@@ -298,14 +290,14 @@ def _train_part(
 ) -> list[dict]:
     start = time.perf_counter()
     cfg, count = cfgs[0], len(cfgs)  # cfg: what the members share
-    with matmul_precision(cfg.tf32), dtype_scope(cfg.dtype):
+    with runtime.matmul_precision(cfg.tf32), runtime.dtype_scope(cfg.dtype):
         train_images, train_labels, test_images, test_labels = device_data(cfg, data, dev)
         params = init_params(cfg, count, dev)
         opt_state = init_adam(params)
         members = member_constants(cfgs, dev)
         alive = torch.ones(count, dtype=torch.bool, device=dev)  # (M,)
 
-        clock = StepClock(device_sync(dev))
+        clock = StepClock(runtime.device_sync(dev))
         order = _order(cfg, data, 0, dev)
         t0 = time.perf_counter()
         run_epoch = compile_epoch(
@@ -342,8 +334,8 @@ def _train_part(
         curves,
         clock,
         time.perf_counter() - start,
-        describe_device(dev),
-        versions(),
+        runtime.describe_device(dev),
+        runtime.versions(),
     )
 
 
@@ -447,10 +439,6 @@ def _records(cfgs, data, status, epochs, curves, clock, wall_s, device, versions
 
 def _name(cfg: Config) -> str:
     return f"lr={cfg.learning_rate:g} {cfg.activation} {cfg.output}"
-
-
-def _silent(line: str) -> None:
-    pass
 
 
 _BACKEND = "torch"

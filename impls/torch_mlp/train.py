@@ -17,9 +17,7 @@ a plain function (the sweep engine, impls/torch_mlp/sweep.py, is where compiling
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import importlib.metadata
 import math
 import time
 from collections.abc import Callable
@@ -28,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from impls.torch_mlp import runtime
 from impls.torch_mlp.model import MLP, build_model
 from shared.batches import epoch_index_matrix
 from shared.config import Config
@@ -91,51 +90,6 @@ def get_batch(
     return images[index], labels[index]
 
 
-@contextlib.contextmanager
-def matmul_precision(tf32: bool):
-    """float32 matmuls as IEEE float32, or TF32 on GPUs that have it when `tf32`. CPUs ignore it."""
-    saved = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
-    torch.set_float32_matmul_precision(
-        "high" if tf32 else "highest"
-    )  # "highest" = no TF32 in matmuls
-    torch.backends.cudnn.allow_tf32 = (
-        tf32  # convolutions (none here; set so that nothing uses TF32)
-    )
-    try:
-        yield
-    finally:  # process-wide knobs: put them back for whatever runs next
-        torch.set_float32_matmul_precision(saved[0])
-        torch.backends.cudnn.allow_tf32 = saved[1]
-
-
-def dtype_scope(dtype: str) -> contextlib.AbstractContextManager:
-    """What a run in `dtype` (Config.dtype) needs switched on process-wide: in torch, nothing.
-
-    Tensors carry their dtype, and build_model and train make a float64 run's tensors float64.
-    (JAX's twin has to enable its x64 mode here.)
-    """
-    return contextlib.nullcontext()
-
-
-def resolve_device(device: str) -> torch.device:
-    """ "auto": the GPU if torch sees one, else the CPU; "cpu"; "gpu": RuntimeError if there is none."""
-    if device not in ("auto", "cpu", "gpu"):
-        raise ValueError(f"device: got {device!r}; allowed: auto | cpu | gpu")
-    if device != "cpu" and torch.cuda.is_available():
-        return torch.device("cuda", torch.cuda.current_device())
-    if device == "gpu":
-        raise RuntimeError(
-            "--device gpu: torch sees no CUDA GPU (torch.cuda.is_available() is False); "
-            "allowed here: auto | cpu"
-        )
-    return torch.device("cpu")
-
-
-def describe_device(dev: torch.device) -> str:
-    """ "cpu", or e.g. "gpu:0 NVIDIA H100 80GB HBM3" (the same spelling in both twins)."""
-    return f"gpu:{dev.index} {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else "cpu"
-
-
 def device_data(cfg: Config, data: Dataset, dev: torch.device) -> tuple[torch.Tensor, ...]:
     """The whole dataset on `dev`, moved once; every batch is then gathered there (get_batch)."""
     train_images = torch.from_numpy(scale_images(data.train_images, cfg.dtype)).to(
@@ -169,13 +123,13 @@ def train(
     "diverged"; a missing GPU raises RuntimeError; any other error propagates.
     """
     start = time.perf_counter()
-    log = log or _silent
-    dev = resolve_device(device)
-    with matmul_precision(cfg.tf32), dtype_scope(cfg.dtype):
+    log = log or runtime.silent
+    dev = runtime.resolve_device(device)
+    with runtime.matmul_precision(cfg.tf32), runtime.dtype_scope(cfg.dtype):
         train_images, train_labels, test_images, test_labels = device_data(cfg, data, dev)
         model, optimizer, step = build_training(cfg, dev)
 
-        clock = StepClock(device_sync(dev))
+        clock = StepClock(runtime.device_sync(dev))
         epochs, curve, status = [], [], "ok"
         steps = cfg.steps_per_epoch
         for epoch in range(cfg.epochs):
@@ -228,27 +182,6 @@ def train(
         loss_curve=curve,
         timing=clock.summary(cfg.batch_size),
         wall_s=time.perf_counter() - start,
-        device=describe_device(dev),
-        versions=versions(),
+        device=runtime.describe_device(dev),
+        versions=runtime.versions(),
     )
-
-
-def device_sync(dev: torch.device) -> Callable[[object], None]:
-    """What StepClock waits on: the GPU's queue (torch.cuda.synchronize); on the CPU work is already done."""
-    if dev.type == "cuda":
-        return lambda value: torch.cuda.synchronize(dev)
-    return lambda value: None
-
-
-def versions() -> dict[str, str]:
-    """The versions of this framework's packages, for the record (shared.results adds python and numpy)."""
-    found = {"torch": torch.__version__}
-    with contextlib.suppress(
-        importlib.metadata.PackageNotFoundError
-    ):  # torchvision is optional here
-        found["torchvision"] = importlib.metadata.version("torchvision")
-    return found
-
-
-def _silent(line: str) -> None:
-    pass

@@ -1,0 +1,84 @@
+"""Process plumbing for the JAX twin: devices, precision, dtypes, syncs and versions.
+
+Not part of the lesson (that is train.py): what a run needs from its process around the training
+loop. Mirrored function for function by impls/torch_mlp/runtime.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+from collections.abc import Callable
+
+import flax
+import jax
+import optax
+
+
+def matmul_precision(tf32: bool):
+    """float32 matmuls as IEEE float32, or TF32 on GPUs that have it when `tf32`. CPUs ignore it.
+
+    A context manager. The precision is part of jit's cache key, so functions first called inside
+    it are traced and compiled under it (and retraced if called again under another precision).
+    """
+    return jax.default_matmul_precision(
+        "tensorfloat32" if tf32 else "highest"
+    )  # "highest" = no TF32
+
+
+def dtype_scope(dtype: str) -> contextlib.AbstractContextManager:
+    """What a run in `dtype` (Config.dtype) needs switched on process-wide: in JAX, its x64 mode.
+
+    Without it float64 arrays are silently made float32. It is on for a float64 run only and put back
+    after, so float32 runs in the same process stay float32 (jit keys its cache on it: each mode compiles
+    its own code).
+    """
+    enable_x64 = (
+        jax.enable_x64 if hasattr(jax, "enable_x64") else jax.experimental.enable_x64
+    )  # older jax
+    return enable_x64(dtype == "float64")
+
+
+def resolve_device(device: str) -> jax.Device:
+    """ "auto": the GPU if JAX sees one, else the CPU; "cpu"; "gpu": RuntimeError if there is none."""
+    if device not in ("auto", "cpu", "gpu"):
+        raise ValueError(f"device: got {device!r}; allowed: auto | cpu | gpu")
+    if device != "cpu" and _gpus():
+        return _gpus()[0]
+    if device == "gpu":
+        raise RuntimeError(
+            "--device gpu: JAX sees no GPU (jax.devices('gpu') finds none; is a CUDA build of "
+            "jaxlib installed?); allowed here: auto | cpu"
+        )
+    return jax.devices("cpu")[0]
+
+
+def describe_device(dev: jax.Device) -> str:
+    """ "cpu", or e.g. "gpu:0 NVIDIA H100 80GB HBM3" (the same spelling in both twins)."""
+    return f"gpu:{dev.id} {dev.device_kind}" if dev.platform == "gpu" else "cpu"
+
+
+def device_sync(dev: jax.Device) -> Callable[[object], None]:
+    """What StepClock waits on: the step's output itself (jax.block_until_ready), on any device."""
+    return jax.block_until_ready
+
+
+def _gpus() -> list[jax.Device]:
+    try:
+        return jax.devices("gpu")
+    except RuntimeError:  # no GPU backend in this jaxlib, or no GPU
+        return []
+
+
+def versions() -> dict[str, str]:
+    """The versions of this framework's packages, for the record (shared.results adds python and numpy)."""
+    found = {"jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__}
+    with contextlib.suppress(
+        importlib.metadata.PackageNotFoundError
+    ):  # jaxlib's version is the wheel's
+        found["jaxlib"] = importlib.metadata.version("jaxlib")
+    return found
+
+
+def silent(line: str) -> None:
+    """A `log` that prints nothing (train(..., log=None))."""
