@@ -28,8 +28,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # Files whose text may cite a path: Markdown, Python, shell, TOML, and extensionless scripts.
 CITING_SUFFIXES = {".md", ".py", ".sh", ".toml"}
-# Where the walk looks when there is no git to list the repository's files (an unpacked archive).
-SKIP_DIRS = {"runs", "build", "dist", "__pycache__", "node_modules", "data"}
+# What the walk leaves out when there is no git to list the repository's files (an unpacked
+# archive): .gitignore's run outputs, build folders and datasets at the top, caches anywhere.
+SKIP_TOP = {"runs", "build", "dist", "data"}
+SKIP_ANYWHERE = {"__pycache__", "node_modules"}
 
 # .ci/run is this repository's CI script: its runner keeps the real MNIST and Fashion-MNIST beside
 # the checkout, in `DATASETS_BESIDE`, and the script and the test fixtures name that place (the
@@ -69,11 +71,12 @@ def repo_files(root: pathlib.Path) -> list[pathlib.Path]:
         dirs[:] = [
             d
             for d in dirs
-            if d not in SKIP_DIRS
+            if d not in SKIP_ANYWHERE
+            and not (d in SKIP_TOP and pathlib.Path(folder) == root)
             and not d.endswith(".egg-info")
             and (not d.startswith(".") or d == ".ci")
         ]
-        found += [pathlib.Path(folder, name) for name in names]
+        found += [pathlib.Path(folder, name) for name in names if name != ".git"]
     return sorted(found)
 
 
