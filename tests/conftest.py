@@ -152,10 +152,14 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+# Outermost, and after the others: the line comes last, just above the final counts.
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    yield
     if not _data_skips:
         return
-    line = f"{len(_data_skips)} tests skipped for lack of real data (MNIST, Fashion-MNIST): {HOW}"
+    n = len(_data_skips)
+    line = f"{n} test{'s' * (n != 1)} skipped for lack of real data (MNIST, Fashion-MNIST): {HOW}"
     if _ci():
         line += "; CI=true, so this run fails"
     terminalreporter.write_line(line, yellow=True, bold=True)
