@@ -1,21 +1,45 @@
-"""Shared fixtures. Real data comes from ../shared/datasets (or $MLP_TWINS_DATASETS) and is
-never copied into the repo; tests that need it skip with a reason where it is absent."""
+"""Shared fixtures, and where the real data comes from.
+
+The tests find MNIST and Fashion-MNIST the way the product does, in its order:
+1. an explicit folder: $MLP_TWINS_DATASETS (holding mnist/ and fashion-mnist/), $MLP_TWINS_DATA
+   (the product's own variable), then ../shared/datasets beside the checkout (this repository's
+   CI);
+2. the product's cache, $XDG_CACHE_HOME/mlp-twins/<name>/ (else ~/.cache/...), where the
+   README's first command and `python -m shared.data fetch` put the files;
+3. for the `mnist` dataset fixture, a tensorflow-datasets copy, if it holds the published order.
+The four files found (md5-checked, by shared.data) are copied into this session's own temporary
+cache, so no test writes where the user keeps data; no test touches the network. A test without
+data skips, and the run ends with one line saying how many did and how to get the data; with
+CI=true such a skip fails the run (CI always has the data beside it).
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
-import sys
+import shutil
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # `import shared`, `import impls` without an install
+from shared.data import DataError, cache_dir, verified_files
 
-DATASETS = pathlib.Path(os.environ.get("MLP_TWINS_DATASETS", ROOT.parent / "shared" / "datasets"))
-# An MNIST folder given the product's way (MLP_TWINS_DATA) also serves the tests; read it before
-# pytest_configure removes it from the environment.
-EXPLICIT_MNIST = os.environ.get("MLP_TWINS_DATA")
+# The checkout itself is first on sys.path (pyproject.toml: pythonpath), so that `import shared`
+# and `import impls` find this checkout's code, installed or not.
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+DATASETS = ("mnist", "fashion-mnist")
+# Read now: pytest_configure points XDG_CACHE_HOME at this session's cache and drops
+# MLP_TWINS_DATA, so that no test writes into the user's cache or inherits their folder.
+USER_ENV = {k: v for k, v in os.environ.items() if k.startswith("MLP_TWINS_")}
+USER_CACHE = {name: cache_dir(name) for name in DATASETS}
+
+MISSING = "real data missing"  # starts every skip for lack of data: the summary counts them
+HOW = (
+    "to get the data, run `python -m shared.data fetch mnist fashion-mnist` (online, once), "
+    "or set MLP_TWINS_DATASETS to a folder holding mnist/ and fashion-mnist/"
+)
+_data_skips: set[str] = set()  # node ids of the tests skipped for lack of data
 
 
 def pytest_configure(config):
@@ -28,51 +52,125 @@ def pytest_configure(config):
     os.environ["XDG_CACHE_HOME"] = os.environ["MLP_TWINS_TEST_CACHE"]
     # An explicit dir in the caller's environment must not leak into tests that pass none.
     os.environ.pop("MLP_TWINS_DATA", None)
-    # torch's OpenMP settings as compare.py makes them in its own process, before torch loads (the user's
-    # own settings win): the tests that run compare.main, train or the benchmarks in this process then run
-    # torch as a compare.py process would, and on a shared CPU its threads sleep instead of spinning while
-    # they wait for one another (shared/machine.py), which slowed such tests several-fold.
+    # torch's OpenMP settings as compare.py makes them in its own process, before torch loads
+    # (the user's own settings win): the tests that run compare.main, train or the benchmarks in
+    # this process then run torch as a compare.py process would, and on a shared CPU its threads
+    # sleep instead of spinning while they wait for one another (shared/machine.py), which
+    # slowed such tests several-fold.
     from shared.machine import configure_threads
 
     configure_threads()
 
 
-def _dataset_dir(name: str) -> pathlib.Path:
-    d = DATASETS / name
-    if name == "mnist" and EXPLICIT_MNIST and not (d / "train-images-idx3-ubyte.gz").is_file():
-        d = pathlib.Path(EXPLICIT_MNIST)
-    if not (d / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip(
-            f"real {name} files not found in {d} (set MLP_TWINS_DATASETS to the folder holding {name}/)"
-        )
-    return d
+# ------------------------------------------------------------------ real data
+
+
+def data_places(name: str, env: dict, root: pathlib.Path, cache: pathlib.Path) -> list:
+    """(origin, folder) where the tests look for `name`, in order: the explicit folders that
+    `env` names, ../shared/datasets beside `root`, then the product's cache folder `cache`."""
+    places = [
+        (v, pathlib.Path(env[v])) for v in ("MLP_TWINS_DATASETS", "MLP_TWINS_DATA") if env.get(v)
+    ]
+    return [*places, ("../shared/datasets", root.parent / "shared" / "datasets"), ("cache", cache)]
+
+
+def find_real_data(name: str, places: list, dest: pathlib.Path) -> tuple[pathlib.Path | None, str]:
+    """(`dest` holding a copy of the four published .gz files, where they came from) from the
+    first place that has them all, md5-checked; else (None, what each place lacked)."""
+    looked = []
+    for origin, folder in places:
+        if not folder.is_dir():
+            looked.append(f"{origin} {folder} (no such folder)")
+            continue
+        try:
+            files = verified_files(folder, name, origin)
+        except DataError as e:
+            looked.append(str(e))
+            continue
+        if any(path.suffix != ".gz" for path in files.values()):
+            looked.append(f"{origin} {folder} (extracted files: the tests need the .gz files)")
+            continue
+        dest.mkdir(parents=True, exist_ok=True)
+        for path in files.values():
+            shutil.copyfile(path, dest / path.name)
+        return dest, f"{origin} {folder}"
+    return None, "; ".join(looked)
+
+
+@functools.cache
+def _real_data(name: str) -> tuple[pathlib.Path | None, str]:
+    # Beside this session's cache, not in it: the loader's cache step never sees the copy.
+    dest = pathlib.Path(os.environ["MLP_TWINS_TEST_CACHE"]) / "real-data" / name
+    return find_real_data(name, data_places(name, USER_ENV, ROOT, USER_CACHE[name]), dest)
+
+
+def _real_dir(name: str) -> pathlib.Path:
+    folder, where = _real_data(name)
+    if folder is None:
+        pytest.skip(f"{MISSING}: {name} not found; looked at: {where}")
+    return folder
 
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> pathlib.Path:
-    """The folder with the four original MNIST .gz files."""
-    return _dataset_dir("mnist")
+    """A folder holding the four original MNIST .gz files (this session's copy)."""
+    return _real_dir("mnist")
 
 
 @pytest.fixture(scope="session")
 def fashion_dir() -> pathlib.Path:
-    return _dataset_dir("fashion-mnist")
+    return _real_dir("fashion-mnist")
 
 
 @pytest.fixture(scope="session")
-def mnist(mnist_dir):
+def mnist():
     """Real MNIST as a shared.data.Dataset (parsed once per session)."""
-    from shared.data import load_dataset
+    from shared.data import load_dataset, tfds_source
+    from shared.data.idx import MD5
 
-    return load_dataset("mnist", mnist_dir, verbose=False)
+    folder, where = _real_data("mnist")
+    if folder is not None:
+        return load_dataset("mnist", folder, verbose=False)
+    ds, why = tfds_source.from_tfds("mnist")
+    if ds is not None and ds.md5 == {stem: md5 for stem, (md5, _) in MD5["mnist"].items()}:
+        return ds
+    why = why or "the examples in tfds's own order, not the published one"
+    pytest.skip(f"{MISSING}: mnist not found; looked at: {where}; tensorflow-datasets ({why})")
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and MISSING in str(report.longrepr):
+        _data_skips.add(report.nodeid)
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _data_skips and _ci() and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# Outermost, and after the others: the line comes last, just above the final counts.
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    yield
+    if not _data_skips:
+        return
+    n = len(_data_skips)
+    line = f"{n} test{'s' * (n != 1)} skipped for lack of real data (MNIST, Fashion-MNIST): {HOW}"
+    if _ci():
+        line += "; CI=true, so this run fails"
+    terminalreporter.write_line(line, yellow=True, bold=True)
 
 
 @pytest.fixture
 def compare_here(capsys):
-    """`python compare.py ARGS` run by compare.main in this process, for tests about what compare.py does
-    rather than about a real process: it spares a start-up of Python, torch and JAX (seconds each). Returns
-    a CompletedProcess (exit code, stdout, stderr) as subprocess.run would; SIGTERM's handler, which main
-    installs, is put back."""
+    """`python compare.py ARGS` run by compare.main in this process, for tests about what
+    compare.py does rather than about a real process: it spares a start-up of Python, torch and
+    JAX (seconds each). Returns a CompletedProcess (exit code, stdout, stderr) as subprocess.run
+    would; SIGTERM's handler, which main installs, is put back."""
     import signal
     import subprocess
 

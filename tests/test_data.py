@@ -1,4 +1,5 @@
-"""The MNIST loader on the real files: layouts, sources, checks, cache hygiene, download, tfds.
+"""The MNIST loader on the real files: layouts, sources, checks, cache hygiene, download, tfds;
+the fetch command; and how the tests themselves find the real data (tests/conftest.py).
 
 Every test gets its own empty cache (XDG_CACHE_HOME in tmp_path) and, unless it is about
 tfds, a loader whose tfds step is switched off, so no real prepared dataset can answer.
@@ -16,14 +17,21 @@ import pathlib
 import re
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 
+import conftest
 import numpy as np
 import pytest
 
 from shared import data
-from shared.data import DataError, load_dataset
+from shared.data import DataError, load_dataset, tfds_source
+from shared.data.__main__ import main as data_main
+from shared.data.download import MIRRORS
+from shared.data.idx import N_ITEMS
+from shared.data.tfds_source import _tfds_split
 
 # The published md5 of each original .gz (the dataset README lists the same).
 MNIST_MD5 = {
@@ -56,7 +64,7 @@ def isolated(tmp_path, monkeypatch) -> pathlib.Path:
 @pytest.fixture
 def cache(isolated, monkeypatch) -> pathlib.Path:
     """`isolated`, and the tfds step switched off so no real prepared dataset can answer."""
-    monkeypatch.setattr(data, "_from_tfds", lambda name: (None, "switched off in this test"))
+    monkeypatch.setattr(tfds_source, "from_tfds", lambda name: (None, "switched off in this test"))
     return isolated
 
 
@@ -95,7 +103,8 @@ def closed_url() -> str:
 
 @contextlib.contextmanager
 def serve(directory: pathlib.Path):
-    """An HTTP server on 127.0.0.1 (ephemeral port) serving `directory`; yields (url, requested paths)."""
+    """An HTTP server on 127.0.0.1 (ephemeral port) serving `directory`; yields (url, requested
+    paths)."""
     hits: list[str] = []
 
     class Handler(http.server.SimpleHTTPRequestHandler):
@@ -317,7 +326,7 @@ def test_bad_cached_file_is_deleted(mnist_dir, cache, monkeypatch):
         shutil.copyfile(mnist_dir / f"{stem}.gz", dest / f"{stem}.gz")
     bad = dest / "t10k-labels-idx1-ubyte.gz"
     bad.write_bytes(_flipped_gz(bad.read_bytes(), b""))
-    monkeypatch.setitem(data.MIRRORS, "mnist", [closed_url()])
+    monkeypatch.setitem(MIRRORS, "mnist", [closed_url()])
     with pytest.raises(DataError) as err:
         load_dataset("mnist", verbose=False)
     assert f"deleted a bad file: {bad}" in str(err.value)
@@ -340,7 +349,7 @@ def test_download_from_local_mirror(mnist, mnist_dir, cache, monkeypatch, capsys
     young.write_bytes(b"x")
     with serve(mnist_dir) as (url, hits):
         dead = closed_url()
-        monkeypatch.setitem(data.MIRRORS, "mnist", [dead, url])  # the first mirror is down
+        monkeypatch.setitem(MIRRORS, "mnist", [dead, url])  # the first mirror is down
         ds = load_dataset("mnist")
         assert sorted(hits) == sorted(f"/{s}.gz" for s in STEMS)
         err = capsys.readouterr().err
@@ -348,7 +357,7 @@ def test_download_from_local_mirror(mnist, mnist_dir, cache, monkeypatch, capsys
         assert_same(ds, mnist)
         assert ds.md5 == MNIST_MD5
         for stem in STEMS:
-            assert data._md5_file(dest / f"{stem}.gz") == MNIST_MD5[stem]
+            assert hashlib.md5((dest / f"{stem}.gz").read_bytes()).hexdigest() == MNIST_MD5[stem]
         assert [f for f in cached_files(cache) if f.endswith((".part", ".tmp"))] == [
             str(young.relative_to(cache))
         ]
@@ -366,7 +375,7 @@ def test_corrupt_download_rejected(mnist_dir, tmp_path, cache, monkeypatch):
     bad.unlink()
     bad.write_bytes(_flipped_gz(raw, b""))
     with serve(served) as (url, hits):
-        monkeypatch.setitem(data.MIRRORS, "mnist", [url])
+        monkeypatch.setitem(MIRRORS, "mnist", [url])
         with pytest.raises(DataError) as err:
             load_dataset("mnist", verbose=False)
     msg = str(err.value)
@@ -378,7 +387,7 @@ def test_corrupt_download_rejected(mnist_dir, tmp_path, cache, monkeypatch):
 
 def test_offline_message_lists_where_it_looked(cache, monkeypatch):
     dead = closed_url()
-    monkeypatch.setitem(data.MIRRORS, "mnist", [dead])
+    monkeypatch.setitem(MIRRORS, "mnist", [dead])
     with pytest.raises(DataError) as err:
         load_dataset("mnist", verbose=False)
     msg = str(err.value)
@@ -431,7 +440,7 @@ def tfds_on(isolated, monkeypatch):
         import tensorflow_datasets as tfds
     except Exception as e:
         pytest.skip(f"tensorflow-datasets not importable: {type(e).__name__}: {e}")
-    monkeypatch.setitem(data.MIRRORS, "mnist", [closed_url()])
+    monkeypatch.setitem(MIRRORS, "mnist", [closed_url()])
     return tfds
 
 
@@ -440,7 +449,7 @@ def test_tfds_mock_data_source_is_read_and_checked(tfds_on, isolated):
     # a __getitems__ that raises TypeError, so the loader must fall back to one-at-a-time reads.
     with tfds_on.testing.mock_data(num_examples=5):
         src = tfds_on.data_source("mnist", split="train", download=False)
-        images, labels = data._tfds_split(src, 5)
+        images, labels = _tfds_split(src, 5)
         assert images.shape == (5, 784) and images.dtype == np.uint8 and labels.shape == (5,)
         with pytest.raises(DataError) as err:
             load_dataset("mnist", verbose=False)
@@ -487,7 +496,7 @@ def test_tfds_other_examples_are_rejected(tfds_on, isolated, mnist):
     rng = np.random.default_rng(0)
     splits = {
         s: (rng.integers(0, 256, (n, 784), dtype=np.uint8), rng.integers(0, 10, n))
-        for s, n in data.N_ITEMS.items()
+        for s, n in N_ITEMS.items()
     }
     with tfds_on.testing.mock_data(as_data_source_fn=_as_data_source(splits)):
         with pytest.raises(DataError) as err:
@@ -496,3 +505,153 @@ def test_tfds_other_examples_are_rejected(tfds_on, isolated, mnist):
         err.value
     )
     assert cached_files(isolated) == []
+
+
+# ------------------------------------------------------------- the fetch command
+
+
+def test_fetch_downloads_only_what_is_missing_then_is_a_no_op(mnist_dir, cache, capsys):
+    dest = cache / "mlp-twins" / "mnist"
+    dest.mkdir(parents=True)
+    shutil.copyfile(mnist_dir / "t10k-labels-idx1-ubyte.gz", dest / "t10k-labels-idx1-ubyte.gz")
+    with serve(mnist_dir) as (url, hits), pytest.MonkeyPatch.context() as mp:
+        mp.setitem(MIRRORS, "mnist", [url])
+        assert data_main(["fetch", "mnist"]) == 0
+        assert sorted(hits) == sorted(f"/{s}.gz" for s in STEMS if s != "t10k-labels-idx1-ubyte")
+        out = capsys.readouterr().out
+        assert out == f"mnist: {dest} (downloaded into the cache, md5 verified)\n"
+        assert data_main(["fetch", "mnist", "mnist"]) == 0
+        assert len(hits) == 3  # nothing asked again
+        assert capsys.readouterr().out == f"mnist: {dest} (already in the cache, md5 verified)\n"
+    assert {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in dest.iterdir()} == {
+        f"{stem}.gz": md5 for stem, md5 in MNIST_MD5.items()
+    }
+
+
+def test_fetch_given_a_folder_only_checks_it(mnist_dir, fashion_dir, cache, monkeypatch, capsys):
+    monkeypatch.setitem(MIRRORS, "mnist", [closed_url()])  # a request would fail the test
+    monkeypatch.setitem(MIRRORS, "fashion-mnist", [closed_url()])
+    root = cache.parent / "datasets"
+    link_files(mnist_dir, root / "mnist")
+    link_files(fashion_dir, root / "fashion-mnist")
+    monkeypatch.setenv("MLP_TWINS_DATA", str(root))
+    assert data_main(["fetch", "mnist", "fashion-mnist"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"mnist: {root / 'mnist'} (MLP_TWINS_DATA {root}, md5 verified)",
+        f"fashion-mnist: {root / 'fashion-mnist'} (MLP_TWINS_DATA {root}, md5 verified)",
+    ]
+    with pytest.raises(SystemExit) as exit_:  # an MNIST folder is no Fashion-MNIST folder
+        data_main(["fetch", "fashion-mnist", "--data-dir", str(root / "mnist")])
+    assert exit_.value.code == 1
+    assert "expected 8d4fb7e6c68d591d4c3dfef9ec88bf0d" in capsys.readouterr().err
+    assert cached_files(cache) == []
+
+
+def test_fetch_offline_without_data_is_one_line(cache, monkeypatch, capsys):
+    dead = closed_url()
+    monkeypatch.setitem(MIRRORS, "mnist", [dead])
+    with pytest.raises(SystemExit) as exit_:
+        data_main(["fetch", "mnist", "fashion-mnist"])
+    assert exit_.value.code == 1
+    captured = capsys.readouterr()
+    err = captured.err.splitlines()
+    assert captured.out == "" and len(err) == 1, err
+    for part in (
+        "python -m shared.data fetch: error: mnist: could not download",
+        dead,
+        *STEMS,
+        "--data-dir DIR or MLP_TWINS_DATA=DIR",
+        f"copy them into {cache / 'mlp-twins' / 'mnist'}",
+    ):
+        assert part in err[0], (part, err[0])
+    assert cached_files(cache) == []
+
+
+def test_fetch_bad_name_is_one_line_and_exit_2(isolated):
+    r = subprocess.run(
+        [sys.executable, "-m", "shared.data", "fetch", "mnist", "cifar10"],
+        cwd=conftest.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2 and r.stdout == ""
+    err = r.stderr.splitlines()
+    assert len(err) == 1 and "'cifar10'" in err[0] and "'mnist', 'fashion-mnist'" in err[0], err
+    assert cached_files(isolated) == []
+
+
+# ----------------------------------------------- where the tests find the real data
+
+
+def test_tests_find_the_data_in_the_product_cache_alone(mnist_dir, cache, tmp_path, capsys):
+    # The cache as the product's own download leaves it (from a local mirror), and nothing else:
+    # no variable, no ../shared beside the checkout.
+    with serve(mnist_dir) as (url, hits), pytest.MonkeyPatch.context() as mp:
+        mp.setitem(MIRRORS, "mnist", [url])
+        assert data_main(["fetch", "mnist"]) == 0
+    before = {p: p.read_bytes() for p in (cache / "mlp-twins" / "mnist").iterdir()}
+    places = conftest.data_places("mnist", {}, tmp_path / "clone", data.cache_dir("mnist"))
+    folder, where = conftest.find_real_data("mnist", places, tmp_path / "copy")
+    assert (folder, where) == (tmp_path / "copy", f"cache {cache / 'mlp-twins' / 'mnist'}")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == {
+        p.name: b for p, b in before.items()
+    }
+    assert {p: p.read_bytes() for p in (cache / "mlp-twins" / "mnist").iterdir()} == before
+
+
+def test_tests_name_every_place_they_looked(mnist_dir, cache, tmp_path):
+    env = {"MLP_TWINS_DATASETS": str(tmp_path / "none"), "MLP_TWINS_DATA": str(mnist_dir)}
+    places = conftest.data_places("fashion-mnist", env, tmp_path / "clone", tmp_path / "c")
+    folder, where = conftest.find_real_data("fashion-mnist", places, tmp_path / "copy")
+    assert folder is None and "\n" not in where
+    for part in (
+        f"MLP_TWINS_DATASETS {tmp_path / 'none'} (no such folder)",
+        f"{mnist_dir / 'train-images-idx3-ubyte.gz'}: md5 f68b3c2dcbeaaa9fbdd348bbdeb94873, "
+        "expected 8d4fb7e6c68d591d4c3dfef9ec88bf0d",  # MNIST is not Fashion-MNIST
+        f"../shared/datasets {tmp_path / 'shared' / 'datasets'} (no such folder)",
+        f"cache {tmp_path / 'c'} (no such folder)",
+    ):
+        assert part in where, (part, where)
+    assert not (tmp_path / "copy").exists()
+
+
+NEEDS_DATA = """
+def test_mnist(mnist_dir):
+    pass
+
+def test_fashion(fashion_dir):
+    pass
+
+def test_no_data():
+    pass
+"""
+
+
+@pytest.mark.parametrize("ci", ["", "true"])
+def test_data_skips_are_counted_loudly_and_fail_ci(ci, tmp_path):
+    # A checkout with nothing beside it, an empty cache and no variable: pytest in a process of
+    # its own, with this conftest.
+    clone = tmp_path / "clone"
+    (clone / "tests").mkdir(parents=True)
+    shutil.copyfile(conftest.ROOT / "tests" / "conftest.py", clone / "tests" / "conftest.py")
+    (clone / "tests" / "test_needs_data.py").write_text(NEEDS_DATA)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLP_TWINS_") and k != "CI"}
+    env.update(PYTHONPATH=str(conftest.ROOT), XDG_CACHE_HOME=str(tmp_path / "empty"), CI=ci)
+    env["MLP_TWINS_TEST_CACHE"] = str(tmp_path / "session-cache")
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = [line for line in r.stdout.splitlines() if "for lack of real data" in line]
+    assert len(lines) == 1, r.stdout
+    assert lines[0].startswith("2 tests skipped for lack of real data (MNIST, Fashion-MNIST): ")
+    assert "python -m shared.data fetch mnist fashion-mnist" in lines[0]
+    assert "MLP_TWINS_DATASETS" in lines[0]
+    assert "1 passed, 2 skipped" in r.stdout
+    assert r.returncode == (1 if ci else 0), r.stdout
+    assert ("CI=true, so this run fails" in lines[0]) == bool(ci)

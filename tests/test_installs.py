@@ -17,7 +17,10 @@ FRAMEWORKS = ("torch", "torchvision", "jax", "jaxlib", "flax", "optax")
 
 
 def run_without(blocked: tuple[str, ...], code: str) -> subprocess.CompletedProcess:
-    prelude = f"import sys; sys.modules.update(dict.fromkeys({list(blocked)!r})); sys.path.insert(0, {str(ROOT)!r}); "
+    prelude = (
+        f"import sys; sys.modules.update(dict.fromkeys({list(blocked)!r})); "
+        f"sys.path.insert(0, {str(ROOT)!r}); "
+    )
     return subprocess.run(
         [sys.executable, "-c", prelude + code],
         cwd=ROOT,

@@ -25,8 +25,14 @@ copy-on-write: it costs about a millisecond, the pages are read from the OS
 page cache on first touch, and the arrays stay writable without touching the
 file (torch.from_numpy warns on read-only arrays).
 
+`fetch(name, data_dir=None)` (the command `python -m shared.data fetch mnist fashion-mnist`)
+makes sure the four files are on disk, verified: the explicit folder as it is, else the cache,
+downloading only what is missing there; it never reads tensorflow-datasets (that holds arrays,
+not the published files).
+
 The pieces, by what they do: idx.py (the files, their checksums, the parser), folders.py (where
-the files may sit), cache.py (the cache and its arrays), tfds_source.py, download.py.
+the files may sit), cache.py (the cache and its arrays), tfds_source.py, download.py, and
+__main__.py (the fetch command).
 """
 
 from __future__ import annotations
@@ -35,31 +41,27 @@ import os
 import pathlib
 import sys
 
-# Re-exported: callers (and tests that patch MIRRORS or _from_tfds) use `shared.data.<name>`.
-from shared.data.cache import (
-    ARRAY_NAMES,
-    ARRAY_SPECS,
-    STALE_S,
-    _load_arrays,
-    _save_arrays,
-    _unlink,
-    cache_dir,
-)  # noqa: F401
-from shared.data.dataset import Dataset, scale_images  # noqa: F401
-from shared.data.download import MAX_DOWNLOAD, MIRRORS, download  # noqa: F401
-from shared.data.folders import TORCHVISION_DIR, _explicit_files, find_files  # noqa: F401
-from shared.data.idx import (
-    IMAGE_MAGIC,
-    LABEL_MAGIC,
-    MD5,
-    N_ITEMS,
-    SPLITS,
-    DataError,
-    _md5_file,  # noqa: F401
-    parse_idx,
-    read_idx,
-)
-from shared.data.tfds_source import EXAMPLES_MD5, TFDS_NAME, _from_tfds, _tfds_split, examples_md5  # noqa: F401
+from shared.data import tfds_source
+from shared.data.cache import ARRAY_NAMES, _load_arrays, _save_arrays, _unlink, cache_dir
+from shared.data.dataset import Dataset, scale_images
+from shared.data.download import download
+from shared.data.folders import _explicit_files, find_files, verified_files
+from shared.data.idx import MD5, SPLITS, DataError, read_idx
+
+# What callers outside this package use; everything else is imported from its own module.
+__all__ = [
+    "ARRAY_NAMES",
+    "SPLITS",
+    "DataError",
+    "Dataset",
+    "cache_dir",
+    "fetch",
+    "find_files",
+    "load_dataset",
+    "read_idx",
+    "scale_images",
+    "verified_files",
+]
 
 # ------------------------------------------------------------------ the entry
 
@@ -68,13 +70,11 @@ def load_dataset(
     name: str, data_dir: str | os.PathLike | None = None, *, verbose: bool = True
 ) -> Dataset:
     """Find, verify and return `name` ("mnist" | "fashion-mnist"); see the module docstring."""
-    if name not in MD5:
-        raise DataError(f"dataset: got {name!r}; allowed: {' | '.join(MD5)}")
+    _check_name(name)
     looked: list[str] = []
 
-    explicit = data_dir if data_dir is not None else os.environ.get("MLP_TWINS_DATA") or None
+    explicit, origin = _explicit(data_dir)
     if explicit is not None:
-        origin = "--data-dir" if data_dir is not None else "MLP_TWINS_DATA"
         files = _explicit_files(explicit, name, origin)
         return _report(_from_files(name, files, f"{origin} {explicit}"), verbose)
     looked.append("--data-dir / MLP_TWINS_DATA (not set)")
@@ -94,7 +94,7 @@ def load_dataset(
             if verbose:
                 print(f"[data] warning: {deleted} a bad cached file: {e}", file=sys.stderr)
 
-    ds, why = _from_tfds(name)
+    ds, why = tfds_source.from_tfds(name)
     if ds is not None:
         return _report(ds, verbose)
     looked.append(f"tensorflow-datasets ({why})")
@@ -104,11 +104,55 @@ def load_dataset(
     except DataError as e:
         looked.append(f"download ({e})")
         raise DataError(
-            f"{name} not found; looked at: {'; '.join(looked)}. Supply the four IDX files "
-            f"({', '.join(SPLITS)}, .gz or extracted) with --data-dir DIR or MLP_TWINS_DATA=DIR, "
-            f"or copy them into {cache}"
+            f"{name} not found; looked at: {'; '.join(looked)}. {_ways_to_provide(cache)}"
         ) from None
     return _report(_from_files(name, files, f"download into {cache}"), verbose)
+
+
+def fetch(
+    name: str, data_dir: str | os.PathLike | None = None, *, verbose: bool = True
+) -> tuple[pathlib.Path, str]:
+    """The folder holding `name`'s four verified files, and how they got there, in words.
+
+    An explicit folder (`data_dir`, else MLP_TWINS_DATA) is only checked; otherwise the cache
+    gets what it misses from the mirrors (nothing, when it holds all four). One-line DataError
+    naming the files and the ways to provide them when that is not possible.
+    """
+    _check_name(name)
+    explicit, origin = _explicit(data_dir)
+    if explicit is not None:
+        files = verified_files(explicit, name, origin)
+        return files[next(iter(SPLITS))].parent, f"{origin} {explicit}, md5 verified"
+    cache = cache_dir(name)
+    try:
+        verified_files(cache, name, "cache")
+        return cache, "already in the cache, md5 verified"
+    except DataError:
+        pass  # missing or damaged files: download() keeps the good ones, replaces the rest
+    try:
+        download(name, cache, verbose=verbose)
+    except DataError as e:
+        raise DataError(f"{name}: {e}. {_ways_to_provide(cache)}, or retry online") from None
+    return cache, "downloaded into the cache, md5 verified"
+
+
+def _check_name(name: str) -> None:
+    if name not in MD5:
+        raise DataError(f"dataset: got {name!r}; allowed: {' | '.join(MD5)}")
+
+
+def _explicit(data_dir) -> tuple[str | os.PathLike | None, str]:
+    """The explicit folder, if any, and what named it: --data-dir first, then MLP_TWINS_DATA."""
+    if data_dir is not None:
+        return data_dir, "--data-dir"
+    return os.environ.get("MLP_TWINS_DATA") or None, "MLP_TWINS_DATA"
+
+
+def _ways_to_provide(cache: pathlib.Path) -> str:
+    return (
+        f"Supply the four IDX files ({', '.join(SPLITS)}, .gz or extracted) with --data-dir DIR "
+        f"or MLP_TWINS_DATA=DIR, or copy them into {cache}"
+    )
 
 
 def _report(ds: Dataset, verbose: bool) -> Dataset:

@@ -83,9 +83,8 @@ def download(
 def _fetch(
     url: str, final: pathlib.Path, expected: str, errors: list[str], timeout: float, verbose: bool
 ) -> bool:
-    """Download `url` to a temp file beside `final`; rename it there only if its md5 is `expected`."""
-    if verbose:
-        print(f"[data] downloading {url}", file=sys.stderr)
+    """Download `url` to a temp file beside `final`; rename it there only if its md5 is
+    `expected`."""
     fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
     try:
         h, size = hashlib.md5(), 0
@@ -103,6 +102,8 @@ def _fetch(
             errors.append(f"{url}: md5 {h.hexdigest()}, expected the published {expected}")
             return False
         os.replace(tmp, final)
+        if verbose:  # said after, not before: offline, the one line of the final error is all
+            print(f"[data] downloaded {url} (md5 verified)", file=sys.stderr)
         return True
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
         errors.append(f"{url}: {_one_line(getattr(e, 'reason', None) or e)}")

@@ -1,11 +1,12 @@
-"""Where the four IDX files may sit in a folder: flat, in <name>/, or in torchvision's MNIST/raw/."""
+"""Where the four IDX files may sit in a folder: flat, in <name>/, or in torchvision's
+MNIST/raw/."""
 
 from __future__ import annotations
 
 import os
 import pathlib
 
-from shared.data.idx import SPLITS, DataError
+from shared.data.idx import SPLITS, DataError, verify_md5
 
 TORCHVISION_DIR = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
 
@@ -53,3 +54,12 @@ def _explicit_files(directory, name: str, origin: str) -> dict[str, pathlib.Path
         f"{', '.join(missing)}); expected all four ({', '.join(SPLITS)}, each .gz or extracted) "
         f"in it, in {name}/, or in {TORCHVISION_DIR[name]}/raw/"
     )
+
+
+def verified_files(directory, name: str, origin: str) -> dict[str, pathlib.Path]:
+    """The four files of `name` in `directory` (any layout above), each with its published md5;
+    a DataError naming the first missing or wrong one otherwise."""
+    files = _explicit_files(directory, name, origin)
+    for stem, path in files.items():
+        verify_md5(path, name, stem)
+    return files

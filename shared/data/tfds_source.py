@@ -29,7 +29,7 @@ EXAMPLES_MD5 = {
 }
 
 
-def _from_tfds(name: str) -> tuple[Dataset | None, str]:
+def from_tfds(name: str) -> tuple[Dataset | None, str]:
     """A dataset tfds already prepared, read without TensorFlow; (None, why not) otherwise."""
     try:
         import tensorflow_datasets as tfds
@@ -85,13 +85,13 @@ def _tfds_split(src, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def examples_md5(images: np.ndarray, labels: np.ndarray) -> str:
-    """md5 of the sorted (784 pixel bytes + label byte) rows: the same for any order of the examples."""
+    """md5 of the sorted (784 pixel bytes + label byte) rows: the same for any order of the
+    examples."""
     rows = np.concatenate(
         [np.asarray(images, np.uint8), np.asarray(labels).astype(np.uint8)[:, None]], axis=1
     )
-    rows = (
-        np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
-    )  # (n,) one item a row
+    # (n,) one item a row
+    rows = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
     return hashlib.md5(np.sort(rows).tobytes()).hexdigest()
 
 
