@@ -586,7 +586,7 @@ def test_fetch_bad_name_is_one_line_and_exit_2(isolated):
 
 def test_tests_find_the_data_in_the_product_cache_alone(mnist_dir, cache, tmp_path, capsys):
     # The cache as the product's own download leaves it (from a local mirror), and nothing else:
-    # no variable, no ../shared beside the checkout.
+    # no variable, no datasets folder beside the checkout.
     with serve(mnist_dir) as (url, hits), pytest.MonkeyPatch.context() as mp:
         mp.setitem(MIRRORS, "mnist", [url])
         assert data_main(["fetch", "mnist"]) == 0

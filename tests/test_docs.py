@@ -35,10 +35,15 @@ SKIP_ANYWHERE = {"__pycache__", "node_modules"}
 
 # .ci/run is this repository's CI script: its runner keeps the real MNIST and Fashion-MNIST beside
 # the checkout, in `DATASETS_BESIDE`, and the script and the test fixtures name that place (the
-# product itself never looks there). Exactly these files, exactly that folder.
+# product itself never looks there); tests/test_data.py checks how the fixtures name it. Exactly
+# these files, exactly that folder.
 UP = "." + "./"  # spelled so that this file cites no path itself
 DATASETS_BESIDE = UP + "shared/datasets"
-ALLOWED_OUTSIDE = {".ci/run": DATASETS_BESIDE, "tests/conftest.py": DATASETS_BESIDE}
+ALLOWED_OUTSIDE = {
+    ".ci/run": DATASETS_BESIDE,
+    "tests/conftest.py": DATASETS_BESIDE,
+    "tests/test_data.py": DATASETS_BESIDE,
+}
 
 NOTES = re.compile(r"shared[/\\]" + "notes")
 # A path that starts by climbing out of the folder it is read from: one or more `UP` steps first.
