@@ -29,6 +29,7 @@ import hashlib
 import html
 import itertools
 import pathlib
+import re
 import sys
 from dataclasses import dataclass
 
@@ -171,18 +172,41 @@ def pair_blocks(a: list[Block], b: list[Block], paths: tuple[str, str]) -> list[
     return pairs
 
 
+PAIR_CUTOFF = 0.75  # the ratio above which two lines read as one line changed (as ndiff)
+
+
+def pair_hunk(a: tuple[str, ...], b: tuple[str, ...], ra: range, rb: range) -> list[tuple]:
+    """The lines of a non-equal hunk as row pairs: its most alike two lines share a row (then the
+    same above and below them, as difflib's ndiff pairs them); the rest top-aligned, padded."""
+    if not ra or not rb or len(ra) * len(rb) > 2500:  # a pair per row costs len(ra)*len(rb)
+        return list(itertools.zip_longest(ra, rb))
+    best, at = PAIR_CUTOFF, None
+    matcher = difflib.SequenceMatcher(autojunk=False)
+    for j in rb:
+        matcher.set_seq2(b[j])
+        for i in ra:
+            matcher.set_seq1(a[i])
+            if matcher.real_quick_ratio() > best and matcher.quick_ratio() > best:
+                if (ratio := matcher.ratio()) > best:
+                    best, at = ratio, (i, j)
+    if at is None:
+        return list(itertools.zip_longest(ra, rb))
+    i, j = at[0] - ra.start, at[1] - rb.start
+    above = pair_hunk(a, b, ra[:i], rb[:j])
+    return above + [at] + pair_hunk(a, b, ra[i + 1 :], rb[j + 1 :])
+
+
 def block_rows(a: tuple[str, ...], b: tuple[str, ...], pair: Heading) -> list[Row]:
-    """A pair's rows: difflib's equal lines side by side, its other hunks top-aligned and padded."""
+    """A pair's rows: difflib's equal lines side by side, then each other hunk by pair_hunk."""
     ra = range(pair.left.start, pair.left.stop) if pair.left else range(0)
     rb = range(pair.right.start, pair.right.stop) if pair.right else range(0)
     matcher = difflib.SequenceMatcher(None, [a[i] for i in ra], [b[j] for j in rb], False)
     rows = []
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        side_a, side_b = ra[i1:i2], rb[j1:j2]
-        rows += [
-            Row(i, j, tag != "equal")
-            for i, j in itertools.zip_longest(side_a, side_b)  # equal: both sides the same length
-        ]
+        if tag == "equal":
+            rows += [Row(i, j, False) for i, j in zip(ra[i1:i2], rb[j1:j2])]
+        else:
+            rows += [Row(i, j, True) for i, j in pair_hunk(a, b, ra[i1:i2], rb[j1:j2])]
     return rows
 
 
@@ -222,28 +246,82 @@ def _token_class(ttype) -> str:
     return ""
 
 
-def highlight(text: str, count: int) -> list[str]:
-    """The file as `count` lines of HTML, each a run of <span class=...> (Python tokens)."""
+Runs = list[tuple[str, str]]  # a line as (token class, text) runs
+
+
+def highlight(text: str, count: int) -> list[Runs]:
+    """The file as `count` lines of (token class, text) runs, Python tokens by Pygments."""
     try:
         from pygments import lex
         from pygments.lexers import PythonLexer
     except ImportError:
         raise MirrorError("highlighting needs Pygments: pip install -e '.[docs]'") from None
-    lines: list[list[tuple[str, str]]] = [[]]
+    lines: list[Runs] = [[]]
     for ttype, value in lex(text, PythonLexer(stripnl=False, ensurenl=True)):
         for k, piece in enumerate(value.split("\n")):
             if k:
                 lines.append([])
             if piece:
                 lines[-1].append((_token_class(ttype), piece))
-    return [_spans(runs) for runs in lines[:count]]
+    return [
+        [(cls, "".join(t for _, t in group)) for cls, group in itertools.groupby(runs, _first)]
+        for runs in lines[:count]
+    ]
 
 
-def _spans(runs: list[tuple[str, str]]) -> str:
-    out = []
-    for cls, group in itertools.groupby(runs, key=lambda run: run[0]):
-        piece = html.escape("".join(text for _, text in group), quote=False)
-        out.append(f'<span class="{cls}">{piece}</span>' if cls else piece)
+def _first(run: tuple[str, str]) -> str:
+    return run[0]
+
+
+WORD = re.compile(r"\w+|\s+|[^\w\s]")  # every character falls in exactly one word
+
+
+def changed_words(a: str, b: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The character ranges, in a and in b, of the words difflib does not match between the two
+    lines; none when they share too little for a word diff to help (the row's tint says it)."""
+    wa, wb = WORD.findall(a), WORD.findall(b)
+    matcher = difflib.SequenceMatcher(None, wa, wb, False)
+    if matcher.ratio() < 0.5:
+        return [], []
+    at_a = list(itertools.accumulate(map(len, wa), initial=0))
+    at_b = list(itertools.accumulate(map(len, wb), initial=0))
+    ranges: tuple[list, list] = ([], [])
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "equal":
+            ranges[0].extend([(at_a[i1], at_a[i2])] if i2 > i1 else [])
+            ranges[1].extend([(at_b[j1], at_b[j2])] if j2 > j1 else [])
+    return _joined(ranges[0], a), _joined(ranges[1], b)
+
+
+def _joined(ranges: list[tuple[int, int]], line: str) -> list[tuple[int, int]]:
+    """Ranges that only spaces or dots keep apart, as one (`torch.optim.Adam`, not three), and
+    without the spaces at their ends (a changed indentation is no word)."""
+    out: list[tuple[int, int]] = []
+    for start, stop in ranges:
+        if out and not line[out[-1][1] : start].strip(" ."):
+            start = out.pop()[0]
+        out.append((start, stop))
+    trimmed = [
+        (start + len(piece) - len(piece.lstrip()), stop - len(piece) + len(piece.rstrip()))
+        for start, stop in out
+        for piece in [line[start:stop]]
+    ]
+    return [(start, stop) for start, stop in trimmed if start < stop]
+
+
+def line_html(runs: Runs, changed: list[tuple[int, int]]) -> str:
+    """A line's HTML: a <span class=...> per token run, split where a changed word starts or ends
+    (those pieces get the class ch)."""
+    cuts = sorted({p for r in changed for p in r})
+    out, pos = [], 0
+    for cls, text in runs:
+        edges = [0] + [c - pos for c in cuts if pos < c < pos + len(text)] + [len(text)]
+        for start, stop in itertools.pairwise(edges):
+            inside = any(s <= pos + start < e for s, e in changed)
+            classes = " ".join(filter(None, (cls, "ch" if inside else "")))
+            piece = html.escape(text[start:stop], quote=False)
+            out.append(f'<span class="{classes}">{piece}</span>' if classes else piece)
+        pos += len(text)
     return "".join(out)
 
 
@@ -288,7 +366,9 @@ padding:4px 8px;text-align:left;font:600 13px/1.4 system-ui,sans-serif;color:var
 td{padding:0;vertical-align:top;height:1.45em}
 td.num{text-align:right;padding-right:.5ch;color:#8c959f;user-select:none}
 td.mk{text-align:center;color:var(--c);font-weight:700;user-select:none}
-td.code{white-space:pre-wrap;overflow-wrap:anywhere;padding:0 1ch 0 2.5ch;text-indent:-2ch}
+td.code{white-space:pre-wrap;overflow-wrap:anywhere;--i:0;
+padding:0 1ch 0 calc(var(--i)*1ch + 2.5ch);
+text-indent:calc(var(--i)*-1ch - 2ch)}
 td.num.r,tr.h td.r{border-left:1px solid var(--line)}
 td.x{background:color-mix(in srgb,var(--c) 9%,#fff)}
 td.num.x,td.mk.x{background:color-mix(in srgb,var(--c) 18%,#fff);color:#1f2328}
@@ -300,6 +380,7 @@ tr.h td b a{color:#1f2328}
 tr.h td.none{font-style:italic}
 tr.h:target td{background:#fff8c5}
 tr.fold td{height:5px;padding:0;font-size:0;background:#f6f8fa;border-top:1px dashed var(--line)}
+span.ch{background:color-mix(in srgb,var(--c) 24%,transparent);border-radius:2px}
 .k{color:#cf222e}.s{color:#0a3069}.sd{color:#3b6d3a}.co{color:#6e7781;font-style:italic}
 .m,.b{color:#0550ae}.f{color:#6639ba;font-weight:600}.t{color:#953800;font-weight:600}.d{color:#8250df}
 footer{padding:12px 16px;font-size:12px;color:#59636e}
@@ -387,7 +468,9 @@ def heading_html(row: Heading, anchor: str, labels: tuple[str, str]) -> str:
     return f'<tr class="h" id="{anchor}">{cells}</tr>'
 
 
-def _line_cells(index: int | None, code: list[str], side: str, differs: bool) -> str:
+def _line_cells(index: int | None, lines: tuple[str, str], side: str, differs: bool) -> str:
+    """A side's three cells: line number, mark, code; `lines` is the line as text and as HTML."""
+    code_line, html_line = lines
     if index is None:
         return (
             f'<td class="num {side}"></td><td class="mk {side}"></td>'
@@ -397,11 +480,35 @@ def _line_cells(index: int | None, code: list[str], side: str, differs: bool) ->
     mark = ("&lt;" if side == "l" else "&gt;") if differs else ""
     return (
         f'<td class="num {side}{x}">{index + 1}</td><td class="mk {side}{x}">{mark}</td>'
-        f'<td class="code {side}{x}">{code[index]}</td>'
+        f'<td class="code {side}{x}"{_indent(code_line)}>{html_line}</td>'
     )
 
 
-def table_html(page: Page, code: tuple[list[str], list[str]]) -> str:
+def _indent(line: str) -> str:
+    """An indented line's indentation as --i, so that a long line wraps under its own start."""
+    depth = len(line) - len(line.lstrip(" "))
+    return f' style="--i:{depth}"' if depth else ""
+
+
+def row_html(row: Row, page: Page, code: tuple[list[Runs], list[Runs]]) -> str:
+    """A row of two lines; a changed pair has its differing words picked out (class ch)."""
+    changed: tuple[list, list] = ([], [])
+    if row.differs and row.left is not None and row.right is not None:
+        changed = changed_words(page.a.lines[row.left], page.b.lines[row.right])
+    left, right = (
+        None if index is None else line_html(runs[index], ranges)
+        for index, runs, ranges in zip((row.left, row.right), code, changed)
+    )
+    texts = (
+        "" if index is None else src.lines[index]
+        for index, src in ((row.left, page.a), (row.right, page.b))
+    )
+    cells = _line_cells(row.left, (next(texts), left or ""), "l", row.differs)
+    cells += _line_cells(row.right, (next(texts), right or ""), "r", row.differs)
+    return f'<tr class="{"diff" if row.differs else "same"}">{cells}</tr>'
+
+
+def table_html(page: Page, code: tuple[list[Runs], list[Runs]]) -> str:
     """The <table>: headings, line rows, and a fold row before each run of identical rows."""
     a, b = page.a, page.b
     out = [
@@ -419,13 +526,9 @@ def table_html(page: Page, code: tuple[list[str], list[str]]) -> str:
             out += [heading_html(row, ids[j], (a.label, b.label)) for j, row in group]
             continue
         if not k:
-            word = "line" if len(group) == 1 else "lines"
-            fold = f"{len(group)} identical {word}"
+            fold = f"{len(group)} identical line{'s' if len(group) > 1 else ''}"
             out.append(f'<tr class="fold"><td colspan="6" title="{fold}">{fold}</td></tr>')
-        for _, row in group:
-            cells = _line_cells(row.left, code[0], "l", row.differs)
-            cells += _line_cells(row.right, code[1], "r", row.differs)
-            out.append(f'<tr class="{"diff" if row.differs else "same"}">{cells}</tr>')
+        out += [row_html(row, page, code) for _, row in group]
     return "\n".join(out + ["</tbody></table>"])
 
 
