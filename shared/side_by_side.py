@@ -8,8 +8,9 @@ is cut into blocks at its top-level definitions (functions, classes, assignments
 guard), each block taking the comments and decorators just above it. The blocks of the two files
 are paired by name, so each definition starts on the same row as its twin; within a pair, the rows
 are difflib's opcodes (SequenceMatcher, autojunk off): `equal` lines share a row and are plain,
-the others are marked (a tint and a `<` / `>` in the gutter) and top-aligned, the shorter side
-padded. A public definition (no leading underscore) missing from one twin, or out of order, is
+the others are marked (a tint and a `<` / `>` in the gutter), their most alike lines on one row
+as ndiff pairs them (with the words that differ picked out), the rest top-aligned, the shorter
+side padded. A public definition (no leading underscore) missing from one twin, or out of order, is
 refused with one line: the pages cannot show a mirror that is broken. Private helpers may be
 one-sided; they face a blank.
 
@@ -54,7 +55,6 @@ class Block:
     kind: str  # module | def | class | const | main
     start: int
     stop: int
-    line: int  # 0-based index of the definition's own line (after its comments and decorators)
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,7 @@ class Source:
     label: str
     text: str
     lines: tuple[str, ...]
+    blob: str  # git's object id of the file (what `git hash-object FILE` prints)
 
 
 def source_lines(text: str) -> tuple[str, ...]:
@@ -96,9 +97,8 @@ def source_lines(text: str) -> tuple[str, ...]:
     return tuple(line.removesuffix("\r") for line in lines)
 
 
-def blob_id(text: str) -> str:
-    """git's object id of a file with this content (what `git hash-object FILE` prints)."""
-    data = text.encode()
+def blob_id(data: bytes) -> str:
+    """git's object id of a file with these bytes (what `git hash-object FILE` prints)."""
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
@@ -133,13 +133,12 @@ def blocks(lines: tuple[str, ...], path: str) -> list[Block]:
             first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])]) - 1
             while first > floor and lines[first - 1].startswith("#"):
                 first -= 1  # the comment lines right above belong to the definition
-            found.append((first, node.lineno - 1, *anchor))
+            found.append((first, *anchor))
         floor = node.end_lineno or node.lineno
     starts = [first for first, *_ in found] + [len(lines)]
-    preamble = Block("", "module", 0, starts[0], 0)
+    preamble = Block("", "module", 0, starts[0])
     return [preamble] + [
-        Block(name, kind, first, stop, line)
-        for (first, line, name, kind), stop in zip(found, starts[1:])
+        Block(name, kind, first, stop) for (first, name, kind), stop in zip(found, starts[1:])
     ]
 
 
@@ -178,7 +177,7 @@ PAIR_CUTOFF = 0.75  # the ratio above which two lines read as one line changed (
 def pair_hunk(a: tuple[str, ...], b: tuple[str, ...], ra: range, rb: range) -> list[tuple]:
     """The lines of a non-equal hunk as row pairs: its most alike two lines share a row (then the
     same above and below them, as difflib's ndiff pairs them); the rest top-aligned, padded."""
-    if not ra or not rb or len(ra) * len(rb) > 2500:  # a pair per row costs len(ra)*len(rb)
+    if not ra or not rb or len(ra) * len(rb) > 2500:  # the search below is len(ra) * len(rb)
         return list(itertools.zip_longest(ra, rb))
     best, at = PAIR_CUTOFF, None
     matcher = difflib.SequenceMatcher(autojunk=False)
@@ -567,7 +566,7 @@ def _toc(page: Page) -> str:
 def _side(src: Source, side: str) -> str:
     return (
         f'<span class="{side}"><span class="side">{src.label}</span> <code>{src.path}</code>, '
-        f"{len(src.lines)} lines, git blob <code>{blob_id(src.text)[:10]}</code></span>"
+        f"{len(src.lines)} lines, git blob <code>{src.blob[:10]}</code></span>"
     )
 
 
@@ -640,13 +639,16 @@ def stems(root: pathlib.Path) -> list[str]:
     return [s for s in ORDER if s in both] + sorted(both - set(ORDER))
 
 
+def read_source(root: pathlib.Path, folder: str, stem: str, label: str) -> Source:
+    """One twin file, read as bytes so that its lines and blob id are exactly the committed ones."""
+    data = (root / folder / f"{stem}.py").read_bytes()
+    text = data.decode("utf-8")
+    return Source(f"{folder}/{stem}.py", label, text, source_lines(text), blob_id(data))
+
+
 def load_page(root: pathlib.Path, stem: str) -> Page:
     """Read one pair and align it (raises MirrorError when it no longer lines up)."""
-    a, b = (
-        Source(f"{folder}/{stem}.py", label, text, source_lines(text))
-        for folder, label in SIDES
-        for text in [(root / folder / f"{stem}.py").read_text(encoding="utf-8")]
-    )
+    a, b = (read_source(root, folder, stem, label) for folder, label in SIDES)
     return Page(stem, a, b, tuple(align(a, b)))
 
 

@@ -110,6 +110,18 @@ def test_build_is_deterministic_and_fast():
     assert {"index.html", "train.html", "model.html", "sweep.html"} <= set(first)
 
 
+def test_header_names_each_file_by_its_git_blob():
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("no git checkout here to ask for the blob ids")
+    page = (PAGES / "train.html").read_text(encoding="utf-8")
+    for folder, _ in sbs.SIDES:
+        path = f"{folder}/train.py"
+        blob = subprocess.run(
+            ["git", "hash-object", path], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        assert f"<code>{path}</code>, " in page and f"git blob <code>{blob[:10]}</code>" in page
+
+
 @pytest.mark.parametrize("stem", STEMS)
 def test_every_line_appears_once_in_order(stem):
     lines = twin_lines(stem)
