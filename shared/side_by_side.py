@@ -341,7 +341,7 @@ nav.toc span{display:inline-block;margin-right:1.2ch;white-space:nowrap}
 nav.toc small{color:#59636e}
 .l{--c:var(--l)}.r{--c:var(--r)}
 span.side{color:var(--c);font-weight:600}
-#only{position:absolute;opacity:0}
+#only{position:fixed;top:0;left:0;opacity:0;pointer-events:none}
 label.toggle{display:inline-block;padding:1px 10px;border:1px solid var(--line);border-radius:6px;
 cursor:pointer;user-select:none;color:#1f2328;background:#f6f8fa}
 label.toggle::before{content:"\\2610  "}
@@ -392,7 +392,7 @@ JS = """<script>
 const only = document.getElementById("only");
 let keep = null;
 document.querySelector("label.toggle").addEventListener("click", () => {
-  const y = document.querySelector("thead").getBoundingClientRect().bottom + 2;
+  const y = document.querySelector("thead th").getBoundingClientRect().bottom + 2;
   const row = document.elementFromPoint(innerWidth / 2, y)?.closest("tbody tr");
   keep = row ? [row, row.getBoundingClientRect().top] : null;
 });

@@ -239,19 +239,28 @@ def test_pygments_missing_is_one_line(tmp_path):
 
 # --------------------------------------------------------------- in a real browser
 
-PROBE = """<script>
+PROBE = """<script>{
 const probe = document.createElement("span");
 probe.textContent = "x".repeat(100);
 document.querySelector("td.code:empty").appendChild(probe);
 const shown = (sel) => [...document.querySelectorAll(sel)].filter((e) => e.getClientRects().length);
-document.body.dataset.probe = JSON.stringify({
+const seen = {
   width: innerWidth,
   scroll: document.documentElement.scrollWidth,
   lines100: probe.getClientRects().length,
   same: shown("tr.same").length,
   diff: shown("tr.diff").length,
-});
-</script>"""
+};
+// Flip the switch with a heading just under the column titles: the heading must stay put.
+const heading = document.querySelectorAll("tr.h")[3];
+const titles = document.querySelector("thead th").getBoundingClientRect().height;
+scrollTo(0, heading.getBoundingClientRect().top + scrollY - titles - 1);
+const before = heading.getBoundingClientRect().top;
+document.querySelector("label.toggle").click();
+seen.moved = heading.getBoundingClientRect().top - before;
+document.querySelector("label.toggle").click();
+document.body.dataset.probe = JSON.stringify(seen);
+}</script>"""
 
 
 def _probe(chromium: str, page: pathlib.Path, size: str, query: str = "") -> dict:
@@ -263,7 +272,7 @@ def _probe(chromium: str, page: pathlib.Path, size: str, query: str = "") -> dic
         timeout=120,
     )
     found = re.search(r'data-probe="([^"]*)"', proc.stdout)
-    assert found, proc.stderr[-2000:]
+    assert found, "the probe did not run (a script error?)"
     return json.loads(found.group(1).replace("&quot;", '"'))
 
 
@@ -279,6 +288,7 @@ def test_train_page_in_chromium(tmp_path):
         seen = _probe(chromium, page, size)
         assert seen["scroll"] <= seen["width"], f"horizontal scroll at {size}: {seen}"
         assert seen["lines100"] == 1, f"a 100-column line wraps at {size}"
+        assert abs(seen["moved"]) < 2, f"the switch moved the row in view at {size}: {seen}"
         assert seen["same"] == same and seen["diff"] == len(rows) - same - sum(
             r[0] == "h" for r in rows
         )
