@@ -348,7 +348,8 @@ label.toggle::before{content:"\\2610  "}
 #only:checked~header label.toggle{background:#1f2328;color:#fff}
 #only:checked~header label.toggle::before{content:"\\2611  "}
 #only:focus-visible~header label.toggle{outline:2px solid #0969da}
-#only:checked~main tr.same{display:none}
+#only:checked~main tr.same,#only:checked~main tr.h.eq{display:none}
+#only:checked~main tr.h.eq:target{display:table-row}
 tr.fold{display:none}
 #only:checked~main tr.fold{display:table-row}
 table.sbs{width:100%;table-layout:fixed;border-collapse:collapse;font-size:var(--fs);
@@ -461,10 +462,11 @@ def _heading_cell(block: Block | None, side: str, other: str) -> str:
     return f'<td colspan="3" class="{side}">{word} <b>{name}</b> &middot; {span}</td>'
 
 
-def heading_html(row: Heading, anchor: str, labels: tuple[str, str]) -> str:
+def heading_html(row: Heading, anchor: str, labels: tuple[str, str], plain: bool) -> str:
+    """A heading row; `plain` (the twins' blocks are identical) hides it with the identical rows."""
     cells = _heading_cell(row.left, "l", labels[1]) + _heading_cell(row.right, "r", labels[0])
     cells = cells.replace("<b>", f'<b><a href="#{anchor}">').replace("</b>", "</a></b>")
-    return f'<tr class="h" id="{anchor}">{cells}</tr>'
+    return f'<tr class="h{" eq" if plain else ""}" id="{anchor}">{cells}</tr>'
 
 
 def _line_cells(index: int | None, lines: tuple[str, str], side: str, differs: bool) -> str:
@@ -517,12 +519,21 @@ def table_html(page: Page, code: tuple[list[Runs], list[Runs]]) -> str:
         f'<th colspan="3" class="r">{b.label} &middot; {b.path}</th></tr></thead><tbody>',
     ]
     ids = heading_ids(page.rows)
+    heads = list(ids)  # the headings' positions in page.rows, in order
+    differing = {
+        start
+        for start, stop in zip(heads, heads[1:] + [len(page.rows)])
+        if any(row.differs for row in page.rows[start + 1 : stop])  # type: ignore[union-attr]
+    }
     for k, group in itertools.groupby(
         enumerate(page.rows), key=lambda kr: "h" if isinstance(kr[1], Heading) else kr[1].differs
     ):
         group = list(group)
         if group[0][0] in ids:
-            out += [heading_html(row, ids[j], (a.label, b.label)) for j, row in group]
+            out += [
+                heading_html(row, ids[j], (a.label, b.label), j not in differing)
+                for j, row in group
+            ]
             continue
         if not k:
             fold = f"{len(group)} identical line{'s' if len(group) > 1 else ''}"

@@ -60,7 +60,10 @@ class _Rows(HTMLParser):
 def page_rows(stem: str) -> list[tuple[str, str, list[list[str]]]]:
     parser = _Rows()
     parser.feed((PAGES / sbs.page_filename(stem)).read_text(encoding="utf-8"))
-    return [row for row in parser.rows if row[0] in ("h", "same", "diff")]
+    # A row's kind is its first class: h (a heading; "h eq" when the twins' blocks are identical),
+    # same or diff (two lines), fold (a marker shown with framework lines only).
+    rows = [(row[0].split()[0] if row[0] else "", *row[1:]) for row in parser.rows]
+    return [row for row in rows if row[0] in ("h", "same", "diff")]
 
 
 def sides(row) -> tuple[tuple[int | None, str, str], ...]:
@@ -252,7 +255,7 @@ const seen = {
   diff: shown("tr.diff").length,
 };
 // Flip the switch with a heading just under the column titles: the heading must stay put.
-const heading = document.querySelectorAll("tr.h")[3];
+const heading = document.querySelectorAll("tr.h:not(.eq)")[3];
 const titles = document.querySelector("thead th").getBoundingClientRect().height;
 scrollTo(0, heading.getBoundingClientRect().top + scrollY - titles - 1);
 const before = heading.getBoundingClientRect().top;
