@@ -23,7 +23,6 @@ imports neither torch nor jax. Highlighting needs Pygments (`pip install -e '.[d
 
 from __future__ import annotations
 
-import argparse
 import ast
 import difflib
 import hashlib
@@ -33,6 +32,8 @@ import pathlib
 import re
 import sys
 from dataclasses import dataclass
+
+from shared.cli import ArgumentParser, fail
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OUT = pathlib.Path("docs") / "side-by-side"
@@ -665,7 +666,10 @@ def load_page(root: pathlib.Path, stem: str) -> Page:
 
 def build(root: pathlib.Path = ROOT) -> dict[str, str]:
     """Every page's filename and HTML text: index.html and one page per mirrored pair."""
-    pages = [load_page(root, stem) for stem in stems(root)]
+    found = stems(root)
+    if not found:
+        raise MirrorError(f"no twin files to set side by side in {root}/{SIDES[0][0]}")
+    pages = [load_page(root, stem) for stem in found]
     out = {p.filename: render_page(p, pages) for p in pages}
     out["index.html"] = render_index(pages)
     return out
@@ -683,7 +687,7 @@ def stale(pages: dict[str, str], out: pathlib.Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--root", type=pathlib.Path, default=ROOT, help="the checkout (default: this one)"
     )
@@ -693,9 +697,8 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or args.root / OUT
     try:
         pages = build(args.root)
-    except (MirrorError, OSError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    except (MirrorError, OSError, UnicodeDecodeError) as e:
+        fail(str(e), prog=PROG)
     changed = stale(pages, out)
     if args.check:
         for name in changed:
