@@ -125,6 +125,34 @@ def test_header_names_each_file_by_its_git_blob():
         assert f"<code>{path}</code>, " in page and f"git blob <code>{blob[:10]}</code>" in page
 
 
+class _Loads(HTMLParser):
+    """What a page would fetch: <link> tags, src= attributes, CSS url()/@import, outside hrefs."""
+
+    def __init__(self):
+        super().__init__()
+        self.found: list[str] = []
+        self.in_style = False
+
+    def handle_starttag(self, tag, attrs):
+        self.in_style = tag == "style"
+        for name, value in attrs:
+            if tag == "link" or name == "src" or (name == "href" and "//" in (value or "")):
+                self.found.append(f"<{tag} {name}={value}>")
+
+    def handle_data(self, data):
+        if self.in_style and ("url(" in data or "@import" in data):
+            self.found.append("url()/@import in <style>")
+
+
+def test_pages_are_self_contained_and_linked_from_the_index():
+    index = (PAGES / "index.html").read_text(encoding="utf-8")
+    for page in sorted(PAGES.glob("*.html")):
+        parser = _Loads()
+        parser.feed(page.read_text(encoding="utf-8"))
+        assert parser.found == [], f"{page.name} loads from outside: {parser.found}"
+        assert page.name == "index.html" or f'href="{page.name}"' in index, page.name
+
+
 @pytest.mark.parametrize("stem", STEMS)
 def test_every_line_appears_once_in_order(stem):
     lines = twin_lines(stem)
