@@ -187,34 +187,26 @@ def test_datasets_are_loaded_once_per_process(mnist_dir, capsys):
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 @pytest.mark.parametrize("engine", ["loop", "sweep"])
-def test_error_records_name_the_resolved_device(backend, engine, monkeypatch, capsys):
-    """A run that fails is recorded where it would have run ("cpu", "gpu:0 NAME"), as its twin's records
-    are, not as the --device it was asked for ("auto")."""
-    import importlib
-    import types
-
-    import compare
+def test_error_records_name_the_resolved_device(backend, engine, mnist, monkeypatch, capsys):
+    """A run that fails is recorded where it would have run ("cpu", "gpu:0 NAME"), as its twin's
+    records are, not as the --device it was asked for ("auto")."""
+    import executors
 
     pytest.importorskip("torch" if backend == "torch" else "flax")
-    mod = importlib.import_module(
-        (compare.SWEEPS if engine == "sweep" else compare.BACKENDS)[backend]
-    )
+    mod = executors.backend_module(backend, engine)
 
     def broken(*args, **kwargs):
         raise ValueError("broken on purpose")
 
     monkeypatch.setattr(mod, "train_group" if engine == "sweep" else "train", broken)
-    args = types.SimpleNamespace(device="auto", log_steps=False)
     cfg = Config(epochs=1)
-    if engine == "sweep":
-        recs = compare.train_group(
-            mod, backend, [cfg, dataclasses.replace(cfg, learning_rate=1e-2)], None, args
-        )
-    else:
-        recs = [compare.train_one(mod, backend, cfg, None, args)]
+    members = (cfg, dataclasses.replace(cfg, learning_rate=1e-2))
+    unit = executors.Unit(backend, engine, members if engine == "sweep" else (cfg,))
+    recs = executors.train_unit(unit, mnist, "auto", log_steps=False)
     assert "broken on purpose" in capsys.readouterr().err
-    resolved = compare.device_name(mod, "auto")
+    resolved = executors.device_name(backend, "auto")
     assert resolved != "auto"
+    assert len(recs) == len(unit.configs)
     for rec in recs:
         assert rec["status"] == "error" and rec["error"] == "ValueError: broken on purpose"
         assert rec["device"] == resolved and rec["engine"] == engine

@@ -214,10 +214,28 @@ def test_a_task_no_node_can_hold_is_refused_in_one_line(ray, small, capsys):
     assert not path.exists() or path.read_text() == ""
 
 
+def kill_first_task(monkeypatch, marker: pathlib.Path) -> None:
+    """The first Ray task kills its own worker with SIGKILL, as the OOM killer would; the product
+    has no hook for it: the test wraps the function the Ray executor submits (executors.train_unit).
+    O_EXCL makes exactly one task, the first, create `marker` and die; a retry, and every other
+    task, finds it and trains."""
+    marker = str(marker)
+
+    def task(unit, data, device, log_steps):
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:  # on the worker, `executors` is the real, unwrapped module
+            return executors.train_unit(unit, data, device, log_steps)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    # A function nested here is pickled by value, so the workers need not import this test file.
+    monkeypatch.setattr(executors, "train_unit", task)
+
+
 def test_killed_worker_is_retried_and_the_file_ends_complete(ray, small, tmp_path, monkeypatch):
     args, path = small
     marker = tmp_path / "killed"
-    monkeypatch.setenv(executors.KILL_ONCE_ENV, str(marker))
+    kill_first_task(monkeypatch, marker)
     assert run_compare(*args, "--executor", "ray", "--ray-retries", "1") == 0
     assert marker.exists(), "no task was killed: the test proved nothing"
     records = keyed(path)
@@ -230,7 +248,7 @@ def test_killed_worker_without_retries_is_recorded_and_the_grid_goes_on(
     ray, small, tmp_path, monkeypatch, capsys
 ):
     args, path = small
-    monkeypatch.setenv(executors.KILL_ONCE_ENV, str(tmp_path / "killed"))
+    kill_first_task(monkeypatch, tmp_path / "killed")
     assert run_compare(*args, "--executor", "ray", "--ray-retries", "0") == 0
     records = keyed(path)
     assert len(records) == N_RUNS
