@@ -88,6 +88,39 @@ def parse_args(argv=None):
         help="local: train here, one unit after another; ray: each group (sweep) or run (loop) "
         "is a Ray task, on a local Ray instance or a cluster (docs/scaling.md). Default: local",
     )
+    add_ray_args(p)
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="where results.jsonl and the report go (default: runs/<config name>)",
+    )
+    p.add_argument(
+        "--list", action="store_true", help="print the expanded runs and 'N runs', train nothing"
+    )
+    p.add_argument(
+        "--report",
+        default=None,
+        metavar="OUT",
+        help="rebuild OUT/report.md and its figures from OUT/results.jsonl alone, train nothing",
+    )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar: one plain status line per finished run (for logs)",
+    )
+    p.add_argument(
+        "--log-steps",
+        action="store_true",
+        help="also print the tutorial's training log (Epoch [1/5], Step [100/600], Loss: ...)",
+    )
+    args = p.parse_args(argv)
+    check_ray_args(args)
+    return args
+
+
+def add_ray_args(p) -> None:
+    """The flags of the Ray executor (--executor ray); check_ray_args checks them."""
     p.add_argument(
         "--ray-address",
         default=None,
@@ -118,34 +151,6 @@ def parse_args(argv=None):
         help="with --executor ray: how often a task whose worker died (killed, out of memory) is "
         "retried before its runs are recorded as errors (default: 3)",
     )
-    p.add_argument(
-        "--out",
-        default=None,
-        metavar="DIR",
-        help="where results.jsonl and the report go (default: runs/<config name>)",
-    )
-    p.add_argument(
-        "--list", action="store_true", help="print the expanded runs and 'N runs', train nothing"
-    )
-    p.add_argument(
-        "--report",
-        default=None,
-        metavar="OUT",
-        help="rebuild OUT/report.md and its figures from OUT/results.jsonl alone, train nothing",
-    )
-    p.add_argument(
-        "--quiet",
-        action="store_true",
-        help="no progress bar: one plain status line per finished run (for logs)",
-    )
-    p.add_argument(
-        "--log-steps",
-        action="store_true",
-        help="also print the tutorial's training log (Epoch [1/5], Step [100/600], Loss: ...)",
-    )
-    args = p.parse_args(argv)
-    check_ray_args(args)
-    return args
 
 
 def check_ray_args(args) -> None:
