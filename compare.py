@@ -14,19 +14,19 @@ the same batch order, so a grid stopped halfway is still a fair comparison. Resu
 to OUT/results.jsonl one whole line per finished run; rerunning with the same --out skips those.
 
 Terms (executors.py says more):
-  run       one config trained on one backend (torch or jax): one record of results.jsonl.
-  group     the runs that share everything but learning rate, activation and output
-            (shared/groups.py): same batches, same initial weights, so they can train together.
-  engine    how runs are trained. `loop`: one run at a time with impls/*/train.py, the readable
-            lesson; `sweep`: a group's members at once with impls/*/sweep.py, exactly as the loop
-            would, member by member. The default is sweep when two or more runs share a group,
-            else loop. A group's records are written once both backends finished it.
-  unit      what is trained in one go: one group's unfinished members (sweep) or one run (loop),
-            on one backend.
-  executor  where units train. `local`: here, one after another; `ray`: each unit a Ray task, on
-            this machine or a cluster (docs/scaling.md), records written as tasks finish.
+  run         one config trained on one backend (torch or jax): one record of results.jsonl.
+  group       the runs that share everything but learning rate, activation and output
+              (shared/groups.py): same batches, same initial weights, so they can train together.
+  engine      how runs are trained. `loop`: one run at a time with impls/*/train.py, the readable
+              lesson; `sweep`: a group's members at once with impls/*/sweep.py, exactly as the
+              loop would, member by member. The default is sweep when two or more runs share a
+              group, else loop. A group's records are written once both backends finished it.
+  unit        what is trained in one go: one group's unfinished members (sweep) or one run
+              (loop), on one backend.
+  executor    where units train. `local`: here, one after another; `ray`: each unit a Ray task,
+              on this machine or a cluster (docs/scaling.md), records written as tasks finish.
   GEMM floor  what the bare matrix products of one step take on this CPU (numpy, measured at the
-            start, shared/machine.py): the reference the report reads step times against.
+              start, shared/machine.py): the reference the report reads step times against.
 
 This file is the command line and the plan (which runs are left, as units); executors.py trains
 the units, and the loop in `train_and_write` writes what comes back.
@@ -42,7 +42,6 @@ import pathlib
 import signal
 import sys
 import time
-from contextlib import nullcontext
 
 import executors
 from shared.cli import ArgumentParser, add_run_args, dataset, fail, grid_from_args
@@ -210,7 +209,9 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
         bar = tqdm(total=len(todo), unit="run", dynamic_ncols=True, file=sys.stderr)
     ctx = executors.Context(datasets, args.device, args.log_steps, floors, bar)
     writer = Writer(results, runs, units, bar, as_they_come=ray is not None)
-    executor = ray_executor(ray, args, datasets) if ray else nullcontext(executors.run_local)
+    executor = (
+        ray_executor(ray, args, datasets) if ray else contextlib.nullcontext(executors.run_local)
+    )
     return train_and_write(executor, units, ctx, writer)
 
 
