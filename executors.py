@@ -1,33 +1,43 @@
-"""Where compare.py's units of work run when they do not run in its own loop: as Ray tasks.
+"""Units of work and the executors that train them: here (local) or as Ray tasks (ray).
 
-A *unit* is what one task trains: for the sweep engine one group's unfinished members on one
-backend (shared/groups.py), for the loop engine one run on one backend. The driver (compare.py)
-plans the units, puts each dataset into Ray's object store once (`ray.put`), submits every unit as
-a task with its resources declared, and writes the records itself as tasks finish (`ray.wait`), in
-whatever order they finish: workers never touch results.jsonl, so its lock, fsync and resume are
-the local executor's.
+Terms, as compare.py uses them:
 
-Workers get the code, not the data files: from a checkout the repository's code (compare.py,
-executors.py, shared/, impls/) is shipped as the job's `working_dir`; from an installed mlp-twins
-each node must have it installed. Ray is imported lazily, so nothing else needs it.
+* a *run* is one config (shared/config.py) trained on one backend (torch or jax);
+* a *group* is every run that shares all fields but learning rate, activation and output
+  (shared/groups.py): same batches, same initial weights, so they can train together;
+* an *engine* is how runs are trained: `loop` one run at a time (impls/*/train.py, the readable
+  lesson), `sweep` a group's members at once (impls/*/sweep.py, the same numbers, faster);
+* a *unit* is what one call of `train_unit` trains: for the sweep engine one group's unfinished
+  members on one backend, for the loop engine one run;
+* an *executor* takes units and yields (unit, its records) as each finishes: `run_local` trains
+  them in this process one after another, `run_ray` makes each a Ray task, on this machine or on
+  a cluster (docs/scaling.md). Both train a unit with the same `train_unit`, so a unit gives the
+  same records wherever it trains; compare.py alone writes them to results.jsonl.
 
-A task that dies (worker killed, out of memory) is retried by Ray (`max_retries`); one that still
-fails comes back as the exception, which compare.py records as error records naming the cause.
-An exception inside training is caught in the task, exactly as the local loop catches it.
+Ray is imported lazily (`import_ray`), so nothing else needs it. From a checkout the repository's
+code (compare.py, executors.py, shared/, impls/) is shipped to the workers as the job's
+`working_dir`; from an installed mlp-twins each node must have it installed. The data is put into
+Ray's object store once (`ray.put`) and shared by every task. A task whose worker dies (killed,
+out of memory) is retried by Ray (`max_retries`); one that still fails becomes error records
+naming the cause, and the grid goes on.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 import os
 import pathlib
 import signal
-from collections.abc import Iterator
+import sys
+import time
+import traceback
+from collections.abc import Iterable, Iterator
 
 from shared.config import Config
 from shared.groups import group_runs
+from shared.machine import load_now, shape_key
+from shared.results import make_record
 
 RAY_HINT = "pip install 'mlp-twins[ray]'"
 ROOT = pathlib.Path(__file__).resolve().parent
@@ -44,23 +54,38 @@ SHIP_EXCLUDES = [
     "*.jsonl",
     "__pycache__",
 ]
-# Test-only fault injection (tests/test_ray.py): a path; the first task to create that file kills its
-# own worker with SIGKILL, as the OOM killer would. Read by the driver and passed to the tasks as an
-# argument, so it reaches workers that were started before it was set.
-KILL_ONCE_ENV = "MLP_TWINS_TEST_KILL_ONCE"
+# JAX grabs 75% of a GPU's memory when it starts unless told not to; torch in the same process
+# (or other tasks on a shared GPU) would then find none. compare.py sets it for its own process,
+# runtime_env for Ray's workers.
+PREALLOCATE = "XLA_PYTHON_CLIENT_PREALLOCATE"
 
 
 @dataclasses.dataclass(frozen=True)
 class Unit:
-    backend: str
+    backend: str  # "torch" | "jax"
     engine: str  # "sweep": configs are one group's members; "loop": configs is one run
     configs: tuple[Config, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What every unit of one compare.py command shares, handed to the executor with the units."""
+
+    datasets: dict  # dataset name -> shared.data.Dataset, loaded and checked
+    device: str  # --device: auto | cpu | gpu, resolved by each backend where it trains
+    log_steps: bool  # also print the tutorial's log (Epoch [1/5], Step [100/600], Loss: ...)
+    # Shape (shared.machine.shape_key) -> its GEMM floor in µs: what the bare matrix products of
+    # one step take on this CPU (shared/machine.py). Local CPU runs only: a worker's CPU or a GPU
+    # is not the one measured.
+    floors: dict = dataclasses.field(default_factory=dict)
+    bar: object = None  # the tqdm progress bar (None with --quiet), told what trains now
 
 
 def plan_units(
     runs: list[Config], todo: list[tuple[Config, str]], engine: str, backends: list[str]
 ) -> list[Unit]:
-    """The unfinished (config, backend) pairs of `todo` as units, in the local executor's order."""
+    """The unfinished (config, backend) pairs of `todo` as units, a run's (loop) or a group's
+    (sweep) backends one after another, in the order of `runs`."""
     left = {(c.key(), b) for c, b in todo}
     units = []
     parts = group_runs(runs) if engine == "sweep" else [[cfg] for cfg in runs]
@@ -72,12 +97,131 @@ def plan_units(
     return units
 
 
+# ------------------------------------------------------------------ one unit, in this process
+
+
+def backend_module(backend: str, engine: str):
+    """impls/<twin>/train.py (loop engine) or sweep.py (sweep engine). Imported when asked for, so
+    that a missing framework is an ImportError here, which compare.py turns into one line."""
+    if backend == "torch":
+        from impls.torch_mlp import sweep, train
+    elif backend == "jax":
+        from impls.flax_mlp import sweep, train
+    else:
+        raise ValueError(f"backend: got {backend!r}; allowed: torch | jax")
+    return sweep if engine == "sweep" else train
+
+
+def runtime_module(backend: str):
+    """impls/<twin>/runtime.py: the twin's devices, precision and versions."""
+    if backend == "torch":
+        from impls.torch_mlp import runtime
+    elif backend == "jax":
+        from impls.flax_mlp import runtime
+    else:
+        raise ValueError(f"backend: got {backend!r}; allowed: torch | jax")
+    return runtime
+
+
+def device_name(backend: str, device: str) -> str:
+    """Where `backend` runs `device` (auto | cpu | gpu), spelled as its records spell it ("cpu",
+    "gpu:0 NAME"); the request itself where it cannot be resolved (a missing GPU)."""
+    runtime = runtime_module(backend)
+    try:
+        return runtime.describe_device(runtime.resolve_device(device))
+    except RuntimeError:
+        return device
+
+
+def train_unit(unit: Unit, data, device: str, log_steps: bool) -> list[dict]:
+    """Train one unit in this process; one record per config of the unit, in order. An exception
+    in training becomes an `error` record for each: one broken run must not sink a 432-run grid."""
+    mod = backend_module(unit.backend, unit.engine)  # outside the try: not installed is not a run
+    # Arrays from Ray's object store are read-only, and torch.from_numpy warns on those. The labels
+    # are 0.5 MB (the images are scaled into new arrays anyway), so copy them, not the images.
+    if not data.train_labels.flags.writeable:
+        data = dataclasses.replace(
+            data, train_labels=data.train_labels.copy(), test_labels=data.test_labels.copy()
+        )
+    log = print if log_steps else None
+    t0 = time.perf_counter()
+    try:
+        if unit.engine == "sweep":
+            return mod.train_group(list(unit.configs), data, device=device, log=log)
+        return [mod.train(unit.configs[0], data, device=device, log=log)]
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # recorded, not fatal
+        text = f"{type(e).__name__}: {e}"
+        cfg, n = unit.configs[0], len(unit.configs)
+        what = (
+            f"sweep failed on a group of {n} ({cfg.describe()} ...)"
+            if unit.engine == "sweep"
+            else f"failed on {cfg.describe()}"
+        )
+        print(f"[compare] {unit.backend} {what}: {text}", file=sys.stderr)
+        if os.environ.get("MLP_TWINS_DEBUG"):
+            traceback.print_exc()
+        wall_s = (time.perf_counter() - t0) / n  # a group's time, shared among its members
+        return failed_records(unit, data, text, wall_s, device_name(unit.backend, device))
+
+
+def failed_records(unit: Unit, data, text: str, wall_s: float, device: str) -> list[dict]:
+    """`error` records for a unit's runs that did not finish: one per config, shaped as its
+    engine's records (the sweep's name their group)."""
+    n = len(unit.configs)
+    return [
+        make_record(
+            backend=unit.backend,
+            cfg=cfg,
+            data=data,
+            status="error",
+            error=text,
+            epochs=[],
+            loss_curve=[],
+            timing={},
+            wall_s=wall_s,
+            device=device,
+            versions={},
+            engine=unit.engine,
+            group={"members": n, "index": j} if unit.engine == "sweep" else None,
+        )
+        for j, cfg in enumerate(unit.configs)
+    ]
+
+
+# ------------------------------------------------------------------ the local executor
+
+
+def run_local(units: Iterable[Unit], ctx: Context) -> Iterator[tuple[Unit, list[dict]]]:
+    """Train the units here, one after another; yield (unit, its records) as each finishes. Each
+    record also gets the machine's load when the unit started and its shape's GEMM floor."""
+    for unit in units:
+        cfg = unit.configs[0]
+        if ctx.bar is not None:
+            what = (
+                f"{shape_key(cfg)} group of {len(unit.configs)}"
+                if unit.engine == "sweep"
+                else cfg.describe(brief=True)
+            )
+            ctx.bar.set_description(f"{unit.backend} {what}")
+        load = load_now()
+        records = train_unit(unit, ctx.datasets[cfg.dataset], ctx.device, ctx.log_steps)
+        for c, rec in zip(unit.configs, records):
+            rec.update(load_at_start=load, gemm_floor_us=ctx.floors.get(shape_key(c)))
+        yield unit, records
+
+
+# ------------------------------------------------------------------ the Ray executor
+
+
 def import_ray():
     """The ray module, or None where it is not installed."""
     try:
-        return importlib.import_module("ray")
+        import ray
     except ImportError:
         return None
+    return ray
 
 
 def start(ray, address: str | None, num_cpus: int | None = None) -> bool:
@@ -96,19 +240,20 @@ def start(ray, address: str | None, num_cpus: int | None = None) -> bool:
     return True
 
 
-def runtime_env() -> dict | None:
-    """Ship the checkout's code to the workers; an installed mlp-twins ships nothing (site-packages
-    is not ours to upload: install it on every node)."""
-    if not (ROOT / "pyproject.toml").is_file():
-        return None
-    return {"working_dir": str(ROOT), "excludes": SHIP_EXCLUDES}
+def runtime_env() -> dict:
+    """What every worker gets: JAX's GPU memory setting, and the checkout's code. An installed
+    mlp-twins ships no code (site-packages is not ours to upload: install it on every node)."""
+    env = {"env_vars": {PREALLOCATE: os.environ.get(PREALLOCATE, "false")}}
+    if (ROOT / "pyproject.toml").is_file():
+        env.update(working_dir=str(ROOT), excludes=SHIP_EXCLUDES)
+    return env
 
 
 def task_options(
     ray, *, gpus_per_task: float | None, cpus_per_task: float, retries: int, device: str
 ) -> dict:
-    """Resources for every task: a GPU share where the cluster has GPUs, else CPUs. Raises ValueError
-    naming the flag when the request cannot be met."""
+    """Resources for every task: a GPU share where the cluster has GPUs, else CPUs. Raises
+    ValueError naming the flag when the request cannot be met."""
     gpus = ray.cluster_resources().get("GPU", 0)
     if gpus_per_task is not None and not gpus:
         raise ValueError(f"--ray-gpus-per-task {gpus_per_task:g}: the Ray cluster has no GPUs")
@@ -127,29 +272,28 @@ def task_options(
             f" and {options['num_gpus']:g} GPU" if "num_gpus" in options else ""
         )
         raise ValueError(
-            f"--ray-cpus-per-task/--ray-gpus-per-task: no node of the Ray cluster has {want} for one task"
+            "--ray-cpus-per-task/--ray-gpus-per-task: no node of the Ray cluster has "
+            f"{want} for one task"
         )
     return options
 
 
 def task_device(options: dict) -> str:
-    """Where a task with `options` (task_options) runs, as far as the driver can tell: "cpu", or "gpu"
-    (which GPU, and its name, only the worker knows; the records of a task that died say "gpu")."""
+    """Where a task with `options` (task_options) runs, as far as the driver can tell: "cpu", or
+    "gpu" (which GPU, and its name, only the worker knows; a task that died is recorded "gpu")."""
     return "gpu" if options.get("num_gpus") else "cpu"
 
 
-def run(
-    ray, units: list[Unit], datasets: dict, *, device: str, log_steps: bool, options: dict
-) -> Iterator[tuple[Unit, list[dict] | Exception]]:
-    """Submit every unit; yield (unit, its records) or (unit, the exception that ended it) as each
-    finishes. Closing the generator (Ctrl-C, SIGTERM, an error in the caller) cancels what is left."""
-    refs = {
-        name: ray.put(data) for name, data in datasets.items()
-    }  # once each, shared by every task
-    task = ray.remote(run_unit).options(**options)
-    kill_once = os.environ.get(KILL_ONCE_ENV)
+def run_ray(
+    units: Iterable[Unit], ctx: Context, *, ray, options: dict
+) -> Iterator[tuple[Unit, list[dict]]]:
+    """Submit every unit as a Ray task (`train_unit`, with `options`' resources); yield (unit, its
+    records) as each finishes, in the order they finish. Closing the generator (Ctrl-C, SIGTERM,
+    an error in the caller) cancels what is left."""
+    refs = {name: ray.put(data) for name, data in ctx.datasets.items()}  # once, for every task
+    task = ray.remote(train_unit).options(**options)
     pending = {
-        task.remote(u, refs[u.configs[0].dataset], device, log_steps, kill_once): u for u in units
+        task.remote(u, refs[u.configs[0].dataset], ctx.device, ctx.log_steps): u for u in units
     }
     try:
         while pending:
@@ -158,15 +302,26 @@ def run(
             for ref in ready:
                 unit = pending.pop(ref)
                 try:
-                    outcome = ray.get(ref)
+                    records = ray.get(ref)
                 except ray.exceptions.RayError as e:  # retries spent, or an error outside training
-                    outcome = e
-                yield unit, outcome
+                    records = task_failed(unit, e, ctx.datasets[unit.configs[0].dataset], options)
+                yield unit, records
     finally:
         for ref in pending:
-            ray.cancel(
-                ref, force=True
-            )  # force: a running task's worker is stopped, not left training
+            # force: a running task's worker is stopped, not left training
+            ray.cancel(ref, force=True)
+
+
+def task_failed(unit: Unit, e: Exception, data, options: dict) -> list[dict]:
+    """A task Ray gave up on (retries spent): error records naming the cause, and the grid goes
+    on."""
+    text = failure_text(e, options["max_retries"])
+    print(
+        f"[compare] {unit.backend} task failed on {len(unit.configs)} run(s) "
+        f"({unit.configs[0].describe()} ...): {text}",
+        file=sys.stderr,
+    )
+    return failed_records(unit, data, text, 0.0, task_device(options))
 
 
 def failure_text(e: Exception, retries: int) -> str:
@@ -174,42 +329,3 @@ def failure_text(e: Exception, retries: int) -> str:
     cause = getattr(e, "cause", None) or e
     first = (str(cause).strip().splitlines() or [""])[0][:300]
     return f"{type(cause).__name__} on Ray (max_retries={retries}): {first}"
-
-
-def run_unit(
-    unit: Unit, data, device: str, log_steps: bool, kill_once: str | None = None
-) -> list[dict]:
-    """The task: train one unit in this worker and return its records (the loop's or the sweep's)."""
-    if kill_once:
-        _kill_once(kill_once)
-    # Fractional GPUs put several tasks on one device: JAX must not grab 75% of it up front.
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    import compare  # the local executor's train_one / train_group: same error handling, same records
-
-    # The object store hands out read-only arrays; torch.from_numpy warns on those. Labels are 0.5 MB
-    # and the images are scaled into new arrays anyway, so copy the labels and leave the images shared.
-    data = dataclasses.replace(
-        data, train_labels=data.train_labels.copy(), test_labels=data.test_labels.copy()
-    )
-    args = argparse_like(device, log_steps)
-    if unit.engine == "sweep":
-        mod = importlib.import_module(compare.SWEEPS[unit.backend])
-        return compare.train_group(mod, unit.backend, list(unit.configs), data, args)
-    mod = importlib.import_module(compare.BACKENDS[unit.backend])
-    return [compare.train_one(mod, unit.backend, unit.configs[0], data, args)]
-
-
-def argparse_like(device: str, log_steps: bool):
-    """What compare.train_one / train_group read from compare.py's parsed flags."""
-    import types
-
-    return types.SimpleNamespace(device=device, log_steps=log_steps)
-
-
-def _kill_once(marker: str) -> None:
-    """Test hook (KILL_ONCE_ENV): O_EXCL makes exactly one task, the first, create the marker and die."""
-    try:
-        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-    except FileExistsError:
-        return
-    os.kill(os.getpid(), signal.SIGKILL)

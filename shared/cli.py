@@ -70,14 +70,16 @@ def grid_from_args(args: argparse.Namespace) -> Grid:
 def backend_args(
     prog: str, framework: str, argv: list[str] | None = None
 ) -> tuple[argparse.Namespace, list]:
-    """`python -m impls.<twin>`'s flags, parsed and validated: (args, the runs of the grid), or exit 2."""
+    """`python -m impls.<twin>`'s flags, parsed and validated: (args, the runs of the grid), or
+    exit 2."""
     parser = ArgumentParser(
-        prog=prog, description=f"Train the MNIST MLP with {framework} (the seed's loop)."
+        prog=prog, description=f"Train the MNIST MLP with {framework} (the tutorial's loop)."
     )
     add_run_args(parser)
     args = parser.parse_args(argv)
     runs = grid_from_args(args).runs()
-    # The caller imports its framework after this returns: set its threads first (shared/machine.py).
+    # The caller imports its framework after this returns: set its threads first
+    # (shared/machine.py).
     from shared.machine import configure_threads
 
     configure_threads()
@@ -101,7 +103,8 @@ def dataset(name: str, data_dir: str | None, verbose: bool = True):
 
 
 def summary(record: dict, n_test: int) -> str:
-    """The seed's closing line, then the times: wall, per step, and the first step (compile / warm-up)."""
+    """The tutorial's closing line, then the times: wall, per step, and the first step (compile
+    / warm-up)."""
     if record["epochs"]:
         accuracy = 100 * record["epochs"][-1]["test_accuracy"]
         head = f"Accuracy of the network on the {n_test} test images: {accuracy:.2f} %"
@@ -112,4 +115,5 @@ def summary(record: dict, n_test: int) -> str:
     us = record["step_time_us"]
     per_step = f"{us:.0f} µs/step" if us is not None else "no steady steps timed"
     first = f"{record['warmup_s']:.2f} s" if record["warmup_s"] is not None else "-"
-    return f"{head}\nWall time: {record['wall_s']:.1f} s ({record['steps']} steps, {per_step}, first step {first})"
+    steps = f"{record['steps']} steps, {per_step}, first step {first}"
+    return f"{head}\nWall time: {record['wall_s']:.1f} s ({steps})"

@@ -5,7 +5,7 @@ A *run* is one frozen `Config`. A *grid* is a base `Config` plus axes
 (the cartesian product, axes in field order), so `--list` and the results
 file always agree on what "run 17" is.
 
-Learning rates of the seed report were written `10e-1, 10e-3, 10e-5, 10e-7`.
+Learning rates of the lab report were written `10e-1, 10e-3, 10e-5, 10e-7`.
 In Python (and in the report's code) `10e-1` is 1.0, `10e-3` is 0.01, and so
 on: the grid keeps those literal values, 1.0 / 1e-2 / 1e-4 / 1e-6, rather than
 the 1e-1 / 1e-3 / ... the author probably meant.
@@ -32,7 +32,7 @@ INITS = ("shared", "native")
 DTYPES = ("float32", "float64")
 N_TRAIN = 60_000  # both datasets have 60000 training images
 
-# The literal learning rates of the seed report: 10e-1, 10e-3, 10e-5, 10e-7.
+# The literal learning rates of the lab report: 10e-1, 10e-3, 10e-5, 10e-7.
 GRID_LEARNING_RATES = (10e-1, 10e-3, 10e-5, 10e-7)  # == (1.0, 1e-2, 1e-4, 1e-6)
 
 
@@ -48,14 +48,13 @@ class Config:
     hidden_size: int = 500  # units per hidden layer
     hidden_layers: int = 1  # number of Linear+activation blocks before the output Linear
     activation: str = "relu"  # relu | leaky_relu (negative slope 0.01 in both frameworks)
-    output: str = "logits"  # logits | softmax (softmax = the seed report's double softmax)
+    output: str = "logits"  # logits | softmax (softmax = the lab report's double softmax)
     batch_size: int = 100
     learning_rate: float = 1e-3
     epochs: int = 5
     seed: int = 0  # drives the batch order and the shared initial weights
-    init: str = (
-        "shared"  # shared: identical weights in both backends; native: each framework's default
-    )
+    # shared: identical weights in both backends; native: each framework's default
+    init: str = "shared"
     tf32: bool = False  # allow TF32 matmuls on GPU (speed runs only; off = true float32)
     dtype: str = "float32"  # float32 | float64 (float64: whole-run parity of the twins, see tests)
 
@@ -98,18 +97,20 @@ class Config:
         return dataclasses.asdict(self)
 
     def describe(self, brief: bool = False) -> str:
-        """The run on one line: every field that makes it, as compare.py's log lines and --list show it
-        ("mnist 784-500-10 relu logits batch=100 lr=0.001 epochs=5 seed=0 init=shared"); `brief`: the
-        fields a grid varies, as the report's tables show them ("1x500 relu logits b100 lr0.001")."""
+        """The run on one line: every field that makes it, as compare.py's log lines and --list
+        show it ("mnist 784-500-10 relu logits batch=100 lr=0.001 epochs=5 seed=0 init=shared");
+        `brief`: the fields a grid varies, as the report's tables show them ("1x500 relu logits
+        b100 lr0.001")."""
         if brief:
             return (
-                f"{self.hidden_layers}x{self.hidden_size} {self.activation} {self.output} b{self.batch_size} "
-                f"lr{self.learning_rate:g}"
+                f"{self.hidden_layers}x{self.hidden_size} {self.activation} {self.output} "
+                f"b{self.batch_size} lr{self.learning_rate:g}"
             )
+        extras = (" tf32" if self.tf32 else "") + (" float64" if self.dtype == "float64" else "")
         return (
-            f"{self.dataset} {'-'.join(map(str, self.layer_sizes))} {self.activation} {self.output} "
-            f"batch={self.batch_size} lr={self.learning_rate:g} epochs={self.epochs} seed={self.seed} "
-            f"init={self.init}{' tf32' if self.tf32 else ''}{' float64' if self.dtype == 'float64' else ''}"
+            f"{self.dataset} {'-'.join(map(str, self.layer_sizes))} {self.activation} "
+            f"{self.output} batch={self.batch_size} lr={self.learning_rate:g} "
+            f"epochs={self.epochs} seed={self.seed} init={self.init}{extras}"
         )
 
     def key(self) -> str:
@@ -180,7 +181,7 @@ class Grid:
 
 
 PRESETS: dict[str, Grid] = {
-    # The seed: pytorch-tutorial's feed-forward net, 784-500-10, Adam 1e-3, batch 100, 5 epochs.
+    # The tutorial: pytorch-tutorial's feed-forward net, 784-500-10, Adam 1e-3, batch 100, 5 epochs.
     "baseline": Grid("baseline", Config()),
     # The lab report's grid: 3 x 3 x 3 x 4 x 2 x 2 = 432 runs. Every run trains 8 epochs and is
     # evaluated after each one, so the results for 3..8 epochs are the first k epochs of these.
@@ -256,7 +257,8 @@ def parse_set(items: list[str]) -> dict[str, tuple[Any, ...]]:
 
 
 def load_toml(path: str | pathlib.Path) -> Grid:
-    """A TOML file of Config fields; a list value makes an axis. `preset = "grid"` starts from a preset.
+    """A TOML file of Config fields; a list value makes an axis. `preset = "grid"` starts from a
+    preset.
 
     preset = "baseline"
     hidden_size = [400, 600]
@@ -279,8 +281,9 @@ def load_toml(path: str | pathlib.Path) -> Grid:
     overrides: dict[str, tuple[Any, ...]] = {}
     for name, value in data.items():
         if name not in _FIELD_TYPES:
+            allowed = ", ".join(FIELD_NAMES)
             raise ConfigError(
-                f"{path.name}: unknown config field {name!r}; allowed: preset, {', '.join(FIELD_NAMES)}"
+                f"{path.name}: unknown config field {name!r}; allowed: preset, {allowed}"
             )
         values = tuple(value) if isinstance(value, list) else (value,)
         if not values:

@@ -27,13 +27,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 COMPARE, TORCH, FLAX = "compare.py", "python -m impls.torch_mlp", "python -m impls.flax_mlp"
 BENCH_STEP, BENCH_PIPE, BENCH_LOAD = "bench_step.py", "bench_pipeline.py", "bench_data_load.py"
 BENCH_SWEEP = "bench_sweep.py"
-RUN_FLAGS = (
-    COMPARE,
-    TORCH,
-    FLAX,
-    BENCH_STEP,
-    BENCH_PIPE,
-)  # those taking --config / --set / --device
+# those taking --config / --set / --device
+RUN_FLAGS = (COMPARE, TORCH, FLAX, BENCH_STEP, BENCH_PIPE)
 DEVICE_FLAGS = RUN_FLAGS + (BENCH_SWEEP,)  # those taking --device
 DATA_FLAGS = RUN_FLAGS + (BENCH_LOAD, BENCH_SWEEP)  # those taking --data-dir
 
@@ -255,7 +250,8 @@ def bad(tmp_path_factory, mnist_dir) -> pathlib.Path:
 
 
 def unwritable_dir(tmp: pathlib.Path) -> pathlib.Path:
-    """An existing folder this process cannot write to. root ignores permission bits, but not sysfs."""
+    """An existing folder this process cannot write to. root ignores permission bits, but not
+    sysfs."""
     if os.geteuid() == 0:
         if not os.path.isdir("/sys/kernel"):
             pytest.skip("running as root without /sys/kernel: no folder to make unwritable")

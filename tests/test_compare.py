@@ -180,41 +180,32 @@ def test_datasets_are_loaded_once_per_process(mnist_dir, capsys):
 
     loaded = compare.load_datasets([Config(), Config(hidden_size=64)], str(mnist_dir))
     assert list(loaded) == ["mnist"] and loaded["mnist"] is cli.dataset("mnist", str(mnist_dir))
-    assert (
-        "[data]" not in capsys.readouterr().err
-    )  # said later, once every check has passed (announce)
+    # said later, once every check has passed (announce)
+    assert "[data]" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 @pytest.mark.parametrize("engine", ["loop", "sweep"])
-def test_error_records_name_the_resolved_device(backend, engine, monkeypatch, capsys):
-    """A run that fails is recorded where it would have run ("cpu", "gpu:0 NAME"), as its twin's records
-    are, not as the --device it was asked for ("auto")."""
-    import importlib
-    import types
-
-    import compare
+def test_error_records_name_the_resolved_device(backend, engine, mnist, monkeypatch, capsys):
+    """A run that fails is recorded where it would have run ("cpu", "gpu:0 NAME"), as its twin's
+    records are, not as the --device it was asked for ("auto")."""
+    import executors
 
     pytest.importorskip("torch" if backend == "torch" else "flax")
-    mod = importlib.import_module(
-        (compare.SWEEPS if engine == "sweep" else compare.BACKENDS)[backend]
-    )
+    mod = executors.backend_module(backend, engine)
 
     def broken(*args, **kwargs):
         raise ValueError("broken on purpose")
 
     monkeypatch.setattr(mod, "train_group" if engine == "sweep" else "train", broken)
-    args = types.SimpleNamespace(device="auto", log_steps=False)
     cfg = Config(epochs=1)
-    if engine == "sweep":
-        recs = compare.train_group(
-            mod, backend, [cfg, dataclasses.replace(cfg, learning_rate=1e-2)], None, args
-        )
-    else:
-        recs = [compare.train_one(mod, backend, cfg, None, args)]
+    members = (cfg, dataclasses.replace(cfg, learning_rate=1e-2))
+    unit = executors.Unit(backend, engine, members if engine == "sweep" else (cfg,))
+    recs = executors.train_unit(unit, mnist, "auto", log_steps=False)
     assert "broken on purpose" in capsys.readouterr().err
-    resolved = compare.device_name(mod, "auto")
+    resolved = executors.device_name(backend, "auto")
     assert resolved != "auto"
+    assert len(recs) == len(unit.configs)
     for rec in recs:
         assert rec["status"] == "error" and rec["error"] == "ValueError: broken on purpose"
         assert rec["device"] == resolved and rec["engine"] == engine
@@ -254,15 +245,13 @@ def test_smoke_end_to_end_schema(smoke_out):
         assert "python" in rec["versions"] and "numpy" in rec["versions"]
         assert ("torch" if rec["backend"] == "torch" else "jax") in rec["versions"]
         assert 0.8 < rec["epochs"][-1]["test_accuracy"] <= 1.0
-        spread = rec[
-            "step_time_spread"
-        ]  # loop: 3 windows of 50 steps after the first; sweep: one an epoch
+        # loop: 3 windows of 50 steps after the first; sweep: one an epoch
+        spread = rec["step_time_spread"]
         assert spread["windows"] == (2 if rec.get("engine") == "sweep" else 3)
         assert 0 < spread["p10"] <= spread["p50"] <= spread["p90"]
         assert rec["load_at_start"]["cpus"] >= 1 and rec["load_at_start"]["load_1m"] >= 0
-        assert (
-            rec["gemm_floor_us"] > 0
-        )  # measured once at the start, for the run's shape (CPU runs)
+        # measured once at the start, for the run's shape (CPU runs)
+        assert rec["gemm_floor_us"] > 0
     # Same weights, same batches: the two backends' curves coincide.
     for t, j in ((recs[0], recs[1]), (recs[2], recs[3])):
         assert max(abs(a - b) for a, b in zip(t["loss_curve"], j["loss_curve"])) < 1e-3
@@ -316,15 +305,15 @@ def test_rerun_skips_finished_runs(smoke_out, mnist_dir, compare_here):
 def test_diverged_and_collapsed_runs_are_recorded_and_the_grid_goes_on(
     tmp_path, mnist_dir, compare_here
 ):
-    """Two ways a learning rate fails, in one grid (one compare.py run: its start-up and data load are paid
-    once, and each run's assertions are the same as if it ran alone). compare.py runs in this process
-    (conftest's compare_here); smoke_out above runs a real one.
+    """Two ways a learning rate fails, in one grid (one compare.py run: its start-up and data load
+    are paid once, and each run's assertions are the same as if it ran alone). compare.py runs in
+    this process (conftest's compare_here); smoke_out above runs a real one.
 
-    lr 1e30: Adam's first steps move every weight by ~1e30, the activations overflow float32 and the
-    loss turns NaN: the run is recorded as diverged and the grid goes on to the next run.
-    lr 10e-1 == 1.0, the grid's largest, does *not* do this: it is far too large for Adam, but its step is
-    bounded by lr, so the loss stays finite; the ReLU units die and the net predicts about one class (~10%),
-    and the report says so. lr 1e-3 beside them trains normally."""
+    lr 1e30: Adam's first steps move every weight by ~1e30, the activations overflow float32 and
+    the loss turns NaN: the run is recorded as diverged and the grid goes on to the next run.
+    lr 10e-1 == 1.0, the grid's largest, does *not* do this: it is far too large for Adam, but its
+    step is bounded by lr, so the loss stays finite; the ReLU units die and the net predicts about
+    one class (~10%), and the report says so. lr 1e-3 beside them trains normally."""
     needs_both()
     r = compare_here(
         "--config",
@@ -353,12 +342,12 @@ def test_diverged_and_collapsed_runs_are_recorded_and_the_grid_goes_on(
         collapsed = by[(b, 1.0)]
         assert collapsed["status"] == "ok"
         assert collapsed["epochs"][-1]["test_accuracy"] < 0.3
-    assert [ln.count("DIVERGED") for ln in r.stdout.splitlines() if "DIVERGED" in ln] == [
-        2
-    ]  # one line, both
+    diverged = [ln.count("DIVERGED") for ln in r.stdout.splitlines() if "DIVERGED" in ln]
+    assert diverged == [2]  # one line, both backends
     report = (tmp_path / "report.md").read_text()
     assert "did not finish normally" in report
-    # The did-not-learn list names the lr 1.0 runs, and only them (lr 1e-3 learned; lr 1e30 is listed as diverged).
+    # The did-not-learn list names the lr 1.0 runs, and only them (lr 1e-3 learned; lr 1e30 is
+    # listed as diverged).
     stuck = report[report.index("did not learn") :].split("\n\n")[1]  # the paragraph's table
     listed = [ln for ln in stuck.splitlines() if ln.startswith(("| torch ", "| jax "))]
     assert len(listed) == 2 and all("lr1 " in ln for ln in listed), listed

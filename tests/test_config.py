@@ -25,7 +25,7 @@ from tests.conftest import ROOT
 def test_grid_is_432_runs_with_the_literal_learning_rates():
     runs = resolve("grid").runs()
     assert len(runs) == 432 == 3 * 3 * 3 * 4 * 2 * 2
-    # The seed report wrote the learning rates 10e-1, 10e-3, 10e-5, 10e-7: kept as written.
+    # The lab report wrote the learning rates 10e-1, 10e-3, 10e-5, 10e-7: kept as written.
     literal = [10e-1, 10e-3, 10e-5, 10e-7]
     assert literal == [1.0, 1e-2, 1e-4, 1e-6]
     assert sorted({r.learning_rate for r in runs}, reverse=True) == literal
@@ -53,7 +53,7 @@ def test_every_preset_is_valid(name):
         assert r.steps_per_epoch == 60000 // r.batch_size
 
 
-def test_baseline_is_the_seed_tutorial():
+def test_baseline_is_the_tutorial():
     (c,) = resolve("baseline").runs()
     assert (c.hidden_size, c.hidden_layers, c.batch_size, c.learning_rate, c.epochs) == (
         500,

@@ -38,9 +38,10 @@ def grid_args(
     backend: str = "both",
     rates: str = "1e-3",
 ) -> list[str]:
-    """A small grid: sizes x rates configs x backends, 1 epoch of 10 steps each (batch 6000): the faults are
-    in the results file and the resume, so a run only has to finish and write its record. Each hidden
-    size is a group of the sweep engine, its learning rates the group's members."""
+    """A small grid: sizes x rates configs x backends, 1 epoch of 10 steps each (batch 6000): the
+    faults are in the results file and the resume, so a run only has to finish and write its
+    record. Each hidden size is a group of the sweep engine, its learning rates the group's
+    members."""
     return [
         "--config",
         "smoke",
@@ -75,7 +76,8 @@ def compare(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 
 def run_keys(path: pathlib.Path) -> list[tuple[str, str]]:
-    """(backend, config key) of every line; json.loads fails the test on a line that is not whole."""
+    """(backend, config key) of every line; json.loads fails the test on a line that is not
+    whole."""
     return [
         (r["backend"], config_of(r).key()) for r in map(json.loads, path.read_text().splitlines())
     ]
@@ -111,8 +113,9 @@ def both():
 def test_kill_9_mid_grid_refuses_a_second_process_then_resumes(
     engine, both, tmp_path, mnist_dir, compare_here
 ):
-    # Two hidden sizes. The sweep engine writes a group's records together, so its groups get two members
-    # (two rates: 8 runs, written 4 at a time); the loop writes run by run, and 4 runs suffice to kill it mid-grid.
+    # Two hidden sizes. The sweep engine writes a group's records together, so its groups get two
+    # members (two rates: 8 runs, written 4 at a time); the loop writes run by run, and 4 runs
+    # suffice to kill it mid-grid.
     rates = "1e-3,2e-3" if engine == "sweep" else "1e-3"
     total = 2 * 2 * len(rates.split(","))  # sizes x rates x backends
     args = grid_args(tmp_path, mnist_dir, sizes="16,24", rates=rates) + engine_args(engine)
@@ -124,12 +127,10 @@ def test_kill_9_mid_grid_refuses_a_second_process_then_resumes(
         stderr=subprocess.DEVNULL,
     )
     wait_for_lines(path, 1, p)
-    p.send_signal(
-        signal.SIGSTOP
-    )  # paused, lock held: the grid cannot finish while the second one starts
-    second = compare(
-        *args
-    )  # the same command again while the first runs: refused, the first untouched
+    # paused, lock held: the grid cannot finish while the second one starts
+    p.send_signal(signal.SIGSTOP)
+    # the same command again while the first runs: refused, the first untouched
+    second = compare(*args)
     p.send_signal(signal.SIGCONT)
     assert second.returncode == 2 and "in use by another process" in second.stderr, second.stderr
     assert len(second.stderr.strip().splitlines()) == 1
@@ -142,8 +143,9 @@ def test_kill_9_mid_grid_refuses_a_second_process_then_resumes(
     )
     run_keys(path)  # every line whole
 
-    # The resume runs in this process (conftest's compare_here): the process that faults and the one that is
-    # refused are real; the resume is about the file it finds, and a start-up of torch and JAX is spared.
+    # The resume runs in this process (conftest's compare_here): the process that faults and the
+    # one that is refused are real; the resume is about the file it finds, and a start-up of torch
+    # and JAX is spared.
     r = compare_here(*args)  # the kill left the lock file behind; its lock died with the process
     assert r.returncode == 0, r.stderr[-2000:]
     assert_complete(path, first, total)
@@ -176,9 +178,8 @@ def test_kill_9_during_a_results_write(both, tmp_path, mnist_dir, compare_here):
     assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
     torn = path.read_bytes()
     first = torn[: torn.rfind(b"\n") + 1]
-    assert first.count(b"\n") == 2 and not torn.endswith(
-        b"\n"
-    )  # two whole lines, half of the third
+    # two whole lines, half of the third
+    assert first.count(b"\n") == 2 and not torn.endswith(b"\n")
 
     r = compare_here(*args)  # in this process: the child that tore the line was real (see above)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -208,9 +209,8 @@ def test_full_disk_keeps_the_file_whole_and_says_so(both, tmp_path, mnist_dir, m
 
     args = grid_args(tmp_path, mnist_dir, sizes="16,24,32", backend="torch") + engine_args("loop")
     path = tmp_path / "results.jsonl"
-    fake_os = type(os)(
-        "os"
-    )  # the module's own `os` with a failing write; the rest of Python untouched
+    # the module's own `os` with a failing write; the rest of Python untouched
+    fake_os = type(os)("os")
     fake_os.__dict__.update(os.__dict__)
     fake_os.write = FullDisk(fail_at=2)
     monkeypatch.setattr(shared.results, "os", fake_os)

@@ -1,10 +1,12 @@
-"""compare.py --executor ray on a local Ray instance (2 CPUs, one per module), real MNIST, small configs:
-records equal the local executor's; a task whose worker is killed is retried (or, retries spent, recorded
-as errors naming the cause) and the results file ends complete and valid; a run interrupted mid-grid
-resumes, losing nothing and rerunning nothing. Bad flags and a missing Ray are one line and exit 2.
+"""compare.py --executor ray on a local Ray instance (2 CPUs, one per module), real MNIST, small
+configs: records equal the local executor's; a task whose worker is killed is retried (or, retries
+spent, recorded as errors naming the cause) and the results file ends complete and valid; a run
+interrupted mid-grid resumes, losing nothing and rerunning nothing. Bad flags and a missing Ray are
+one line and exit 2.
 
 compare.main runs in this process against the module's Ray instance (executors.start leaves an
-initialised Ray alone), so Ray starts once and its workers, with torch and JAX imported, serve every test.
+initialised Ray alone), so Ray starts once and its workers, with torch and JAX imported, serve
+every test.
 """
 
 from __future__ import annotations
@@ -43,13 +45,15 @@ SMALL = [
 ]
 N_RUNS = 4
 STATUSES = ["diverged"] * 2 + ["ok"] * 2
-# Same code, same engine, only the worker's thread count differs: the parity tests' loss-curve tolerance.
+# Same code, same engine, only the worker's thread count differs: the parity tests' loss-curve
+# tolerance.
 CURVE_TOL = 1e-3
 
 
 def run_compare(*args: str, report: bool = False) -> int:
-    """compare.main in this process, by default without the report (matplotlib takes seconds here, and the
-    report reads results.jsonl whoever wrote it); SIGTERM's handler (compare installs its own) is put back."""
+    """compare.main in this process, by default without the report (matplotlib takes seconds here,
+    and the report reads results.jsonl whoever wrote it); SIGTERM's handler (compare installs its
+    own) is put back."""
     term = signal.getsignal(signal.SIGTERM)
     try:
         if report:
@@ -80,8 +84,8 @@ def test_missing_ray_is_one_line_and_exit_2(tmp_path):
     # sys.modules["ray"] = None makes `import ray` raise ImportError, as where Ray is not installed.
     argv = ["compare.py", "--config", "smoke", "--executor", "ray", "--out", str(tmp_path / "out")]
     code = (
-        f"import sys; sys.modules['ray'] = None; sys.path.insert(0, {str(ROOT)!r}); sys.argv = {argv!r}; "
-        f"import runpy; runpy.run_path('compare.py', run_name='__main__')"
+        f"import sys; sys.modules['ray'] = None; sys.path.insert(0, {str(ROOT)!r}); "
+        f"sys.argv = {argv!r}; import runpy; runpy.run_path('compare.py', run_name='__main__')"
     )
     r = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
@@ -187,7 +191,8 @@ def test_ray_records_equal_local(ray, mnist_dir, tmp_path):
 
 
 def test_ray_loop_engine_runs_a_task_per_run(ray, mnist_dir, tmp_path):
-    # The loop's unit is one run: one backend and one learning rate keep this cheap (the workers are warm).
+    # The loop's unit is one run: one backend and one learning rate keep this cheap (the workers
+    # are warm).
     local, remote = local_and_ray(
         tmp_path,
         *SMALL,
@@ -206,18 +211,35 @@ def test_ray_loop_engine_runs_a_task_per_run(ray, mnist_dir, tmp_path):
 
 def test_a_task_no_node_can_hold_is_refused_in_one_line(ray, small, capsys):
     args, path = small
-    assert (
-        run_compare(*args, "--executor", "ray", "--ray-cpus-per-task", "3") == 2
-    )  # the instance has 2
+    # the instance has 2
+    assert run_compare(*args, "--executor", "ray", "--ray-cpus-per-task", "3") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no node of the Ray cluster has 3 CPUs" in err[0]
     assert not path.exists() or path.read_text() == ""
 
 
+def kill_first_task(monkeypatch, marker: pathlib.Path) -> None:
+    """The first Ray task kills its own worker with SIGKILL, as the OOM killer would; the product
+    has no hook for it: the test wraps the function the Ray executor submits (executors.train_unit).
+    O_EXCL makes exactly one task, the first, create `marker` and die; a retry, and every other
+    task, finds it and trains."""
+    marker = str(marker)
+
+    def task(unit, data, device, log_steps):
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:  # on the worker, `executors` is the real, unwrapped module
+            return executors.train_unit(unit, data, device, log_steps)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    # A function nested here is pickled by value, so the workers need not import this test file.
+    monkeypatch.setattr(executors, "train_unit", task)
+
+
 def test_killed_worker_is_retried_and_the_file_ends_complete(ray, small, tmp_path, monkeypatch):
     args, path = small
     marker = tmp_path / "killed"
-    monkeypatch.setenv(executors.KILL_ONCE_ENV, str(marker))
+    kill_first_task(monkeypatch, marker)
     assert run_compare(*args, "--executor", "ray", "--ray-retries", "1") == 0
     assert marker.exists(), "no task was killed: the test proved nothing"
     records = keyed(path)
@@ -230,7 +252,7 @@ def test_killed_worker_without_retries_is_recorded_and_the_grid_goes_on(
     ray, small, tmp_path, monkeypatch, capsys
 ):
     args, path = small
-    monkeypatch.setenv(executors.KILL_ONCE_ENV, str(tmp_path / "killed"))
+    kill_first_task(monkeypatch, tmp_path / "killed")
     assert run_compare(*args, "--executor", "ray", "--ray-retries", "0") == 0
     records = keyed(path)
     assert len(records) == N_RUNS
@@ -240,9 +262,8 @@ def test_killed_worker_without_retries_is_recorded_and_the_grid_goes_on(
     for r in errors:
         assert r["error"].startswith("WorkerCrashedError on Ray (max_retries=0)"), r["error"]
         assert r["engine"] == "sweep" and r["group"]["members"] == 2
-        assert (
-            r["device"] == "cpu"
-        )  # where the task ran (this instance has no GPU), not --device auto
+        # where the task ran (this instance has no GPU), not --device auto
+        assert r["device"] == "cpu"
     assert "task failed on 2 run(s)" in capsys.readouterr().err
 
 
@@ -254,9 +275,8 @@ def test_interrupted_ray_run_resumes_losing_nothing_rerunning_nothing(
 
     def append_then_sigterm(self, record):
         append(self, record)
-        os.kill(
-            os.getpid(), signal.SIGTERM
-        )  # as a scheduler's timeout would, right after the first record
+        # as a scheduler's timeout would, right after the first record
+        os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(ResultsFile, "append", append_then_sigterm)
     assert run_compare(*args, "--executor", "ray") == 130
