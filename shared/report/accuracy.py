@@ -20,6 +20,7 @@ from shared.report.common import (
     ok,
     pct,
     plt,
+    points,
     save,
     table,
 )
@@ -157,7 +158,7 @@ def cell_text(key: tuple, cells: dict[tuple, float], failed: dict[tuple, str]) -
     "not run"."""
     if key in failed:
         return failed[key]
-    return f"{100 * cells[key]:.1f}" if key in cells else "not run"
+    return points(cells[key], 1) if key in cells else "not run"
 
 
 def _colour_floor(cells: dict[tuple, float]) -> float:

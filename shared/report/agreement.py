@@ -14,7 +14,8 @@ F64_TOL = 1e-9  # what the float64 parity tests hold whole runs to (tests/test_p
 BLEW_UP = 10.0  # a training loss above this many times the run's first one: the run blew up
 
 TEXT = (
-    "Both twins start from the same weights and see the same batches, so any difference between "
+    "Both twins (the torch and the JAX implementation) start from the same weights and see the "
+    "same batches, so any difference between "
     "their curves comes from rounding: the frameworks sum in different orders, and the results "
     "differ in the last bits. In float32 training amplifies those bits (a chaotic system: the same "
     "happens when one weight changes by 1e-7), so curves that agree to ~1e-6 for the first hundred "

@@ -13,6 +13,7 @@ from shared.report.common import (
     learned,
     pct,
     plural,
+    points,
 )
 from shared.report.convergence import did_not_learn, stuck_counts
 from shared.report.speed import NOISY, paired_ratios
@@ -35,7 +36,7 @@ def accuracy_line(page: Page) -> str:
     gaps = [t - j for t, j in zip(finals.get("torch", []), finals.get("jax", []))]
     if len(both) == 1:
         each = ", ".join(f"{NAMES[b]} {pct(v[0])} %" for b, v in finals.items())
-        gap = f" (torch − JAX {100 * gaps[0]:+.2f} points)" if gaps else ""
+        gap = f" (torch − JAX {points(gaps[0], sign=True)} points)" if gaps else ""
         return f"**Final test accuracy**: {each}{gap}."
     each = "; ".join(
         f"{NAMES[b]} median {pct(median(v))} %, mean {pct(mean(v))} %, best {pct(max(v))} %"
@@ -43,12 +44,13 @@ def accuracy_line(page: Page) -> str:
     )
     text = (
         f"**Final test accuracy** over the {len(both)} configurations where "
-        f"{'both backends' if len(finals) > 1 else 'the backend'} learned: {each}"
+        f"{'both backends' if len(finals) > 1 else 'the backend'} learned (final test accuracy "
+        f"at least {100 * DID_NOT_LEARN_BELOW:g} %): {each}"
     )
     if gaps:
         text += (
-            f"; torch − JAX per configuration: median {100 * median(gaps):+.2f}, mean "
-            f"{100 * mean(gaps):+.2f}, largest |gap| {100 * max(map(abs, gaps)):.2f} points"
+            f"; torch − JAX per configuration: median {points(median(gaps), sign=True)}, mean "
+            f"{points(mean(gaps), sign=True)}, largest |gap| {points(max(map(abs, gaps)))} points"
         )
     return text + "."
 

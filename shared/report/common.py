@@ -7,6 +7,7 @@ import math
 import pathlib
 from collections import defaultdict
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 
@@ -114,9 +115,16 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def points(x: float, decimals: int = 2, sign: bool = False) -> str:
+    """100 x with `decimals` decimals, rounded half up on x's decimal value: 0.9235 is 92.4 (and
+    92.35 at two decimals), whether the record stored it as a float32 just above or just below."""
+    q = (Decimal(repr(float(x))) * 100).quantize(Decimal(1).scaleb(-decimals), ROUND_HALF_UP)
+    return f"{q:+}" if sign else f"{q}"
+
+
 def pct(x: float | None) -> str:
     """An accuracy in % with two decimals: one image of MNIST's 10,000 is 0.01 points."""
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}"
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else points(x)
 
 
 def plt():

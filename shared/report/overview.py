@@ -56,7 +56,11 @@ def grid_text(configs: list) -> str:
     for n in varied:
         combos *= len(values[n])
     axes = " × ".join(f"{n} {' / '.join(_value(n, v) for v in values[n])}" for n in varied)
-    share = ", ".join(f"{n} {_value(n, values[n][0])}" for n in FIELD_NAMES if n not in varied)
+    share = ", ".join(
+        GLOSS.get((n, values[n][0]), f"{n} {_value(n, values[n][0])}")
+        for n in FIELD_NAMES
+        if n not in varied
+    )
     ran = "all" if len(configs) == combos else f"{len(configs)} of the {combos}"
     return f"{axes} ({ran} combinations); every one with {share}"
 
@@ -70,6 +74,13 @@ def _order(name: str):
     if isinstance(default, str):
         return lambda v: (v != default, v)
     return lambda v: v
+
+
+# What a value means, where the name alone does not say it.
+GLOSS = {
+    ("init", "shared"): "init shared (the same initial weights in both backends)",
+    ("init", "native"): "init native (each framework's own initialisation)",
+}
 
 
 def _value(name: str, v) -> str:

@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from shared.report.common import BACKENDS, COLORS, Page, final_acc, ok, plt, save, table
+from shared.report.common import BACKENDS, COLORS, Page, final_acc, ok, plt, points, save, table
 from shared.results import config_of
 
 MIN_SEEDS = 3
@@ -32,7 +32,7 @@ def section(page: Page) -> list[str]:
             gap, spread = abs(t["mean"] - j["mean"]), max(t["std"], j["std"])
             over = gap > spread
             beyond += over
-            cells += [f"{100 * gap:.2f}", f"{100 * spread:.2f}", "**beyond**" if over else "within"]
+            cells += [points(gap), points(spread), "**beyond**" if over else "within"]
         else:
             cells += ["-", "-", "-"]
         rows.append(cells)
@@ -101,8 +101,8 @@ def seed_stats(records: list[dict]) -> list[tuple[str, dict[str, dict]]]:
 def _cell(s: dict | None) -> str:
     if not s:
         return "-"
-    spread = f"[{100 * s['min']:.2f} – {100 * s['max']:.2f}]"
-    return f"{100 * s['mean']:.2f} ± {100 * s['std']:.2f} {spread}"
+    spread = f"[{points(s['min'])} – {points(s['max'])}]"
+    return f"{points(s['mean'])} ± {points(s['std'])} {spread}"
 
 
 def _n_seeds(stats, name: str) -> str:

@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from shared.report.common import Page, final_acc, ok, table
+from shared.report.common import Page, final_acc, ok, points, table
 
 VARIANTS = (
     ("output", "logits", "softmax"),
@@ -65,8 +65,8 @@ def _rows(pairs, backend: str, field: str, a: str, b_: str) -> list[list]:
             backend,
             label,
             len(diffs),
-            f"{100 * np.mean(diffs):+.2f}",
-            f"{100 * np.median(diffs):+.2f}",
+            points(np.mean(diffs), sign=True),
+            points(np.median(diffs), sign=True),
             f"{bad[0]} / {bad[1]}",
         ]
         for label, diffs, bad in groups
