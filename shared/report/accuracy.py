@@ -75,8 +75,8 @@ def _after_k_epochs(page: Page) -> list[str]:
             "",
         ]
     return [
-        "Test accuracy (%) after k epochs, best and median over runs, per learning rate "
-        "(a k-epoch run is the first k epochs of the longer one: Adam's state is the same).",
+        "Test accuracy (%) after k epochs, best and median over runs, per learning rate (a "
+        "k-epoch run is the first k epochs of the longer one: Adam's state is the same).",
         "",
         table(["backend", "lr", "runs"] + [f"epoch {k} best / median" for k in eps], rows),
         "",
@@ -121,8 +121,8 @@ def _torch_minus_jax(page: Page) -> list[str]:
         return []
     d = np.array(diffs) * 100
     md = [
-        f"torch minus JAX final accuracy over {len(d)} paired runs: mean {d.mean():+.3f}, "
-        f"median {np.median(d):+.3f}, max |d| {np.abs(d).max():.3f} percentage points.",
+        f"torch minus JAX final accuracy over {len(d)} paired runs: mean {d.mean():+.3f}, median "
+        f"{np.median(d):+.3f}, max |d| {np.abs(d).max():.3f} percentage points.",
         "",
     ]
     if len(d) >= 5:

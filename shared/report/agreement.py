@@ -15,14 +15,14 @@ BLEW_UP = 10.0  # a training loss above this many times the run's first one: the
 
 TEXT = (
     "Both twins (the torch and the JAX implementation) start from the same weights and see the "
-    "same batches, so any difference between "
-    "their curves comes from rounding: the frameworks sum in different orders, and the results "
-    "differ in the last bits. In float32 training amplifies those bits (a chaotic system: the same "
-    "happens when one weight changes by 1e-7), so curves that agree to ~1e-6 for the first hundred "
-    "steps drift apart to ~1e-3-1e-2 over an epoch while keeping the same statistics. In float64 "
-    "the first differences are ~1e9 times smaller and whole runs stay together: that is the proof "
-    "that the two implementations compute the same algorithm. Max |Δ loss| is the largest "
-    "|torch − JAX| between the two stored training-loss curves of a configuration, step by step."
+    "same batches, so any difference between their curves comes from rounding: the frameworks sum "
+    "in different orders, and the results differ in the last bits. In float32 training amplifies "
+    "those bits (a chaotic system: the same happens when one weight changes by 1e-7), so curves "
+    "that agree to ~1e-6 for the first hundred steps drift apart to ~1e-3-1e-2 over an epoch "
+    "while keeping the same statistics. In float64 the first differences are ~1e9 times smaller "
+    "and whole runs stay together: that is the proof that the two implementations compute the "
+    "same algorithm. Max |Δ loss| is the largest |torch − JAX| between the two stored "
+    "training-loss curves of a configuration, step by step."
 )
 
 
@@ -74,8 +74,8 @@ def _left_out_text(left_out: dict[tuple[str, float], list]) -> str:
     return (
         f"Left out: {plural(stuck, 'configuration')} where a twin did not learn (or did not "
         f"finish) and {blown} where a twin's training loss blew up (rose above {BLEW_UP:g}x its "
-        f"first value) and came back. Their max |Δ loss| (up to {peak:.2g}) measures how far "
-        "the losses ran off, not how closely the twins agree."
+        f"first value) and came back. Their max |Δ loss| (up to {peak:.2g}) measures how far the "
+        "losses ran off, not how closely the twins agree."
     )
 
 

@@ -44,8 +44,8 @@ def accuracy_line(page: Page) -> str:
     )
     text = (
         f"**Final test accuracy** over the {len(both)} configurations where "
-        f"{'both backends' if len(finals) > 1 else 'the backend'} learned (final test accuracy "
-        f"at least {100 * DID_NOT_LEARN_BELOW:g} %): {each}"
+        f"{'both backends' if len(finals) > 1 else 'the backend'} learned (final test accuracy at "
+        f"least {100 * DID_NOT_LEARN_BELOW:g} %): {each}"
     )
     if gaps:
         text += (

@@ -135,9 +135,8 @@ def _why_stuck(stuck: list[dict]) -> str:
     ):
         why.append(
             "With the softmax output (the lab report's double softmax, see the effect of "
-            "`output=softmax` below) the inner softmax can saturate on one class for every "
-            "input; its gradient then vanishes and the net stays there, at a lower learning "
-            "rate too."
+            "`output=softmax` below) the inner softmax can saturate on one class for every input; "
+            "its gradient then vanishes and the net stays there, at a lower learning rate too."
         )
     return " ".join(why + ["The loss stays finite, so these runs are not 'diverged'."])
 
@@ -154,7 +153,7 @@ def _did_not_learn(page: Page) -> list[str]:
     return [
         f"{plural(len(stuck), 'run')} finished with finite losses but did not learn (final test "
         f"accuracy below {100 * DID_NOT_LEARN_BELOW:g}%, twice the 10% of guessing among ten "
-        f"classes), per learning rate and output; the other learning rates and outputs had none. "
+        "classes), per learning rate and output; the other learning rates and outputs had none. "
         + _why_stuck(stuck),
         "",
         table(["lr", "output"] + [f"{b}: did not learn" for b in backends], rows),

@@ -42,10 +42,8 @@ def section(page: Page) -> list[str]:
         "## Framework difference vs seed spread",
         "",
         f"Configurations run with at least {MIN_SEEDS} seeds: {len(stats)}. Final test accuracy "
-        "(%) per backend "
-        "over the seeds: mean ± standard deviation [min – max]. The seed spread is the larger of "
-        "the two "
-        "standard deviations; the gap is |mean torch − mean JAX|.",
+        "(%) per backend over the seeds: mean ± standard deviation [min – max]. The seed spread "
+        "is the larger of the two standard deviations; the gap is |mean torch − mean JAX|.",
         "",
         f"**torch and JAX differ by more than the seed spread in {beyond} of {both} "
         "configurations.**",

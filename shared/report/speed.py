@@ -20,8 +20,7 @@ def section(page: Page) -> list[str]:
         "## Step speed",
         "",
         "Steady-state µs per training step (synchronised at epoch ends only, first step excluded "
-        "and "
-        "reported as compile/warm-up; evaluation excluded).",
+        "and reported as compile/warm-up; evaluation excluded).",
         "",
     ]
     md += _engine_note(page.records)
@@ -48,8 +47,8 @@ def _engine_note(records: list[dict]) -> list[str]:
     return [
         (
             "Runs of the sweep engine trained a group of M members at once: their µs/step is the "
-            "group's step "
-            "time / M, each member's share, and their first-step time the group's compile. "
+            "group's step time / M, each member's share, and their first-step time the group's "
+            "compile. "
         )
         + (
             "Loop runs (one at a time) are mixed in: their times are per step of one run."
@@ -123,12 +122,10 @@ def _noise_warning(records: list[dict], noisy: set[tuple]) -> list[str]:
     )
     return [
         f"> **Warning: noisy timings.** {len(runs)} of {len(records)} runs had step times that "
-        "varied by more "
-        f"than {NOISY}x between windows of steps (p90/p10): another process was probably "
-        "competing for the "
-        f"CPU.{load} Cells marked ⚠ rest on such runs; do not quote their µs/step or torch/JAX "
-        "ratio. "
-        f"Rerun those configurations on an idle machine (delete their lines from results.jsonl).",
+        f"varied by more than {NOISY}x between windows of steps (p90/p10): another process was "
+        f"probably competing for the CPU.{load} Cells marked ⚠ rest on such runs; do not quote "
+        "their µs/step or torch/JAX ratio. Rerun those configurations on an idle machine (delete "
+        "their lines from results.jsonl).",
         "",
     ]
 
@@ -186,11 +183,9 @@ def _floor_note(floors: dict[tuple, float]) -> list[str]:
         ]
     return [
         "GEMM floor: what numpy's float32 matrix products of one step (forward, weight and input "
-        "gradients, "
-        "same shapes) take on this machine, measured by compare.py at its start. x / floor is how "
-        "many "
-        "times that the whole step costs: activations, loss, Adam and the framework's own "
-        "overhead.",
+        "gradients, same shapes) take on this machine, measured by compare.py at its start. x / "
+        "floor is how many times that the whole step costs: activations, loss, Adam and the "
+        "framework's own overhead.",
         "",
     ]
 
@@ -208,10 +203,9 @@ def _floor_warning(speed: dict[tuple, list[float]], floors: dict[tuple, float]) 
         return []
     return [
         "> **Warning: the GEMM floor is not a floor here.** A whole step ran faster than its "
-        "matrix products "
-        f"alone ({', '.join(beaten)}): the probe ran while other processes held the CPU (numpy's "
-        "BLAS threads "
-        f"stall like torch's). Ratios to the floor below 1 mean nothing; rerun on an idle machine.",
+        f"matrix products alone ({', '.join(beaten)}): the probe ran while other processes held "
+        "the CPU (numpy's BLAS threads stall like torch's). Ratios to the floor below 1 mean "
+        "nothing; rerun on an idle machine.",
         "",
     ]
 
@@ -259,8 +253,7 @@ def _spread_table(records: list[dict]) -> list[str]:
     ]
     return [
         "Spread of step times within runs (µs/step of windows of 50 steps, one window per epoch "
-        "for the sweep "
-        f"engine; medians over runs; p90/p10 above {NOISY} marks a run noisy):",
+        f"for the sweep engine; medians over runs; p90/p10 above {NOISY} marks a run noisy):",
         "",
         table(head + ["p90/p10 (median)", "p90/p10 (worst)"], rows),
         "",

@@ -18,8 +18,7 @@ SOFTMAX_TEXT = (
     "The softmax output feeds probabilities to a cross-entropy that applies log-softmax again "
     "(the lab report's double softmax): the loss cannot fall below -log(e/(e+9)) ≈ 1.461, and the "
     "gradients are squashed by the inner softmax, vanishing once it saturates; the "
-    "per-learning-rate "
-    "rows show where that costs most."
+    "per-learning-rate rows show where that costs most."
 )
 
 
@@ -82,9 +81,8 @@ def variant_effects(pairs, backends) -> list[str]:
         rows = [row for b in backends for row in _rows(pairs, b, field, a, b_)]
         if rows:
             md += [
-                f"Effect of `{field}={b_}` against `{field}={a}` (final test accuracy, paired "
-                "runs that differ only "
-                f"there), over all pairs and per learning rate:",
+                f"Effect of `{field}={b_}` against `{field}={a}` (final test accuracy, paired runs "
+                "that differ only there), over all pairs and per learning rate:",
                 "",
                 table(
                     [
