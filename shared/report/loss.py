@@ -33,7 +33,7 @@ DRIFT_TEXT = (
     "chaotic: each step starts from the weights the last one left, so a difference in the last "
     "bits grows step after step until it reaches the size of the batch-to-batch noise of the "
     "loss. It does so at any learning rate, this one included; it is the same effect as a change "
-    "of seed, not a bug: the curves keep the same statistics, and the parity tests "
+    "of random seed, not a bug: the curves keep the same statistics, and the parity tests "
     "(tests/test_parity.py) show identical weights give identical outputs, gradients and Adam "
     "steps within float32 tolerance. The same configuration run with `--set dtype=float64` starts "
     "from differences of about 1e-16 instead of 1e-7; where the results hold such a run, compare "

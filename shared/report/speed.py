@@ -28,8 +28,8 @@ def section(page: Page) -> list[str]:
     noisy = noisy_cells(page.records)
     floors = floors_of(page.records)
     md += _noise_warning(page.records, noisy)
+    md += _floor_note(floors)  # what the table's floor columns mean, before the table
     md += [_speed_table(speed, floors, noisy), ""]
-    md += _floor_note(floors)
     md += _floor_warning(speed, floors)
     md += _spread_table(page.records)
     md += _warmup_line(page.records)
