@@ -31,7 +31,7 @@ def accuracy_line(page: Page) -> str:
         recs for recs in page.pairs.values() if all(learned(recs.get(b)) for b in page.backends)
     ]
     if not both:
-        return "No configuration learned in every backend."
+        return "**Final test accuracy**: no configuration learned in every backend."
     finals = {b: [final_acc(recs[b]) for recs in both] for b in page.backends}
     gaps = [t - j for t, j in zip(finals.get("torch", []), finals.get("jax", []))]
     if len(both) == 1:

@@ -93,7 +93,7 @@ def where(records: list[dict]) -> str:
     """Devices per backend (one line when both share it), the CPU count, the library versions."""
     devices: dict[str, set[str]] = defaultdict(set)
     for r in records:
-        devices[r["backend"]].add(r["device"])
+        devices[r["backend"]].add(r.get("device") or "not recorded")
     names = {d for ds in devices.values() for d in ds}
     if len(names) == 1:
         text = f"Device: {names.pop()} ({'both backends' if len(devices) > 1 else 'its backend'})"
