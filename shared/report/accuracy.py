@@ -20,6 +20,7 @@ from shared.report.common import (
     ok,
     pct,
     plt,
+    plural,
     points,
     save,
     table,
@@ -119,10 +120,11 @@ def _torch_minus_jax(page: Page) -> list[str]:
     ]
     if not diffs:
         return []
-    d = np.array(diffs) * 100
+    d = np.array(diffs)
     md = [
-        f"torch minus JAX final accuracy over {len(d)} paired runs: mean {d.mean():+.3f}, median "
-        f"{np.median(d):+.3f}, max |d| {np.abs(d).max():.3f} percentage points.",
+        f"torch minus JAX final accuracy over {plural(len(d), 'pair')} of finished runs (learned "
+        f"or not): mean {points(d.mean(), sign=True)}, median {points(np.median(d), sign=True)}, "
+        f"max |d| {points(np.abs(d).max())} percentage points.",
         "",
     ]
     if len(d) >= 5:
