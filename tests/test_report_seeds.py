@@ -1,4 +1,5 @@
-"""The report's seed and agreement sections: on hand-made records, and on the committed docs/results/cpu-seeds."""
+"""The report's seed and agreement sections: on hand-made records, and on the committed
+docs/results/cpu-seeds."""
 
 from __future__ import annotations
 
@@ -41,8 +42,8 @@ def record(backend, acc, curve=(2.3, 1.0, 0.5), **fields):
 
 
 def synthetic():
-    """lr 1e-3: both backends 97.0 +- ~0.1 over 5 seeds (within). lr 1e-2: JAX 2 points above torch (beyond).
-    lr 1e-4: two seeds only (not enough to say)."""
+    """lr 1e-3: both backends 97.0 +- ~0.1 over 5 seeds (within). lr 1e-2: JAX 2 points above
+    torch (beyond). lr 1e-4: two seeds only (not enough to say)."""
     noise = [0.000, 0.001, -0.001, 0.0015, -0.0005]
     recs = []
     for seed, n in enumerate(noise):
@@ -91,8 +92,8 @@ def test_agreement_reports_max_curve_difference_per_dtype(tmp_path):
         record("jax", 0.9, curve=(2.3, 1.0 + 3e-13, 0.5), dtype="float64"),
     ]
     text = "\n".join(agreement.section(Page(recs, tmp_path)))
-    assert "| float32 | 1 | 0.02 | 0.02 |" in text
-    assert "| float64 | 1 | 3e-13 | 3e-13 |" in text
+    assert "| float32 | 0.001 | 1 | 0.02 | 0.02 | 0 | 0 |" in text
+    assert "| float64 | 0.001 | 1 | 3e-13 | 3e-13 | 0 | 0 |" in text
     assert "largest max |Δ| over whole runs is 3e-13, within the tests' 1e-09" in text
     recs[3]["loss_curve"][2] = 0.5 + 1e-6
     assert "**beyond**" in "\n".join(agreement.section(Page(recs, tmp_path)))
@@ -100,7 +101,8 @@ def test_agreement_reports_max_curve_difference_per_dtype(tmp_path):
 
 @pytest.mark.skipif(not COMMITTED.exists(), reason="docs/results/cpu-seeds not committed")
 def test_committed_seed_results_report(tmp_path):
-    """The committed results: 5 seeds of the baseline and of one grid group, and the float64 baseline."""
+    """The committed results: 5 seeds of the baseline and of one grid group, and the float64
+    baseline."""
     records, bad = scan_results(COMMITTED)
     assert bad == []
     report = write_report(records, tmp_path).read_text()

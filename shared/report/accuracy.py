@@ -5,11 +5,26 @@ from __future__ import annotations
 
 import math
 import pathlib
+from dataclasses import dataclass
 from statistics import median
 
 import numpy as np
 
-from shared.report.common import BACKENDS, Page, acc_at, arch, final_acc, ok, pct, plt, save, table
+from shared.report.common import (
+    BACKENDS,
+    Page,
+    acc_at,
+    accuracy,
+    arch,
+    final_acc,
+    ok,
+    pct,
+    plt,
+    plural,
+    points,
+    save,
+    table,
+)
 from shared.results import config_of
 
 
@@ -61,8 +76,8 @@ def _after_k_epochs(page: Page) -> list[str]:
             "",
         ]
     return [
-        "Test accuracy (%) after k epochs, best and median over runs, per learning rate "
-        "(a k-epoch run is the first k epochs of the longer one: Adam's state is the same).",
+        "Test accuracy (%) after k epochs, best and median over runs, per learning rate (a "
+        "k-epoch run is the first k epochs of the longer one: Adam's state is the same).",
         "",
         table(["backend", "lr", "runs"] + [f"epoch {k} best / median" for k in eps], rows),
         "",
@@ -105,10 +120,11 @@ def _torch_minus_jax(page: Page) -> list[str]:
     ]
     if not diffs:
         return []
-    d = np.array(diffs) * 100
+    d = np.array(diffs)
     md = [
-        f"torch minus JAX final accuracy over {len(d)} paired runs: mean {d.mean():+.3f}, "
-        f"median {np.median(d):+.3f}, max |d| {np.abs(d).max():.3f} percentage points.",
+        f"torch minus JAX final accuracy over {plural(len(d), 'pair')} of finished runs (learned "
+        f"or not): mean {points(d.mean(), sign=True)}, median {points(np.median(d), sign=True)}, "
+        f"max |d| {points(np.abs(d).max())} percentage points.",
         "",
     ]
     if len(d) >= 5:
@@ -121,8 +137,8 @@ def _torch_minus_jax(page: Page) -> list[str]:
 
 
 def heatmap_cells(pairs, backend: str) -> tuple[dict[tuple, float], dict[tuple, str]]:
-    """The relu + logits runs of `backend` by (lr, batch, layers, hidden): final accuracy (NaN where the
-    run did not finish), and "div" / "err" for runs that diverged / failed."""
+    """The relu + logits runs of `backend` by (lr, batch, layers, hidden): final accuracy (NaN
+    where the run did not finish), and "div" / "err" for runs that diverged / failed."""
     cells: dict[tuple, float] = {}
     failed: dict[tuple, str] = {}
     for recs in pairs.values():
@@ -140,10 +156,11 @@ def heatmap_cells(pairs, backend: str) -> tuple[dict[tuple, float], dict[tuple, 
 
 
 def cell_text(key: tuple, cells: dict[tuple, float], failed: dict[tuple, str]) -> str:
-    """A heatmap cell's label: the accuracy in %, the status of a run that did not finish, or "not run"."""
+    """A heatmap cell's label: the accuracy in %, the status of a run that did not finish, or
+    "not run"."""
     if key in failed:
         return failed[key]
-    return f"{100 * cells[key]:.1f}" if key in cells else "not run"
+    return points(cells[key], 1) if key in cells else "not run"
 
 
 def _colour_floor(cells: dict[tuple, float]) -> float:
@@ -153,23 +170,36 @@ def _colour_floor(cells: dict[tuple, float]) -> float:
     return max(0.0, 5 * math.floor((median(finite) - 10) / 5)) if finite else 0.0
 
 
-def _heatmap(ax, lr, bs, layers, sizes, cells, failed, vmin, cmap):
+@dataclass(frozen=True)
+class Heatmaps:
+    """What every heatmap of one figure shares: the cells, the axes' values, the colour scale."""
+
+    cells: dict[tuple, float]  # (lr, batch, layers, hidden) -> final accuracy, NaN: not finished
+    failed: dict[tuple, str]  # the same keys -> "div" / "err"
+    layers: list[int]  # rows, bottom up
+    sizes: list[int]  # columns
+    vmin: float  # the colour scale's floor, in %
+    cmap: object  # matplotlib colormap, grey for NaN
+
+
+def _heatmap(ax, maps: Heatmaps, lr: float, bs: int):
     """One (learning rate, batch size) heatmap: hidden layers x hidden size, each cell labelled."""
-    keys = [[(lr, bs, L, H) for H in sizes] for L in layers]
-    grid = np.array([[cells.get(k, np.nan) for k in row] for row in keys]) * 100
-    im = ax.imshow(grid, vmin=vmin, vmax=100, cmap=cmap, origin="lower", aspect="auto")
+    keys = [[(lr, bs, L, H) for H in maps.sizes] for L in maps.layers]
+    grid = np.array([[maps.cells.get(k, np.nan) for k in row] for row in keys]) * 100
+    im = ax.imshow(grid, vmin=maps.vmin, vmax=100, cmap=maps.cmap, origin="lower", aspect="auto")
     for (yy, xx), v in np.ndenumerate(grid):
+        # white on dark cells; NaN (grey cells) compares False: black
         ax.text(
             xx,
             yy,
-            cell_text(keys[yy][xx], cells, failed),
+            cell_text(keys[yy][xx], maps.cells, maps.failed),
             ha="center",
             va="center",
             fontsize=7,
-            color="white" if v < (vmin + 100) / 2 else "black",
-        )  # NaN (grey cells): black
-    ax.set_xticks(range(len(sizes)), sizes, fontsize=7)
-    ax.set_yticks(range(len(layers)), layers, fontsize=7)
+            color="white" if v < (maps.vmin + 100) / 2 else "black",
+        )
+    ax.set_xticks(range(len(maps.sizes)), maps.sizes, fontsize=7)
+    ax.set_yticks(range(len(maps.layers)), maps.layers, fontsize=7)
     ax.set_title(f"lr {lr:g}, batch {bs}", fontsize=9)
     return im
 
@@ -193,13 +223,13 @@ def fig_acc_heatmaps(pairs, path: pathlib.Path, backend: str) -> bool:
         layout="constrained",
     )
     vmin = _colour_floor(cells)
-    cmap = pyplot.get_cmap("viridis").with_extremes(
-        bad="#e6e6e6", under="#2b0a3d"
-    )  # NaN cells: light grey
+    # NaN cells light grey; runs below the colour floor the darkest colour
+    cmap = pyplot.get_cmap("viridis").with_extremes(bad="#e6e6e6", under="#2b0a3d")
+    maps = Heatmaps(cells, failed, layers, sizes, vmin, cmap)
     im = None
     for i, lr in enumerate(lrs):
         for j, bs in enumerate(batches):
-            im = _heatmap(axes[i, j], lr, bs, layers, sizes, cells, failed, vmin, cmap)
+            im = _heatmap(axes[i, j], maps, lr, bs)
             if i == len(lrs) - 1:
                 axes[i, j].set_xlabel("hidden size", fontsize=8)
             if j == 0:
@@ -225,7 +255,8 @@ def fig_acc_diff(diffs: list[float], path: pathlib.Path) -> None:
     ax.set_xlabel("final test accuracy, torch minus JAX (percentage points)")
     ax.set_ylabel("runs")
     ax.set_title(
-        f"torch - JAX accuracy over {len(d)} runs (mean {d.mean():+.3f}, max |d| {np.abs(d).max():.3f})"
+        f"torch - JAX accuracy over {len(d)} runs (mean {d.mean():+.3f}, max |d| "
+        f"{np.abs(d).max():.3f})"
     )
     ax.grid(alpha=0.3)
     save(fig, path, dpi=110)
@@ -254,7 +285,7 @@ def fig_acc_epochs(pairs, path: pathlib.Path) -> None:
             r = best.get((b, lr))
             if r:
                 ep = [e["epoch"] for e in r["epochs"]]
-                acc = [100 * e["test_accuracy"] for e in r["epochs"]]
+                acc = [100 * accuracy(e) for e in r["epochs"]]
                 ax.plot(
                     ep,
                     acc,

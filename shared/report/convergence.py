@@ -3,16 +3,25 @@ finished but did not learn. The variants' effects (variants.py) close the sectio
 
 from __future__ import annotations
 
+from collections import defaultdict
 from statistics import median
 
-from shared.report.common import Page, final_acc, ok, pct, plural, table
+from shared.report.common import (
+    DID_NOT_LEARN_BELOW,
+    Page,
+    accuracy,
+    final_acc,
+    learned,
+    ok,
+    pct,
+    plural,
+    table,
+)
 from shared.results import config_of
 
 THRESHOLDS = (0.90, 0.95, 0.97, 0.98)
-DID_NOT_LEARN_BELOW = (
-    0.20  # final accuracy under this is "did not learn": twice chance (ten classes: 10 %)
-)
 LISTED = 40  # rows of a run list before "... and N more"
+EXAMPLES = 4  # configurations shown of the runs that did not learn
 
 
 def section(page: Page) -> list[str]:
@@ -20,14 +29,14 @@ def section(page: Page) -> list[str]:
         ["## Convergence", ""]
         + _thresholds(page)
         + _unfinished(page.records)
-        + _did_not_learn(page.records)
+        + _did_not_learn(page)
     )
 
 
 def first_reach(rec: dict, threshold: float) -> tuple[int, int] | None:
     """(epoch, step) after which the test accuracy first reached `threshold`, or None."""
     for e in rec["epochs"]:
-        if e["test_accuracy"] >= threshold:
+        if accuracy(e) >= threshold:
             return e["epoch"], e["epoch"] * config_of(rec).steps_per_epoch
     return None
 
@@ -56,7 +65,8 @@ def _thresholds(page: Page) -> list[str]:
         "steps" if one else "median steps",
     ]
     return [
-        "Epochs (and steps) until the test accuracy first reaches a threshold (evaluated after each epoch):",
+        "Epochs (and steps) until the test accuracy first reaches a threshold (evaluated after "
+        "each epoch):",
         "",
         table(header, rows),
         "",
@@ -91,27 +101,85 @@ def _unfinished(records: list[dict]) -> list[str]:
     ] + _more(len(bad), " (see results.jsonl)")
 
 
-def _did_not_learn(records: list[dict]) -> list[str]:
-    stuck = [r for r in records if ok(r) and final_acc(r) < DID_NOT_LEARN_BELOW]
+def did_not_learn(records: list[dict]) -> list[dict]:
+    """Runs that finished with finite losses and a final test accuracy under DID_NOT_LEARN_BELOW."""
+    return [r for r in records if ok(r) and not learned(r)]
+
+
+def stuck_counts(records: list[dict]) -> dict[tuple[float, str], dict[str, list[int]]]:
+    """(learning rate, output) -> {backend: [runs that did not learn, runs]}, for the (learning
+    rate, output) pairs with at least one such run; largest learning rate first, logits first."""
+    counts: dict[tuple[float, str], dict[str, list[int]]] = defaultdict(
+        lambda: defaultdict(lambda: [0, 0])
+    )
+    for r in records:
+        c = r["config"]
+        cell = counts[(c["learning_rate"], c.get("output", "logits"))][r["backend"]]
+        cell[0] += ok(r) and not learned(r)
+        cell[1] += 1
+    stuck = {k: v for k, v in counts.items() if any(n for n, _ in v.values())}
+    return dict(sorted(stuck.items(), key=lambda kv: (-kv[0][0], kv[0][1])))
+
+
+def _why_stuck(stuck: list[dict]) -> str:
+    """The mechanisms behind the runs listed: Adam at a large learning rate, the double softmax."""
+    why = []
+    if any(r["config"]["learning_rate"] >= 0.1 for r in stuck):
+        why.append(
+            "Adam moves each weight by about lr per step whatever the gradient, so a learning "
+            "rate of 1 throws the weights far out, the ReLU units die and the net predicts one "
+            "class."
+        )
+    if any(
+        r["config"].get("output") == "softmax" and r["config"]["learning_rate"] < 0.1 for r in stuck
+    ):
+        why.append(
+            "With the softmax output (the lab report's double softmax, see the effect of "
+            "`output=softmax` below) the inner softmax can saturate on one class for every input; "
+            "its gradient then vanishes and the net stays there, at a lower learning rate too."
+        )
+    return " ".join(why + ["The loss stays finite, so these runs are not 'diverged'."])
+
+
+def _did_not_learn(page: Page) -> list[str]:
+    stuck = did_not_learn(page.records)
     if not stuck:
         return []
+    backends = page.backends
+    rows = [
+        [f"{lr:g}", output] + [f"{v[b][0]} of {v[b][1]}" if b in v else "-" for b in backends]
+        for (lr, output), v in stuck_counts(page.records).items()
+    ]
     return [
-        f"{plural(len(stuck), 'run')} finished with finite losses but did not learn (final test accuracy below "
-        f"{100 * DID_NOT_LEARN_BELOW:g}%, twice the 10% of guessing among ten classes). Adam moves each weight by about lr per step "
-        f"whatever the gradient, so lr 1.0 throws the weights far out, the ReLU units die and the net "
-        f"predicts one class; the loss stays finite, so these are not 'diverged':",
+        f"{plural(len(stuck), 'run')} finished with finite losses but did not learn (final test "
+        f"accuracy below {100 * DID_NOT_LEARN_BELOW:g}%, twice the 10% of guessing among ten "
+        "classes), per learning rate and output; the other learning rates and outputs had none. "
+        + _why_stuck(stuck),
         "",
-        table(
-            ["backend", "config", "final test acc %", "final train loss"],
-            [
-                [
-                    r["backend"],
-                    config_of(r).describe(brief=True),
-                    pct(final_acc(r)),
-                    f"{r['epochs'][-1]['train_loss']:.3f}",
-                ]
-                for r in stuck[:LISTED]
-            ],
-        ),
+        table(["lr", "output"] + [f"{b}: did not learn" for b in backends], rows),
         "",
-    ] + _more(len(stuck))
+    ] + _stuck_examples(page, stuck)
+
+
+def _stuck_examples(page: Page, stuck: list[dict]) -> list[str]:
+    """The first configuration that did not learn of each (learning rate, output), EXAMPLES at most,
+    with both backends' final accuracy and training loss."""
+    chosen: dict[tuple, dict[str, dict]] = {}
+    for r in stuck:
+        c = r["config"]
+        key = (c["learning_rate"], c.get("output", "logits"))
+        if key not in chosen and len(chosen) < EXAMPLES:
+            chosen[key] = page.pairs[config_of(r).key()]
+    rows = []
+    for recs in chosen.values():
+        rows.append(
+            [config_of(next(iter(recs.values()))).describe(brief=True)]
+            + [pct(final_acc(recs[b])) if ok(recs.get(b)) else "-" for b in page.backends]
+            + [
+                f"{recs[b]['epochs'][-1]['train_loss']:.3f}" if ok(recs.get(b)) else "-"
+                for b in page.backends
+            ]
+        )
+    header = ["example"] + [f"{b} final test acc %" for b in page.backends]
+    header += [f"{b} final train loss" for b in page.backends]
+    return [f"{plural(len(rows), 'example')}:", "", table(header, rows), ""]

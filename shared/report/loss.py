@@ -26,16 +26,18 @@ from shared.report.common import (
 from shared.results import config_of
 
 DRIFT_TEXT = (
-    "With the shared initial weights and the shared batch order the two curves start on top of each "
-    "other; the lower panel shows their per-step difference. It is float32 rounding, amplified: the "
-    "frameworks' matrix products and sums add in different orders, so from the first step their results "
-    "differ in the last bits (about 1e-7 relative), and training is chaotic: each step starts from the "
-    "weights the last one left, so a difference in the last bits grows step after step until it reaches "
-    "the size of the batch-to-batch noise of the loss. It does so at any learning rate, this one included; "
-    "it is the same effect as a change of seed, not a bug: the curves keep the same statistics, and the "
-    "parity tests (tests/test_parity.py) show identical weights give identical outputs, gradients and Adam "
-    "steps within float32 tolerance. The same configuration run with `--set dtype=float64` starts from "
-    "differences of about 1e-16 instead of 1e-7; where the results hold such a run, compare its panel."
+    "With the shared initial weights and the shared batch order the two curves start on top of "
+    "each other; the lower panel shows their per-step difference. It is float32 rounding, "
+    "amplified: the frameworks' matrix products and sums add in different orders, so from the "
+    "first step their results differ in the last bits (about 1e-7 relative), and training is "
+    "chaotic: each step starts from the weights the last one left, so a difference in the last "
+    "bits grows step after step until it reaches the size of the batch-to-batch noise of the "
+    "loss. It does so at any learning rate, this one included; it is the same effect as a change "
+    "of random seed, not a bug: the curves keep the same statistics, and the parity tests "
+    "(tests/test_parity.py) show identical weights give identical outputs, gradients and Adam "
+    "steps within float32 tolerance. The same configuration run with `--set dtype=float64` starts "
+    "from differences of about 1e-16 instead of 1e-7; where the results hold such a run, compare "
+    "its panel."
 )
 
 
@@ -53,8 +55,9 @@ def section(page: Page) -> list[str]:
 
 
 def reference(pairs: dict[str, dict[str, dict]]) -> dict[str, dict] | None:
-    """The run to show in detail: the one closest to the seed's baseline (fewest differing fields,
-    then the nearest learning rate), among runs where every backend finished normally."""
+    """The run to show in detail: the one closest to the tutorial's network (Config's defaults:
+    fewest differing fields, then the nearest learning rate), among runs where every backend
+    finished normally."""
     base = Config().to_dict()
 
     def distance(recs: dict[str, dict]) -> tuple:

@@ -1,8 +1,9 @@
-"""## Framework difference vs seed spread: is a torch−JAX gap larger than what changing the seed does?
+"""## Framework difference vs seed spread: is a torch−JAX gap larger than what changing the
+random seed does?
 
-A configuration run with several seeds (`--set seed=0,1,2,3,4`) gives, per backend, a spread of final
-accuracies from the seed alone (initial weights and batch order). torch and JAX differ "beyond seed
-noise" only where the gap between their means exceeds that spread.
+A configuration run with several seeds (`--set seed=0,1,2,3,4`) gives, per backend, a spread of
+final accuracies from the seed alone (initial weights and batch order). torch and JAX differ
+"beyond seed noise" only where the gap between their means exceeds that spread.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from shared.report.common import BACKENDS, COLORS, Page, final_acc, ok, plt, save, table
+from shared.report.common import BACKENDS, COLORS, Page, final_acc, ok, plt, points, save, table
 from shared.results import config_of
 
 MIN_SEEDS = 3
@@ -31,7 +32,7 @@ def section(page: Page) -> list[str]:
             gap, spread = abs(t["mean"] - j["mean"]), max(t["std"], j["std"])
             over = gap > spread
             beyond += over
-            cells += [f"{100 * gap:.2f}", f"{100 * spread:.2f}", "**beyond**" if over else "within"]
+            cells += [points(gap), points(spread), "**beyond**" if over else "within"]
         else:
             cells += ["-", "-", "-"]
         rows.append(cells)
@@ -40,11 +41,12 @@ def section(page: Page) -> list[str]:
     return [
         "## Framework difference vs seed spread",
         "",
-        f"Configurations run with at least {MIN_SEEDS} seeds: {len(stats)}. Final test accuracy (%) per backend "
-        "over the seeds: mean ± standard deviation [min – max]. The seed spread is the larger of the two "
-        "standard deviations; the gap is |mean torch − mean JAX|.",
+        f"Configurations run with at least {MIN_SEEDS} seeds: {len(stats)}. Final test accuracy "
+        "(%) per backend over the seeds: mean ± standard deviation [min – max]. The seed spread "
+        "is the larger of the two standard deviations; the gap is |mean torch − mean JAX|.",
         "",
-        f"**torch and JAX differ by more than the seed spread in {beyond} of {both} configurations.**",
+        f"**torch and JAX differ by more than the seed spread in {beyond} of {both} "
+        "configurations.**",
         "",
         table(
             [
@@ -97,7 +99,8 @@ def seed_stats(records: list[dict]) -> list[tuple[str, dict[str, dict]]]:
 def _cell(s: dict | None) -> str:
     if not s:
         return "-"
-    return f"{100 * s['mean']:.2f} ± {100 * s['std']:.2f} [{100 * s['min']:.2f} – {100 * s['max']:.2f}]"
+    spread = f"[{points(s['min'])} – {points(s['max'])}]"
+    return f"{points(s['mean'])} ± {points(s['std'])} {spread}"
 
 
 def _n_seeds(stats, name: str) -> str:

@@ -19,8 +19,8 @@ def section(page: Page) -> list[str]:
     md = [
         "## Step speed",
         "",
-        "Steady-state µs per training step (synchronised at epoch ends only, first step excluded and "
-        "reported as compile/warm-up; evaluation excluded).",
+        "Steady-state µs per training step (synchronised at epoch ends only, first step excluded "
+        "and reported as compile/warm-up; evaluation excluded).",
         "",
     ]
     md += _engine_note(page.records)
@@ -28,8 +28,8 @@ def section(page: Page) -> list[str]:
     noisy = noisy_cells(page.records)
     floors = floors_of(page.records)
     md += _noise_warning(page.records, noisy)
+    md += _floor_note(floors)  # what the table's floor columns mean, before the table
     md += [_speed_table(speed, floors, noisy), ""]
-    md += _floor_note(floors)
     md += _floor_warning(speed, floors)
     md += _spread_table(page.records)
     md += _warmup_line(page.records)
@@ -40,14 +40,15 @@ def section(page: Page) -> list[str]:
 
 
 def _engine_note(records: list[dict]) -> list[str]:
-    """How to read the times of sweep-engine runs (compare.py --engine sweep), when there are any."""
+    """How to read the times of sweep-engine runs (compare.py --engine sweep), if there are any."""
     engines = {r.get("engine", "loop") for r in records}
     if "sweep" not in engines:
         return []
     return [
         (
-            "Runs of the sweep engine trained a group of M members at once: their µs/step is the group's step "
-            "time / M, each member's share, and their first-step time the group's compile. "
+            "Runs of the sweep engine trained a group of M members at once: their µs/step is the "
+            "group's step time / M, each member's share, and their first-step time the group's "
+            "compile. "
         )
         + (
             "Loop runs (one at a time) are mixed in: their times are per step of one run."
@@ -68,8 +69,21 @@ def step_times(records: list[dict]) -> dict[tuple, list[float]]:
     return speed
 
 
+def paired_ratios(pairs: dict[str, dict[str, dict]]) -> list[tuple[float, bool]]:
+    """(torch µs/step / JAX µs/step, noisy) of every configuration both backends timed; noisy where
+    either run's step times varied by more than NOISY (p90/p10)."""
+    out = []
+    for recs in pairs.values():
+        t, j = recs.get("torch"), recs.get("jax")
+        if t and j and t.get("step_time_us") and j.get("step_time_us"):
+            noisy = any((ratio_spread(r) or 0) > NOISY for r in (t, j))
+            out.append((t["step_time_us"] / j["step_time_us"], noisy))
+    return out
+
+
 def floors_of(records: list[dict]) -> dict[tuple, float]:
-    """(arch, batch size) -> the GEMM floor compare.py measured at its start (the median over sessions)."""
+    """(arch, batch size) -> the GEMM floor compare.py measured at its start (the median over
+    sessions)."""
     found: dict[tuple, list[float]] = defaultdict(list)
     for r in records:
         if r.get("gemm_floor_us"):
@@ -107,10 +121,11 @@ def _noise_warning(records: list[dict], noisy: set[tuple]) -> list[str]:
         else ""
     )
     return [
-        f"> **Warning: noisy timings.** {len(runs)} of {len(records)} runs had step times that varied by more "
-        f"than {NOISY}x between windows of steps (p90/p10): another process was probably competing for the "
-        f"CPU.{load} Cells marked ⚠ rest on such runs; do not quote their µs/step or torch/JAX ratio. "
-        f"Rerun those configurations on an idle machine (delete their lines from results.jsonl).",
+        f"> **Warning: noisy timings.** {len(runs)} of {len(records)} runs had step times that "
+        f"varied by more than {NOISY}x between windows of steps (p90/p10): another process was "
+        f"probably competing for the CPU.{load} Cells marked ⚠ rest on such runs; do not quote "
+        "their µs/step or torch/JAX ratio. Rerun those configurations on an idle machine (delete "
+        "their lines from results.jsonl).",
         "",
     ]
 
@@ -162,13 +177,15 @@ def _speed_table(
 def _floor_note(floors: dict[tuple, float]) -> list[str]:
     if not floors:
         return [
-            "No GEMM floor in these results (measured by compare.py on CPU runs since it records one).",
+            "No GEMM floor in these results (measured by compare.py on CPU runs since it records "
+            "one).",
             "",
         ]
     return [
-        "GEMM floor: what numpy's float32 matrix products of one step (forward, weight and input gradients, "
-        "same shapes) take on this machine, measured by compare.py at its start. x / floor is how many "
-        "times that the whole step costs: activations, loss, Adam and the framework's own overhead.",
+        "GEMM floor: what numpy's float32 matrix products of one step (forward, weight and input "
+        "gradients, same shapes) take on this machine, measured by compare.py at its start. x / "
+        "floor is how many times that the whole step costs: activations, loss, Adam and the "
+        "framework's own overhead.",
         "",
     ]
 
@@ -185,16 +202,18 @@ def _floor_warning(speed: dict[tuple, list[float]], floors: dict[tuple, float]) 
     if not beaten:
         return []
     return [
-        f"> **Warning: the GEMM floor is not a floor here.** A whole step ran faster than its matrix products "
-        f"alone ({', '.join(beaten)}): the probe ran while other processes held the CPU (numpy's BLAS threads "
-        f"stall like torch's). Ratios to the floor below 1 mean nothing; rerun on an idle machine.",
+        "> **Warning: the GEMM floor is not a floor here.** A whole step ran faster than its "
+        f"matrix products alone ({', '.join(beaten)}): the probe ran while other processes held "
+        "the CPU (numpy's BLAS threads stall like torch's). Ratios to the floor below 1 mean "
+        "nothing; rerun on an idle machine.",
         "",
     ]
 
 
 def _spread_table(records: list[dict]) -> list[str]:
-    """Medians over runs of p10 / p50 / p90 µs/step and of p90/p10, and the worst p90/p10: per architecture,
-    batch and backend when that makes a dozen rows or fewer, else per backend (µs of other shapes mixed)."""
+    """Medians over runs of p10 / p50 / p90 µs/step and of p90/p10, and the worst p90/p10: per
+    architecture, batch and backend when that makes a dozen rows or fewer, else per backend (µs of
+    other shapes mixed)."""
     timed = [r for r in records if r.get("step_time_spread")]
     shapes = {(arch(config_of(r)), config_of(r).batch_size) for r in timed}
     per_shape = len(shapes) * len(BACKENDS) <= 12
@@ -233,8 +252,8 @@ def _spread_table(records: list[dict]) -> list[str]:
         "p90",
     ]
     return [
-        f"Spread of step times within runs (µs/step of windows of 50 steps, one window per epoch for the sweep "
-        f"engine; medians over runs; p90/p10 above {NOISY} marks a run noisy):",
+        "Spread of step times within runs (µs/step of windows of 50 steps, one window per epoch "
+        f"for the sweep engine; medians over runs; p90/p10 above {NOISY} marks a run noisy):",
         "",
         table(head + ["p90/p10 (median)", "p90/p10 (worst)"], rows),
         "",

@@ -1,4 +1,4 @@
-"""Effects of the seed report's variants (softmax output, LeakyReLU): paired runs that differ in one
+"""Effects of the lab report's variants (softmax output, LeakyReLU): paired runs that differ in one
 field only, overall and per learning rate. Part of the Convergence section."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from shared.report.common import Page, final_acc, ok, table
+from shared.report.common import Page, final_acc, ok, points, table
 
 VARIANTS = (
     ("output", "logits", "softmax"),
@@ -16,9 +16,9 @@ VARIANTS = (
 
 SOFTMAX_TEXT = (
     "The softmax output feeds probabilities to a cross-entropy that applies log-softmax again "
-    "(the seed report's double softmax): the loss cannot fall below -log(e/(e+9)) ≈ 1.461, and the "
-    "gradients are squashed by the inner softmax, vanishing once it saturates; the per-learning-rate "
-    "rows show where that costs most."
+    "(the lab report's double softmax): the loss cannot fall below -log(e/(e+9)) ≈ 1.461, and the "
+    "gradients are squashed by the inner softmax, vanishing once it saturates; the "
+    "per-learning-rate rows show where that costs most."
 )
 
 
@@ -27,7 +27,8 @@ def section(page: Page) -> list[str]:
 
 
 def _paired(pairs, backend: str, field: str) -> dict[tuple, dict[str, dict]]:
-    """Runs of `backend` grouped by every config field except `field`: {rest: {value of field: record}}."""
+    """Runs of `backend` grouped by every config field except `field`:
+    {rest: {value of field: record}}."""
     by_key: dict[tuple, dict[str, dict]] = defaultdict(dict)
     for recs in pairs.values():
         r = recs.get(backend)
@@ -63,8 +64,8 @@ def _rows(pairs, backend: str, field: str, a: str, b_: str) -> list[list]:
             backend,
             label,
             len(diffs),
-            f"{100 * np.mean(diffs):+.2f}",
-            f"{100 * np.median(diffs):+.2f}",
+            points(np.mean(diffs), sign=True),
+            points(np.median(diffs), sign=True),
             f"{bad[0]} / {bad[1]}",
         ]
         for label, diffs, bad in groups
@@ -73,14 +74,15 @@ def _rows(pairs, backend: str, field: str, a: str, b_: str) -> list[list]:
 
 
 def variant_effects(pairs, backends) -> list[str]:
-    """Paired effect of one field (softmax output, LeakyReLU): same config otherwise; overall and per lr."""
+    """Paired effect of one field (softmax output, LeakyReLU), the config otherwise the same:
+    overall and per learning rate."""
     md = []
     for field, a, b_ in VARIANTS:
         rows = [row for b in backends for row in _rows(pairs, b, field, a, b_)]
         if rows:
             md += [
-                f"Effect of `{field}={b_}` against `{field}={a}` (final test accuracy, paired runs that differ only "
-                f"there), over all pairs and per learning rate:",
+                f"Effect of `{field}={b_}` against `{field}={a}` (final test accuracy, paired runs "
+                "that differ only there), over all pairs and per learning rate:",
                 "",
                 table(
                     [
