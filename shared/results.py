@@ -81,6 +81,17 @@ def make_record(
     }
 
 
+def epoch_entry(epoch: int, losses: np.ndarray, test_loss: float, test_accuracy: float) -> dict:
+    """One item of a record's "epochs", for 0-based `epoch`: its number from 1, the mean of its step
+    `losses` (summed in float64), the test loss and the test accuracy (a fraction)."""
+    return {
+        "epoch": epoch + 1,
+        "train_loss": float(losses.mean(dtype=np.float64)),
+        "test_loss": float(test_loss),
+        "test_accuracy": float(test_accuracy),
+    }
+
+
 def config_of(record: dict) -> Config:
     """The Config a record ran (ConfigError where its "config" is not a valid one)."""
     return Config(**record["config"])

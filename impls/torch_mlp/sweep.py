@@ -1,8 +1,9 @@
-"""The sweep engine in PyTorch: a group of grid members trained together, each exactly as train.py would.
+"""The sweep engine in PyTorch: a group of configs trained together, each exactly as train.py would.
 
-Mirrored function for function by impls/flax_mlp/sweep.py. Read it next to train.py: the same
-loop, over M members at once. A group (shared/groups.py) shares batches and initial weights; its
-members differ in learning rate, activation and output, so every weight gets a leading member axis
+Step 5 of the reading order (impls/torch_mlp/__init__.py), the advanced part. Mirrored function for
+function by impls/flax_mlp/sweep.py. Read it next to train.py: the same loop, over M members at
+once. A group (shared/groups.py) is the configs of a grid that share batches and initial weights;
+its members differ in learning rate, activation and output, so every weight gets a member axis
 and those three become per-member numbers:
 
   learning rate -> Adam's step size per member (Adam is elementwise: M stacked Adams with their
@@ -10,7 +11,7 @@ and those three become per-member numbers:
   activation    -> a negative slope per member: 0 is ReLU, 0.01 LeakyReLU (F.prelu, slope per member);
   output        -> a softmax flag per member (the seed report's double softmax where it is set).
 
-Why this formulation (measured, shared/notes/sweep-probes.md and benchmarks/bench_sweep.py): on the
+Why this formulation (measured by benchmarks/bench_sweep.py, see benchmarks/README.md): on the
 CPU the members' first layers sit side by side in one (784, M*H) matrix, so the biggest matmul of
 every step is one wide GEMM on the shared batch, which the BLAS runs near its peak; deeper layers
 are batched matmuls over the member axis (einsum -> bmm). Adam is written out (torch.optim.Adam
@@ -25,7 +26,7 @@ it computes finite nonsense nobody reads, and the others go on untouched (member
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -35,13 +36,12 @@ import torch.nn.functional as F
 
 from impls.torch_mlp import runtime
 from impls.torch_mlp.model import LEAKY_SLOPE, build_model, get_weights
-from impls.torch_mlp.train import LOG_EVERY, device_data
-from shared.batches import epoch_index_matrix
+from impls.torch_mlp.train import LOG_EVERY, device_data, epoch_order
 from shared.config import Config
 from shared.data import Dataset
 from shared.groups import EVAL_BYTES, group_key, host_memory_budget, split_group
-from shared.results import make_record
-from shared.timing import StepClock, spread_share
+from shared.sweep_records import GroupRecords
+from shared.timing import StepClock
 
 BETA1, BETA2, EPS = (
     0.9,
@@ -136,6 +136,18 @@ def init_adam(params) -> dict:
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class State:
+    """What an epoch changes: the stacked weights, Adam's state, who is alive (M,) bool.
+
+    torch updates the weights and Adam's state in place: only `alive` is ever replaced.
+    """
+
+    params: list
+    opt_state: dict
+    alive: torch.Tensor
+
+
 @torch.no_grad()  # the update is not an op to differentiate
 def adam_step(
     params, grads: list[torch.Tensor], opt_state: dict, lr: torch.Tensor, alive: torch.Tensor
@@ -170,13 +182,17 @@ def adam_step(
 
 
 @torch.no_grad()
-def freeze(params, opt_state: dict, alive: torch.Tensor) -> None:
-    """Zero the weights and Adam state of members no longer alive (their step size is already 0)."""
-    flat = [p for layer in params for p in layer]
-    for i, tensors in enumerate(zip(flat, opt_state["m"], opt_state["v"])):
-        dead = ~_along_members(alive, i, flat[i])
+def freeze(state: State) -> State:
+    """Zero the weights and Adam state of members no longer alive (their step size is already 0).
+
+    In place: returns `state` itself.
+    """
+    flat = [p for layer in state.params for p in layer]
+    for i, tensors in enumerate(zip(flat, state.opt_state["m"], state.opt_state["v"])):
+        dead = ~_along_members(state.alive, i, flat[i])
         for t in tensors:
             t.masked_fill_(dead, 0)
+    return state
 
 
 def train_step(
@@ -197,35 +213,23 @@ def train_step(
 
 
 def train_epoch(
-    params,
-    opt_state: dict,
-    alive: torch.Tensor,
-    members,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    order: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One epoch over order (steps, B): (alive (M,) bool, losses (steps, M)). Eager, step by step."""
+    state: State, members, images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor
+) -> tuple[State, torch.Tensor]:
+    """One epoch over order (steps, B): (the new State, losses (steps, M)). Eager, step by step."""
+    params, opt_state, alive = state.params, state.opt_state, state.alive
     losses = []
     for i in range(order.shape[0]):
         index = order[i]  # (B,)
         losses.append(train_step(params, opt_state, alive, members, images[index], labels[index]))
-        if (
-            (i + 1) % LOG_EVERY == 0
-        ):  # where train.py reads the loss and stops a run whose loss is not finite
+        # Where train.py reads the loss and stops a run whose loss is not finite.
+        if (i + 1) % LOG_EVERY == 0:
             alive = alive & torch.isfinite(losses[-1])
-            freeze(params, opt_state, alive)
-    return alive, torch.stack(losses)
+            freeze(State(params, opt_state, alive))
+    return State(params, opt_state, alive), torch.stack(losses)
 
 
 def compile_epoch(
-    params,
-    opt_state: dict,
-    alive: torch.Tensor,
-    members,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    order: torch.Tensor,
+    state: State, members, images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor
 ) -> Callable:
     """The epoch function, ready to run. Eager torch has nothing to compile: train_epoch itself."""
     return train_epoch
@@ -290,53 +294,34 @@ def _train_part(
 ) -> list[dict]:
     start = time.perf_counter()
     cfg, count = cfgs[0], len(cfgs)  # cfg: what the members share
+    records = GroupRecords("torch", cfgs, log, LOG_EVERY)  # shared/sweep_records.py
     with runtime.matmul_precision(cfg.tf32), runtime.dtype_scope(cfg.dtype):
         train_images, train_labels, test_images, test_labels = device_data(cfg, data, dev)
         params = init_params(cfg, count, dev)
-        opt_state = init_adam(params)
-        members = member_constants(cfgs, dev)
         alive = torch.ones(count, dtype=torch.bool, device=dev)  # (M,)
+        state = State(params, init_adam(params), alive)
+        members = member_constants(cfgs, dev)
 
         clock = StepClock(runtime.device_sync(dev))
-        order = _order(cfg, data, 0, dev)
+        order = epoch_order(cfg, data, 0, dev)
         t0 = time.perf_counter()
-        run_epoch = compile_epoch(
-            params, opt_state, alive, members, train_images, train_labels, order
-        )
+        run_epoch = compile_epoch(state, members, train_images, train_labels, order)
         clock.record_warmup(time.perf_counter() - t0)
-        curves = [[] for _ in cfgs]
-        epochs = [[] for _ in cfgs]
-        status = ["ok"] * count
         for epoch in range(cfg.epochs):
-            order = _order(cfg, data, epoch, dev) if epoch else order  # (steps, B)
+            order = epoch_order(cfg, data, epoch, dev) if epoch else order  # (steps, B)
             clock.start_epoch()
-            alive, losses = run_epoch(
-                params, opt_state, alive, members, train_images, train_labels, order
-            )  # torch: in place
+            state, losses = run_epoch(state, members, train_images, train_labels, order)
             clock.add_steps(cfg.steps_per_epoch)
             clock.end_epoch(losses)
             losses = losses.cpu().numpy()  # (steps, M): the epoch's losses, fetched at once
-            test_loss, test_accuracy = evaluate(params, members, test_images, test_labels)
-            alive = torch.from_numpy(
-                _record_epoch(
-                    cfgs, epoch, losses, test_loss, test_accuracy, curves, epochs, status, log
-                )
-            ).to(dev)
-            freeze(params, opt_state, alive)
+            test_loss, test_accuracy = evaluate(state.params, members, test_images, test_labels)
+            alive = records.record_epoch(epoch, losses, test_loss, test_accuracy)  # (M,) bool
+            state = freeze(dataclasses.replace(state, alive=torch.from_numpy(alive).to(dev)))
             if not alive.any():
                 break
 
-    return _records(
-        cfgs,
-        data,
-        status,
-        epochs,
-        curves,
-        clock,
-        time.perf_counter() - start,
-        runtime.describe_device(dev),
-        runtime.versions(),
-    )
+    wall_s = time.perf_counter() - start
+    return records.records(data, clock, wall_s, runtime.describe_device(dev), runtime.versions())
 
 
 def _along_members(vec: torch.Tensor, index: int, p: torch.Tensor) -> torch.Tensor:
@@ -350,95 +335,3 @@ def _members(params, lo: int, hi: int):
     """Members lo..hi-1 of the stacked weights (torch: views; JAX: copies)."""
     (w, b), *rest = params
     return [(w[:, lo:hi], b[lo:hi])] + [(w[lo:hi], b[lo:hi]) for w, b in rest]
-
-
-def _order(cfg: Config, data: Dataset, epoch: int, dev: torch.device) -> torch.Tensor:
-    return torch.from_numpy(
-        epoch_index_matrix(cfg.seed, epoch, len(data.train_labels), cfg.batch_size)
-    ).to(dev)
-
-
-# ------------------------------------------------- framework-free bookkeeping (identical in both twins)
-
-
-def _record_epoch(
-    cfgs, epoch, losses, test_loss, test_accuracy, curves, epochs, status, log
-) -> np.ndarray:
-    """Cut each live member's curve where train.py would have stopped, judge it as train.py does, log it.
-
-    Returns who is alive after this epoch, (M,) bool.
-    """
-    steps = losses.shape[0]
-    alive = np.array([s == "ok" for s in status])
-    for j, cfg in enumerate(cfgs):
-        if not alive[j]:
-            continue
-        curve = losses[:, j]
-        stops = [i for i in range(LOG_EVERY - 1, steps, LOG_EVERY) if not math.isfinite(curve[i])]
-        curve = (
-            curve[: stops[0] + 1] if stops else curve
-        )  # train.py breaks right after that log line
-        curves[j].extend(curve.tolist())
-        if not (np.isfinite(curve).all() and math.isfinite(test_loss[j])):
-            status[j], alive[j] = "diverged", False
-            log(
-                f"[{_name(cfg)}] Epoch [{epoch + 1}/{cfg.epochs}]: the loss is no longer finite after "
-                f"{len(curves[j])} steps; stopping"
-            )
-            continue
-        epochs[j].append(
-            {
-                "epoch": epoch + 1,
-                "train_loss": float(curve.mean(dtype=np.float64)),
-                "test_loss": float(test_loss[j]),
-                "test_accuracy": float(test_accuracy[j]),
-            }
-        )
-        log(
-            f"[{_name(cfg)}] Epoch [{epoch + 1}/{cfg.epochs}], Test Loss: {test_loss[j]:.4f}, "
-            f"Test Accuracy: {100 * test_accuracy[j]:.2f} %"
-        )
-    return alive
-
-
-def _records(cfgs, data, status, epochs, curves, clock, wall_s, device, versions) -> list[dict]:
-    """One make_record per member; times are the group's divided by M (each member's share)."""
-    count, group = len(cfgs), clock.summary(cfgs[0].batch_size)
-    share = {
-        "warmup_s": group["warmup_s"],
-        "train_s": group["train_s"] / count,
-        "step_time_us": group["step_time_us"] / count if group["step_time_us"] else None,
-    }
-    share["samples_per_s"] = (
-        cfgs[0].batch_size * 1e6 / share["step_time_us"] if share["step_time_us"] else None
-    )
-    share["step_time_spread"] = spread_share(group["step_time_spread"], count)
-    return [
-        make_record(
-            backend=_BACKEND,
-            cfg=cfg,
-            data=data,
-            status=status[j],
-            epochs=epochs[j],
-            loss_curve=curves[j],
-            timing=share,
-            wall_s=wall_s / count,
-            device=device,
-            versions=versions,
-            engine="sweep",
-            group={
-                "key": group_key(cfg),
-                "members": count,
-                "index": j,
-                "group_step_time_us": group["step_time_us"],
-            },
-        )
-        for j, cfg in enumerate(cfgs)
-    ]
-
-
-def _name(cfg: Config) -> str:
-    return f"lr={cfg.learning_rate:g} {cfg.activation} {cfg.output}"
-
-
-_BACKEND = "torch"
