@@ -106,9 +106,9 @@ def warmup_s(record: dict) -> float | None:
 def downsample(
     curve: list[float], max_points: int = 1000, digits: int = 7
 ) -> tuple[list[float | None], int]:
-    """Every k-th loss, k the smallest stride that keeps at most `max_points` (a 432-run grid stays a
-    few MB); `digits` significant digits: 7 is all a float32 holds, a float64 run keeps all 17 (its
-    parity with the other framework is checked to 1e-9); non-finite losses become None."""
+    """Every k-th loss, k the smallest stride that keeps at most `max_points` (a 432-run grid stays
+    a few MB); `digits` significant digits: 7 is all a float32 holds, a float64 run keeps all 17
+    (its parity with the other framework is checked to 1e-9); non-finite losses become None."""
     every = max(1, math.ceil(len(curve) / max_points))
     return [float(f"{x:.{digits}g}") if math.isfinite(x) else None for x in curve[::every]], every
 
@@ -123,7 +123,7 @@ class ResultsCorrupt(RuntimeError):
 
 
 class ResultsFile:
-    """`with ResultsFile(path) as rf: rf.append(record)`; `rf.records` holds what was there before."""
+    """`with ResultsFile(path) as rf: rf.append(record)`; `rf.records`: what was there before."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = pathlib.Path(path)
@@ -133,8 +133,8 @@ class ResultsFile:
         self.skipped_lines = 0
 
     def open(self) -> ResultsFile:
-        """Take the lock (or raise ResultsLocked), drop a torn last line, read what is there (or raise
-        ResultsCorrupt, lock released)."""
+        """Take the lock (or raise ResultsLocked), drop a torn last line, read what is there (or
+        raise ResultsCorrupt, lock released)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock()
         records, bad_lines = scan_results(self.path)
@@ -154,8 +154,8 @@ class ResultsFile:
         return self
 
     def _lock(self) -> None:
-        """flock the lock file. Its inode is checked after locking: a closing process deletes the file,
-        and a lock taken on the deleted inode would let two processes in."""
+        """flock the lock file. Its inode is checked after locking: a closing process deletes the
+        file, and a lock taken on the deleted inode would let two processes in."""
         while True:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -189,8 +189,8 @@ class ResultsFile:
             return False
 
     def _repair_tail(self) -> None:
-        """A torn last line (power loss mid-write) is cut off so the next append starts clean; a whole
-        record that only lacks its newline gets one."""
+        """A torn last line (power loss mid-write) is cut off so the next append starts clean; a
+        whole record that only lacks its newline gets one."""
         data = self.path.read_bytes()
         keep = data.rfind(b"\n") + 1
         try:
@@ -206,8 +206,8 @@ class ResultsFile:
                 print(f"[results] dropped a torn last line of {self.path}", file=sys.stderr)
 
     def append(self, record: dict) -> None:
-        """Write `record` as one whole line, or raise OSError leaving the file as it was: a full disk
-        can take part of a write, and that part is cut off again."""
+        """Write `record` as one whole line, or raise OSError leaving the file as it was: a full
+        disk can take part of a write, and that part is cut off again."""
         line = (json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:

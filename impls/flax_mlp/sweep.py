@@ -1,15 +1,17 @@
-"""The sweep engine in JAX + Optax: a group of configs trained together, each exactly as train.py would.
+"""The sweep engine in JAX + Optax: a group of configs trained together, as one wider network.
 
-Step 5 of the reading order (impls/flax_mlp/__init__.py), the advanced part. Mirrored function for
+Step 5 of the reading order (this package's __init__.py), the advanced part. Mirrored function for
 function by impls/torch_mlp/sweep.py. Read it next to train.py: the same loop, over M members at
 once. A group (shared/groups.py) is the configs of a grid that share batches and initial weights;
-its members differ in learning rate, activation and output, so every weight gets a member axis
-and those three become per-member numbers:
+each of them is a member, trained exactly as train.py would train it alone. Members differ in
+learning rate, activation and output, so every weight gets a member axis and those three become
+per-member numbers:
 
   learning rate -> Adam's step size per member (Adam is elementwise: M stacked Adams with their
                    own step sizes are M independent Adams, same formula, same rounding);
-  activation    -> a negative slope per member: 0 is ReLU, 0.01 LeakyReLU (jnp.where, slope per member);
-  output        -> a softmax flag per member (the seed report's double softmax where it is set).
+  activation    -> a negative slope per member: 0 is ReLU, 0.01 LeakyReLU (jnp.where, one slope
+                   per member);
+  output        -> a softmax flag per member (the lab report's double softmax).
 
 Why this formulation (measured by benchmarks/bench_sweep.py, see benchmarks/README.md): on the
 CPU the members' first layers sit side by side in one (784, M*H) matrix, so the biggest matmul of
@@ -54,16 +56,12 @@ def init_params(cfg: Config, members: int, dev: jax.Device) -> list[tuple[jax.Ar
     First layer: W (784, M, n) (reshaped to (784, M*n) for the wide GEMM, a free view), b (M, n).
     Other layers: W (M, in, out), b (M, out).
     """
-    weights = get_weights(
-        build_model(cfg)
-    )  # shared or native, float32 or float64: train.py's very start
+    # Shared or native, float32 or float64: train.py's very start.
+    weights = get_weights(build_model(cfg))
     params = []
     for i, (w, b) in enumerate(weights):
-        w = (
-            np.repeat(w[:, None, :], members, axis=1)
-            if i == 0
-            else np.repeat(w[None], members, axis=0)
-        )
+        axis = 1 if i == 0 else 0  # the member axis: 1 in the first W, 0 everywhere else
+        w = np.repeat(np.expand_dims(w, axis), members, axis=axis)
         b = np.repeat(b[None], members, axis=0)
         params.append((jax.device_put(w, dev), jax.device_put(b, dev)))
     return params
@@ -86,14 +84,15 @@ def forward(params, slopes: jax.Array, softmax: jax.Array, images: jax.Array) ->
     """All members on one batch: images (B, 784) -> outputs (B, M, 10)."""
     (w, b), *rest = params
     batch, (members, width) = images.shape[0], b.shape
-    # One wide GEMM for every member's first layer: (B, 784) @ (784, M*n), bias added after, as in nnx.Linear.
+    # One wide GEMM for every member's first layer: (B, 784) @ (784, M*n), bias added after, as in
+    # nnx.Linear.
     x = (images @ w.reshape(784, members * width)).reshape(batch, members, width) + b  # (B, M, n)
     for w, b in rest:
         x = jnp.where(
             x > 0, x, slopes[:, None] * x
         )  # per member: x if x > 0 else slope * x (slope 0: ReLU)
         x = jnp.einsum("bmi,mio->bmo", x, w) + b  # (B, M, out): a batched matmul over members
-    # The seed report's double softmax, only for the members that have it (see model.py).
+    # The lab report's double softmax, only for the members that have it (see model.py).
     return jnp.where(softmax[:, None], jax.nn.softmax(x, axis=-1), x)  # (B, M, 10)
 
 
@@ -144,7 +143,7 @@ def adam_step(params, grads, opt_state: optax.ScaleByAdamState, lr: jax.Array, a
 def freeze(state: State) -> State:
     """Zero the weights and Adam state of members no longer alive (their step size is already 0).
 
-    A new State.
+    JAX returns a new State.
     """
 
     def zero(tree):
@@ -171,7 +170,8 @@ def train_step(
         losses = loss_fn(p, slopes, softmax, images, labels)  # (M,)
         return losses.sum(), losses
 
-    # Members never mix, so d(sum of losses)/d(member m's weights) = d(loss m)/d(them): one backward for all.
+    # Members never mix, so d(sum of losses)/d(member m's weights) = d(loss m)/d(them): one
+    # backward pass for all.
     (_, losses), grads = jax.value_and_grad(total, has_aux=True)(params)
     params, opt_state = adam_step(params, grads, opt_state, lr, alive)
     return params, opt_state, losses
@@ -222,7 +222,7 @@ def evaluate(
 
 
 def memory_budget(dev: jax.Device) -> int:
-    """Bytes a group may plan to use: half the GPU's free memory, or half the host's available memory."""
+    """Bytes a group may plan to use: half the GPU's free memory, or half the host's available."""
     stats = dev.memory_stats() if dev.platform == "gpu" else None
     if stats and "bytes_limit" in stats:
         return (stats["bytes_limit"] - stats.get("bytes_in_use", 0)) // 2
@@ -235,7 +235,7 @@ def train_group(
     device: str = "auto",
     log: Callable[[str], object] | None = print,
 ) -> list[dict]:
-    """Train the members `cfgs` of one group (shared/groups.py) together; one record per member, in order.
+    """Train the members `cfgs` of one group (shared/groups.py) together: a record each, in order.
 
     Split into parts that fit memory first (shared.groups.split_group). Each record is the loop's
     (shared.results.make_record) with engine "sweep" and the group it ran in; its step time is the
@@ -296,7 +296,10 @@ def _adam() -> optax.GradientTransformation:
 
 
 def _along_members(vec: jax.Array, index: int, p: jax.Array) -> jax.Array:
-    """vec (M,) shaped to broadcast along the member axis of flat parameter `index` (axis 1 for the first W)."""
+    """vec (M,) shaped to broadcast along the member axis of flat parameter `index`.
+
+    The member axis is axis 1 in the first W, axis 0 everywhere else.
+    """
     shape = [1] * p.ndim
     shape[1 if index == 0 else 0] = vec.shape[0]
     return vec.reshape(shape)

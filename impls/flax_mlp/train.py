@@ -1,6 +1,6 @@
 """Training and evaluation in Flax NNX + Optax: the tutorial's loop, with the dataset on the device.
 
-Step 4 of the reading order (impls/flax_mlp/__init__.py). Mirrored function for function by
+Step 4 of the reading order (this package's __init__.py). Mirrored function for function by
 impls/torch_mlp/train.py: `diff` the two files to see only the framework lines. Read top to bottom:
 loss_fn, train_step, evaluate, get_batch, then train, which runs them; the set-up helpers it calls
 come after it. The loop is yunjey's pytorch-tutorial feed-forward example ("the tutorial":
@@ -45,7 +45,7 @@ LOG_EVERY = 100  # steps between log lines, as in the tutorial
 def criterion(outputs: jax.Array, labels: jax.Array) -> jax.Array:
     """Mean cross-entropy over the batch: outputs (B, 10), integer labels (B,) -> 0-d.
 
-    The tutorial's nn.CrossEntropyLoss(), in optax: a loss per example, then their mean.
+    The tutorial's loss, nn.CrossEntropyLoss(), written as a function.
     """
     return optax.softmax_cross_entropy_with_integer_labels(outputs, labels).mean()
 

@@ -1,15 +1,17 @@
-"""The sweep engine in PyTorch: a group of configs trained together, each exactly as train.py would.
+"""The sweep engine in PyTorch: a group of configs trained together, as one wider network.
 
-Step 5 of the reading order (impls/torch_mlp/__init__.py), the advanced part. Mirrored function for
+Step 5 of the reading order (this package's __init__.py), the advanced part. Mirrored function for
 function by impls/flax_mlp/sweep.py. Read it next to train.py: the same loop, over M members at
 once. A group (shared/groups.py) is the configs of a grid that share batches and initial weights;
-its members differ in learning rate, activation and output, so every weight gets a member axis
-and those three become per-member numbers:
+each of them is a member, trained exactly as train.py would train it alone. Members differ in
+learning rate, activation and output, so every weight gets a member axis and those three become
+per-member numbers:
 
   learning rate -> Adam's step size per member (Adam is elementwise: M stacked Adams with their
                    own step sizes are M independent Adams, same formula, same rounding);
-  activation    -> a negative slope per member: 0 is ReLU, 0.01 LeakyReLU (F.prelu, slope per member);
-  output        -> a softmax flag per member (the seed report's double softmax where it is set).
+  activation    -> a negative slope per member: 0 is ReLU, 0.01 LeakyReLU (F.prelu, one slope
+                   per member);
+  output        -> a softmax flag per member (the lab report's double softmax).
 
 Why this formulation (measured by benchmarks/bench_sweep.py, see benchmarks/README.md): on the
 CPU the members' first layers sit side by side in one (784, M*H) matrix, so the biggest matmul of
@@ -43,14 +45,8 @@ from shared.groups import EVAL_BYTES, group_key, host_memory_budget, split_group
 from shared.sweep_records import GroupRecords
 from shared.timing import StepClock
 
-BETA1, BETA2, EPS = (
-    0.9,
-    0.999,
-    1e-8,
-)  # train.py's Adam: torch.optim.Adam(betas=(0.9, 0.999), eps=1e-8)
-_ADAM_BLOCK = (
-    1 << 20
-)  # elements per block of Adam's update: 4 MB in float32, five of them fit a 32 MB L3
+BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # train.py's Adam: torch.optim.Adam(betas=..., eps=...)
+_ADAM_BLOCK = 1 << 20  # elements per block of Adam's update: 4 MB in float32; five fit a 32 MB L3
 
 
 def init_params(
@@ -61,34 +57,25 @@ def init_params(
     First layer: W (784, M, n) (reshaped to (784, M*n) for the wide GEMM, a free view), b (M, n).
     Other layers: W (M, in, out), b (M, out).
     """
-    weights = get_weights(
-        build_model(cfg)
-    )  # shared or native, float32 or float64: train.py's very start
+    # Shared or native, float32 or float64: train.py's very start.
+    weights = get_weights(build_model(cfg))
     params = []
     for i, (w, b) in enumerate(weights):
-        w = (
-            np.repeat(w[:, None, :], members, axis=1)
-            if i == 0
-            else np.repeat(w[None], members, axis=0)
-        )
+        axis = 1 if i == 0 else 0  # the member axis: 1 in the first W, 0 everywhere else
+        w = np.repeat(np.expand_dims(w, axis), members, axis=axis)
         b = np.repeat(b[None], members, axis=0)
-        params.append(
-            (
-                torch.from_numpy(w).to(dev).requires_grad_(),
-                torch.from_numpy(b).to(dev).requires_grad_(),
-            )
-        )
+        w, b = torch.from_numpy(w).to(dev), torch.from_numpy(b).to(dev)
+        params.append((w.requires_grad_(), b.requires_grad_()))
     return params
 
 
 def member_constants(
     cfgs: list[Config], dev: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(lr (M,) float64, negative slope (M,), softmax flag (M,) bool): what differs between members."""
+    """What differs between members: (lr (M,) float64, negative slope (M,), softmax flag (M,))."""
     dtype = torch.float64 if cfgs[0].dtype == "float64" else torch.float32
-    lr = torch.tensor(
-        [c.learning_rate for c in cfgs], dtype=torch.float64, device=dev
-    )  # step sizes in double, as torch.optim.Adam
+    # Step sizes in double, as torch.optim.Adam keeps them.
+    lr = torch.tensor([c.learning_rate for c in cfgs], dtype=torch.float64, device=dev)
     slopes = torch.tensor(
         [0.0 if c.activation == "relu" else LEAKY_SLOPE for c in cfgs], dtype=dtype, device=dev
     )
@@ -102,16 +89,15 @@ def forward(
     """All members on one batch: images (B, 784) -> outputs (B, M, 10)."""
     (w, b), *rest = params
     batch, (members, width) = images.shape[0], b.shape
-    # One wide GEMM for every member's first layer: (B, 784) @ (784, M*n), bias fused as in nn.Linear.
-    x = torch.addmm(b.reshape(-1), images, w.reshape(784, members * width)).view(
-        batch, members, width
-    )  # (B, M, n)
+    # One wide GEMM for every member's first layer: (B, 784) @ (784, M*n), bias fused as in
+    # nn.Linear.
+    x = torch.addmm(b.reshape(-1), images, w.reshape(784, members * width))
+    x = x.view(batch, members, width)  # (B, M, n)
     for w, b in rest:
-        x = F.prelu(
-            x, slopes
-        )  # per member: x if x > 0 else slope * x (slope 0: ReLU); dim 1 is the member axis
+        # Per member: x if x > 0 else slope * x (slope 0: ReLU); dim 1 is the member axis.
+        x = F.prelu(x, slopes)
         x = torch.einsum("bmi,mio->bmo", x, w) + b  # (B, M, out): a batched matmul over members
-    # The seed report's double softmax, only for the members that have it (see model.py).
+    # The lab report's double softmax, only for the members that have it (see model.py).
     return torch.where(softmax[:, None], torch.softmax(x, dim=-1), x)  # (B, M, 10)
 
 
@@ -121,9 +107,8 @@ def loss_fn(
     """Every member's mean cross-entropy (train.py's criterion): (M,)."""
     outputs = forward(params, slopes, softmax, images)  # (B, M, 10)
     targets = labels[:, None].expand(-1, outputs.shape[1])  # (B, M)
-    return F.cross_entropy(outputs.permute(0, 2, 1), targets, reduction="none").mean(
-        dim=0
-    )  # classes on dim 1
+    losses = F.cross_entropy(outputs.permute(0, 2, 1), targets, reduction="none")  # classes: dim 1
+    return losses.mean(dim=0)
 
 
 def init_adam(params) -> dict:
@@ -152,12 +137,13 @@ class State:
 def adam_step(
     params, grads: list[torch.Tensor], opt_state: dict, lr: torch.Tensor, alive: torch.Tensor
 ) -> None:
-    """torch.optim.Adam's update (its single-tensor CPU path), for every member with its own lr, in place.
+    """torch.optim.Adam's update (its single-tensor CPU path), each member with its lr, in place.
 
     The same ops in the same order as torch.optim.Adam, so each member's slice rounds exactly as an
-    independent Adam: m.lerp_(g, 1 - b1); v.mul_(b2).addcmul_(g, g, 1 - b2); denom = sqrt(v) / sqrt(bc2) + eps
-    (eps outside the root, after bias correction); p += (-lr / bc1) * m / denom, the step size computed in
-    double and rounded once, as addcdiv_ does with its `value`. Frozen members get step size 0.
+    independent Adam: m.lerp_(g, 1 - b1); v.mul_(b2).addcmul_(g, g, 1 - b2);
+    denom = sqrt(v) / sqrt(bc2) + eps (eps outside the root, after bias correction);
+    p += (-lr / bc1) * m / denom, the step size computed in double and rounded once, as addcdiv_
+    does with its `value`. Frozen members get step size 0.
     """
     opt_state["step"] += 1
     step = opt_state["step"]
@@ -167,13 +153,11 @@ def adam_step(
     neg_step_size = (-lr / bias_correction1).to(flat[0].dtype) * alive  # (M,)
     for i, tensors in enumerate(zip(flat, grads, opt_state["m"], opt_state["v"])):
         step_size = _along_members(neg_step_size, i, flat[i]).expand_as(flat[i])  # a view, no copy
-        rows = max(
-            1, _ADAM_BLOCK // flat[i][0].numel()
-        )  # rows (along dim 0) in a block of ~_ADAM_BLOCK elements
-        # Eager torch runs each op below as one pass over memory; with 16 members the first layer's
-        # tensors are ~25 MB each, and eight whole-tensor passes streaming from RAM took a third of a
-        # step at batch 100. Done a block of rows at a time, the passes after the first hit the cache
-        # (XLA fuses them instead). Same ops per element, so the same rounding.
+        rows = max(1, _ADAM_BLOCK // flat[i][0].numel())  # rows (dim 0) in ~_ADAM_BLOCK elements
+        # Eager torch runs each op below as one pass over memory; with 16 members the first
+        # layer's tensors are ~25 MB each, and eight whole-tensor passes streaming from RAM took a
+        # third of a step at batch 100. Done a block of rows at a time, the passes after the first
+        # hit the cache (XLA fuses them instead). Same ops per element, so the same rounding.
         for p, grad, m, v, size in zip(*(t.split(rows) for t in (*tensors, step_size))):
             m.lerp_(grad, 1 - BETA1)
             v.mul_(BETA2).addcmul_(grad, grad, value=1 - BETA2)
@@ -185,7 +169,7 @@ def adam_step(
 def freeze(state: State) -> State:
     """Zero the weights and Adam state of members no longer alive (their step size is already 0).
 
-    In place: returns `state` itself.
+    torch zeroes them in place and returns `state` itself.
     """
     flat = [p for layer in state.params for p in layer]
     for i, tensors in enumerate(zip(flat, state.opt_state["m"], state.opt_state["v"])):
@@ -203,10 +187,11 @@ def train_step(
     images: torch.Tensor,
     labels: torch.Tensor,
 ) -> torch.Tensor:
-    """One Adam step of every member on one shared batch, in place; returns the losses (M,), not synced."""
+    """One Adam step of every member on one shared batch, in place: the losses (M,), not synced."""
     lr, slopes, softmax = members
     losses = loss_fn(params, slopes, softmax, images, labels)  # (M,), recorded by torch's autograd
-    # Members never mix, so d(sum of losses)/d(member m's weights) = d(loss m)/d(them): one backward for all.
+    # Members never mix, so d(sum of losses)/d(member m's weights) = d(loss m)/d(them): one
+    # backward pass for all.
     grads = torch.autograd.grad(losses.sum(), [p for layer in params for p in layer])
     adam_step(params, grads, opt_state, lr, alive)
     return losses.detach()
@@ -246,19 +231,16 @@ def evaluate(
     losses, accuracies = [], []
     for lo in range(0, count, chunk):
         part = _members(params, lo, lo + chunk)
-        outputs = forward(
-            part, slopes[lo : lo + chunk], softmax[lo : lo + chunk], images
-        )  # (N, c, 10)
-        targets = labels[:, None].expand(-1, outputs.shape[1])
-        losses.append(
-            F.cross_entropy(outputs.permute(0, 2, 1), targets, reduction="none").mean(dim=0)
-        )
+        outputs = forward(part, slopes[lo : lo + chunk], softmax[lo : lo + chunk], images)
+        targets = labels[:, None].expand(-1, outputs.shape[1])  # outputs (N, c, 10), targets (N, c)
+        loss = F.cross_entropy(outputs.permute(0, 2, 1), targets, reduction="none")
+        losses.append(loss.mean(dim=0))
         accuracies.append((outputs.argmax(dim=-1) == targets).to(outputs.dtype).mean(dim=0))
     return torch.cat(losses).cpu().numpy(), torch.cat(accuracies).cpu().numpy()
 
 
 def memory_budget(dev: torch.device) -> int:
-    """Bytes a group may plan to use: half the GPU's free memory, or half the host's available memory."""
+    """Bytes a group may plan to use: half the GPU's free memory, or half the host's available."""
     if dev.type == "cuda":
         return torch.cuda.mem_get_info(dev)[0] // 2
     return host_memory_budget()
@@ -270,7 +252,7 @@ def train_group(
     device: str = "auto",
     log: Callable[[str], object] | None = print,
 ) -> list[dict]:
-    """Train the members `cfgs` of one group (shared/groups.py) together; one record per member, in order.
+    """Train the members `cfgs` of one group (shared/groups.py) together: a record each, in order.
 
     Split into parts that fit memory first (shared.groups.split_group). Each record is the loop's
     (shared.results.make_record) with engine "sweep" and the group it ran in; its step time is the
@@ -325,7 +307,10 @@ def _train_part(
 
 
 def _along_members(vec: torch.Tensor, index: int, p: torch.Tensor) -> torch.Tensor:
-    """vec (M,) shaped to broadcast along the member axis of flat parameter `index` (axis 1 for the first W)."""
+    """vec (M,) shaped to broadcast along the member axis of flat parameter `index`.
+
+    The member axis is axis 1 in the first W, axis 0 everywhere else.
+    """
     shape = [1] * p.ndim
     shape[1 if index == 0 else 0] = vec.shape[0]
     return vec.reshape(shape)
