@@ -92,6 +92,17 @@ def epoch_entry(epoch: int, losses: np.ndarray, test_loss: float, test_accuracy:
     }
 
 
+def accuracy(correct, total: int, dtype: str):
+    """`correct` / `total` in the run's dtype (Config.dtype), as one IEEE division.
+
+    So a float64 run records k / 10000 exactly (8994 correct: 0.8994) and a float32 run the float32
+    nearest to it (0.899399995803833). A mean on the device would not do: XLA turns the division by
+    a constant N into a multiplication by 1/N, off by one unit in the last place for some k.
+    `correct` is a count or a numpy array of counts; the result is alike.
+    """
+    return np.asarray(correct, dtype) / np.asarray(total, dtype)
+
+
 def config_of(record: dict) -> Config:
     """The Config a record ran (ConfigError where its "config" is not a valid one)."""
     return Config(**record["config"])

@@ -386,6 +386,16 @@ def test_float64_train_records_match(float64_records):
     assert any(len(repr(x)) > 12 for x in rec_torch["loss_curve"])
 
 
+def test_float64_runs_record_accuracy_as_a_count_over_10000(float64_records, mnist):
+    """A float64 run's accuracy is k / 10000 for an integer k, as float64 holds it: 8994 correct is
+    0.8994, not float32's 0.899399995803833 (the mean is taken in the run's dtype, both twins)."""
+    n = len(mnist.test_labels)
+    for record in float64_records:
+        for epoch in record["epochs"]:
+            accuracy = epoch["test_accuracy"]
+            assert accuracy == round(accuracy * n) / n, (record["backend"], accuracy)
+
+
 def test_float32_runs_after_a_float64_run_stay_float32(float64_records):
     """JAX's x64 mode is switched on for a float64 run only (runtime.dtype_scope), never left on.
 

@@ -80,6 +80,9 @@ def test_record_steps_and_log_lines(twin, mnist):
     for e, epoch_curve in zip(record["epochs"], (curve[:200], curve[200:])):
         assert e["train_loss"] == pytest.approx(epoch_curve.mean(), rel=1e-6)
         assert math.isfinite(e["test_loss"]) and 0.85 < e["test_accuracy"] <= 1.0
+        # A float32 run's accuracy: k / 10000 rounded to float32, the mean it always recorded.
+        k = round(e["test_accuracy"] * len(mnist.test_labels))
+        assert e["test_accuracy"] == float(np.float32(k) / np.float32(len(mnist.test_labels)))
 
     # The tutorial's lines: the loss every 100 steps, then each epoch's test loss and accuracy in %.
     step_lines = [

@@ -44,6 +44,7 @@ from impls.flax_mlp.train import LOG_EVERY, device_data, epoch_order
 from shared.config import Config
 from shared.data import Dataset
 from shared.groups import EVAL_BYTES, group_key, host_memory_budget, split_group
+from shared.results import accuracy
 from shared.sweep_records import GroupRecords
 from shared.timing import StepClock
 
@@ -206,19 +207,19 @@ def compile_epoch(
 def evaluate(
     params, members, images: jax.Array, labels: jax.Array
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(mean loss (M,), accuracy (M,)) over all `images`, a few members at a time (memory)."""
+    """(mean loss (M,), correct predictions (M,)) over all `images`, a few members at a time."""
     _, slopes, softmax = members
     count, widest = params[0][1].shape[0], max(b.shape[-1] for _, b in params)
     chunk = max(1, EVAL_BYTES // (3 * images.shape[0] * widest * images.dtype.itemsize))
-    losses, accuracies = [], []
+    losses, corrects = [], []
     for lo in range(0, count, chunk):
         part = _members(params, lo, lo + chunk)
-        loss, accuracy = _evaluate_chunk(
+        loss, correct = _evaluate_chunk(
             part, slopes[lo : lo + chunk], softmax[lo : lo + chunk], images, labels
         )
         losses.append(loss)
-        accuracies.append(accuracy)
-    return np.asarray(jnp.concatenate(losses)), np.asarray(jnp.concatenate(accuracies))
+        corrects.append(correct)
+    return np.asarray(jnp.concatenate(losses)), np.asarray(jnp.concatenate(corrects))
 
 
 def memory_budget(dev: jax.Device) -> int:
@@ -279,7 +280,8 @@ def _train_part(
             clock.add_steps(cfg.steps_per_epoch)
             clock.end_epoch(losses)
             losses = np.asarray(losses)  # (steps, M): the epoch's losses, fetched at once
-            test_loss, test_accuracy = evaluate(state.params, members, test_images, test_labels)
+            test_loss, correct = evaluate(state.params, members, test_images, test_labels)
+            test_accuracy = accuracy(correct, len(data.test_labels), cfg.dtype)  # (M,)
             alive = records.record_epoch(epoch, losses, test_loss, test_accuracy)  # (M,) bool
             state = freeze(dataclasses.replace(state, alive=jax.device_put(alive, dev)))
             if not alive.any():
@@ -316,4 +318,4 @@ def _evaluate_chunk(params, slopes, softmax, images, labels):
     outputs = forward(params, slopes, softmax, images)  # (N, c, 10)
     targets = jnp.broadcast_to(labels[:, None], outputs.shape[:2])
     loss = optax.softmax_cross_entropy_with_integer_labels(outputs, targets).mean(axis=0)
-    return loss, (outputs.argmax(axis=-1) == targets).mean(axis=0)
+    return loss, (outputs.argmax(axis=-1) == targets).sum(axis=0)

@@ -36,7 +36,7 @@ from impls.flax_mlp.model import MLP, build_model
 from shared.batches import epoch_index_matrix
 from shared.config import Config
 from shared.data import Dataset, scale_images
-from shared.results import epoch_entry, make_record
+from shared.results import accuracy, epoch_entry, make_record
 from shared.timing import StepClock
 
 LOG_EVERY = 100  # steps between log lines, as in the tutorial
@@ -74,13 +74,14 @@ def train_step(
 
 @nnx.jit  # evaluation compiled into one program (JAX records no autograd graph unless asked)
 def evaluate(model: MLP, images: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(mean loss, accuracy as a fraction) over all `images` at once, as 0-d arrays on the device.
+    """(mean loss, number of correct predictions) over all `images` at once, 0-d on the device.
 
     No switch to an evaluation mode (model.eval()) first: the MLP has no dropout or batch norm, so
-    training and evaluation compute the same function.
+    training and evaluation compute the same function. The count becomes the accuracy in train(),
+    in the run's dtype (shared.results.accuracy), as the tutorial counts its correct predictions.
     """
     outputs = model(images)  # (N, 10)
-    return criterion(outputs, labels), (outputs.argmax(axis=1) == labels).mean()
+    return criterion(outputs, labels), (outputs.argmax(axis=1) == labels).sum()
 
 
 @jax.jit  # one compiled gather instead of two eager indexing ops, each ~10x slower from Python
@@ -114,7 +115,8 @@ def train(
             order = epoch_order(cfg, data, epoch, dev)  # (steps, B)
             losses = train_epoch(step, (train_images, train_labels), order, clock, log, header)
             curve.extend(losses.tolist())
-            test_loss, test_accuracy = (float(x) for x in evaluate(model, test_images, test_labels))
+            test_loss, correct = (float(x) for x in evaluate(model, test_images, test_labels))
+            test_accuracy = float(accuracy(correct, len(data.test_labels), cfg.dtype))
             if not (np.isfinite(losses).all() and math.isfinite(test_loss)):
                 status = "diverged"
                 log(f"{header}: the loss is no longer finite after {len(curve)} steps; stopping")

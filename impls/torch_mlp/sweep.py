@@ -42,6 +42,7 @@ from impls.torch_mlp.train import LOG_EVERY, device_data, epoch_order
 from shared.config import Config
 from shared.data import Dataset
 from shared.groups import EVAL_BYTES, group_key, host_memory_budget, split_group
+from shared.results import accuracy
 from shared.sweep_records import GroupRecords
 from shared.timing import StepClock
 
@@ -224,19 +225,19 @@ def compile_epoch(
 def evaluate(
     params, members, images: torch.Tensor, labels: torch.Tensor
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(mean loss (M,), accuracy (M,)) over all `images`, a few members at a time (memory)."""
+    """(mean loss (M,), correct predictions (M,)) over all `images`, a few members at a time."""
     _, slopes, softmax = members
     count, widest = params[0][1].shape[0], max(b.shape[-1] for _, b in params)
     chunk = max(1, EVAL_BYTES // (3 * images.shape[0] * widest * images.dtype.itemsize))
-    losses, accuracies = [], []
+    losses, corrects = [], []
     for lo in range(0, count, chunk):
         part = _members(params, lo, lo + chunk)
         outputs = forward(part, slopes[lo : lo + chunk], softmax[lo : lo + chunk], images)
         targets = labels[:, None].expand(-1, outputs.shape[1])  # outputs (N, c, 10), targets (N, c)
         loss = F.cross_entropy(outputs.permute(0, 2, 1), targets, reduction="none")
         losses.append(loss.mean(dim=0))
-        accuracies.append((outputs.argmax(dim=-1) == targets).to(outputs.dtype).mean(dim=0))
-    return torch.cat(losses).cpu().numpy(), torch.cat(accuracies).cpu().numpy()
+        corrects.append((outputs.argmax(dim=-1) == targets).sum(dim=0))
+    return torch.cat(losses).cpu().numpy(), torch.cat(corrects).cpu().numpy()
 
 
 def memory_budget(dev: torch.device) -> int:
@@ -296,7 +297,8 @@ def _train_part(
             clock.add_steps(cfg.steps_per_epoch)
             clock.end_epoch(losses)
             losses = losses.cpu().numpy()  # (steps, M): the epoch's losses, fetched at once
-            test_loss, test_accuracy = evaluate(state.params, members, test_images, test_labels)
+            test_loss, correct = evaluate(state.params, members, test_images, test_labels)
+            test_accuracy = accuracy(correct, len(data.test_labels), cfg.dtype)  # (M,)
             alive = records.record_epoch(epoch, losses, test_loss, test_accuracy)  # (M,) bool
             state = freeze(dataclasses.replace(state, alive=torch.from_numpy(alive).to(dev)))
             if not alive.any():
