@@ -13,13 +13,13 @@ per-member numbers:
                    per member);
   output        -> a softmax flag per member (the lab report's double softmax).
 
-Why this formulation (measured by benchmarks/bench_sweep.py, see benchmarks/README.md): on the
-CPU the members' first layers sit side by side in one (784, M*H) matrix, so the biggest matmul of
-every step is one wide GEMM on the shared batch, which XLA runs near the BLAS peak; jax.vmap over
-members measured slower here (XLA:CPU's batched matmul), so deeper layers are einsums over the
-member axis. Adam is optax.scale_by_adam followed by each member's -lr, which is exactly what
-optax.adam does (inject_hyperparams would also work, but is reported to drift). A whole epoch is
-one lax.scan under jit with the weights and Adam state donated: one Python call per epoch.
+Why this formulation (measured by benchmarks/bench_sweep.py, see benchmarks/README.md): on the CPU
+the members' first layers sit side by side in one (784, M*H) matrix, so the biggest matmul of every
+step is one wide GEMM (matrix product) on the shared batch, which XLA runs near the BLAS peak;
+jax.vmap over members measured slower here (XLA:CPU's batched matmul), so deeper layers are einsums
+over the member axis. Adam is optax.scale_by_adam followed by each member's -lr, which is exactly
+what optax.adam does (inject_hyperparams would also work, but is reported to drift). A whole epoch
+is one lax.scan under jit with the weights and Adam state donated: one Python call per epoch.
 
 A member whose loss turns NaN/inf stops where the loop would stop it (at a log step, or at the end
 of the epoch) and is then frozen: its weights and Adam state are zeroed and its step size is 0, so

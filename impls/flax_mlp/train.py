@@ -193,8 +193,9 @@ def train_epoch(
 ) -> np.ndarray:
     """One epoch of `step` over the batches of `order`, timed by `clock`: its losses (steps,).
 
-    Every LOG_EVERY steps the tutorial's line goes to `log`, `header` ("Epoch [1/5]") first; a
-    loss found NaN/inf there ends the epoch at once (train() then stops the run).
+    `train_set` is (images, labels), the training set on the device. Every LOG_EVERY steps the
+    tutorial's line goes to `log`, `header` ("Epoch [1/5]") first; a loss found NaN/inf there ends
+    the epoch at once (train() then stops the run).
     """
     losses = []
     clock.start_epoch()

@@ -13,13 +13,13 @@ per-member numbers:
                    per member);
   output        -> a softmax flag per member (the lab report's double softmax).
 
-Why this formulation (measured by benchmarks/bench_sweep.py, see benchmarks/README.md): on the
-CPU the members' first layers sit side by side in one (784, M*H) matrix, so the biggest matmul of
-every step is one wide GEMM on the shared batch, which the BLAS runs near its peak; deeper layers
-are batched matmuls over the member axis (einsum -> bmm). Adam is written out (torch.optim.Adam
-takes no per-member lr) in place, a cache-sized block of rows at a time: with 16 members its state
-no longer fits in cache, and eager torch makes one pass over memory per op. No torch.compile:
-the eager path is what runs here on the CPU.
+Why this formulation (measured by benchmarks/bench_sweep.py, see benchmarks/README.md): on the CPU
+the members' first layers sit side by side in one (784, M*H) matrix, so the biggest matmul of every
+step is one wide GEMM (matrix product) on the shared batch, which the BLAS runs near its peak;
+deeper layers are batched matmuls over the member axis (einsum -> bmm). Adam is written out
+(torch.optim.Adam takes no per-member lr) in place, a cache-sized block of rows at a time: with 16
+members its state no longer fits in cache, and eager torch makes one pass over memory per op. No
+torch.compile: the eager path is what runs here on the CPU.
 
 A member whose loss turns NaN/inf stops where the loop would stop it (at a log step, or at the end
 of the epoch) and is then frozen: its weights and Adam state are zeroed and its step size is 0, so
