@@ -75,7 +75,8 @@ def torch_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
     ).to(dev)
 
     def run():
-        return sweep.train_epoch(params, opt_state, alive, members, images, labels, order)[1]
+        state = sweep.State(params, opt_state, alive)
+        return sweep.train_epoch(state, members, images, labels, order)[1]
 
     x = images[order[0]]  # (B, 784)
     ws = [w.detach() for w, _ in params]
@@ -126,29 +127,25 @@ def jax_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
     cfg, dev = cfgs[0], runtime.resolve_device(device)
     # Every array is put on `dev` explicitly, as train_group does; jitted code runs where its inputs are.
     images, labels, _, _ = sweep.device_data(cfg, data, dev)  # (60000, 784), (60000,)
-    state = {"params": sweep.init_params(cfg, len(cfgs), dev)}
-    state["opt"] = sweep.init_adam(state["params"])
+    params = sweep.init_params(cfg, len(cfgs), dev)
     members = sweep.member_constants(cfgs, dev)
     alive = jax.device_put(np.ones(len(cfgs), dtype=bool), dev)
+    state = {"now": sweep.State(params, sweep.init_adam(params), alive)}
     order = jax.device_put(
         epoch_index_matrix(cfg.seed, 0, len(data.train_labels), cfg.batch_size)[:steps].astype(
             np.int32
         ),
         dev,
     )
-    epoch = sweep.compile_epoch(
-        state["params"], state["opt"], alive, members, images, labels, order
-    )
+    epoch = sweep.compile_epoch(state["now"], members, images, labels, order)
 
     def run():
-        state["params"], state["opt"], _, losses = epoch(
-            state["params"], state["opt"], alive, members, images, labels, order
-        )
+        state["now"], losses = epoch(state["now"], members, images, labels, order)
         return losses
 
     x = images[order[0]]  # (B, 784)
     ws = [
-        jnp.array(w, copy=True) for w, _ in state["params"]
+        jnp.array(w, copy=True) for w, _ in state["now"].params
     ]  # copies on `dev`: run() donates the weights
     acts = [
         jax.device_put(np.ones((len(cfgs), cfg.batch_size, w.shape[1]), x.dtype), dev)

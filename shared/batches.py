@@ -1,7 +1,9 @@
 """The batch order both backends use: one seeded permutation of the training set per epoch.
 
-Both frameworks index the same numpy arrays with the same index arrays, so from
-identical weights they take identical steps (see tests/test_parity.py).
+Part of the lesson: step 3 of the reading order (impls/torch_mlp/__init__.py), with
+shared/init.py. Both frameworks index the same numpy arrays with the same index arrays (train.py's
+epoch_order and get_batch), so from identical weights they take identical steps (see
+tests/test_parity.py). The permutation is seeded by Config.seed, the random seed, and the epoch.
 
 A last partial batch is dropped: with 60000 images every batch size of the grid
 (100, 300, 600) divides the set exactly, so this only matters for custom batch

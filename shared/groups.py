@@ -1,10 +1,11 @@
-"""Grid members that can train together: the sweep engine's groups (impls/*/sweep.py), framework-free.
+"""Configs of a grid that can train together: the sweep engine's groups (impls/*/sweep.py).
 
-A *group* is every run of a config that shares all fields but `learning_rate`, `activation` and
-`output`: same dataset, architecture, batch size, epochs, seed, init, tf32 and dtype, so the same
-batches in the same order and the same initial weights. Members differ only in numbers the step
-can take per member: a learning rate, a negative slope (0 for ReLU, 0.01 for LeakyReLU) and a
-softmax-output flag. The lab report's grid is 27 groups of 16 members.
+A *group* is the runs of a config grid (shared.config.Grid) that share all fields but
+`learning_rate`, `activation` and `output`: same dataset, architecture, batch size, epochs, seed,
+init, tf32 and dtype, so the same batches in the same order and the same initial weights. Its runs
+are its *members*; they differ only in numbers the step can take per member: a learning rate, a
+negative slope (0 for ReLU, 0.01 for LeakyReLU) and a softmax-output flag. The lab report's grid
+is 27 groups of 16 members. Nothing here knows a framework.
 """
 
 from __future__ import annotations
@@ -36,11 +37,12 @@ def group_runs(runs: list[Config]) -> list[list[Config]]:
 
 
 def estimate_bytes(cfg: Config, members: int) -> int:
-    """Peak memory of training `members` members of cfg's group together, data included (an upper estimate).
+    """Peak memory of training `members` members of cfg's group together, data included (an upper
+    estimate).
 
-    Per parameter: weight, gradient, Adam's two moments and two step temporaries (6 copies). Per hidden
-    unit and sample: pre-activation, activation and their gradients (4). Evaluation runs a few members
-    at a time (EVAL_BYTES). The datasets: 70000 images x 784 pixels.
+    Per parameter: weight, gradient, Adam's two moments and two step temporaries (6 copies). Per
+    hidden unit and sample: pre-activation, activation and their gradients (4). Evaluation runs a
+    few members at a time (EVAL_BYTES). The datasets: 70000 images x 784 pixels.
     """
     itemsize = 8 if cfg.dtype == "float64" else 4
     sizes = cfg.layer_sizes

@@ -1,5 +1,10 @@
 """Initial weights both backends can start from, in a framework-neutral layout.
 
+Part of the lesson: step 3 of the reading order (impls/torch_mlp/__init__.py), with
+shared/batches.py. Both twins start from the same weights (Config.init = "shared") because both
+load these very numbers into their model (model.set_weights); from there, and with the same
+batches, the two frameworks take the same steps (tests/test_parity.py).
+
 `shared_init` draws every Linear layer the way PyTorch's default `nn.Linear`
 does: W and b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)). (PyTorch gets there through
 kaiming_uniform_ with a=sqrt(5), which reduces to that bound.) The weights come
@@ -16,7 +21,7 @@ Weights = list[tuple[np.ndarray, np.ndarray]]  # [(W (in, out), b (out,)), ...],
 
 
 def shared_init(layer_sizes: list[int], seed: int, dtype: str = "float32") -> Weights:
-    """[(W, b), ...] for Linear layers layer_sizes[i] -> layer_sizes[i+1], deterministic in seed.
+    """[(W, b), ...] for Linear layers layer_sizes[i] -> layer_sizes[i+1], deterministic in `seed`.
 
     Drawn in float64 and cast once to `dtype` (Config.dtype), so a float32 run starts from the
     float32 rounding of the very numbers a float64 run starts from.

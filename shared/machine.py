@@ -41,19 +41,20 @@ def thread_env(environ: dict | None = None) -> dict[str, str]:
     """Environment settings for OpenMP (torch's CPU threads) that the user has not set themselves.
     Applied before torch is imported: OpenMP reads them once, when it loads.
 
-    OMP_NUM_THREADS: one thread per CPU this process may use (OpenMP's default counts the machine's).
-    OMP_WAIT_POLICY=PASSIVE: a thread that waits for its team sleeps instead of spinning. With spinning,
-    a thread whose partner was descheduled burns its core until the partner returns, so on a shared CPU
-    every parallel region stalls. Measured on a 2-core VM shared with other jobs (baseline step, median
-    of 5 rounds, benchmarks/README.md): 74,900 µs/step spinning, 10,600 passive, 9,900 with one thread.
-    JAX's CPU backend does not use OpenMP, so this changes torch only."""
+    OMP_NUM_THREADS: one thread per CPU this process may use (OpenMP's default counts the
+    machine's). OMP_WAIT_POLICY=PASSIVE: a thread that waits for its team sleeps instead of
+    spinning. With spinning, a thread whose partner was descheduled burns its core until the partner
+    returns, so on a shared CPU every parallel region stalls. Measured on a 2-core VM shared with
+    other jobs (baseline step, median of 5 rounds, benchmarks/README.md): 74,900 µs/step spinning,
+    10,600 passive, 9,900 with one thread. JAX's CPU backend does not use OpenMP, so this changes
+    torch only."""
     environ = os.environ if environ is None else environ
     wanted = {"OMP_NUM_THREADS": str(available_cpus()), "OMP_WAIT_POLICY": "PASSIVE"}
     return {k: v for k, v in wanted.items() if k not in environ}
 
 
 def configure_threads() -> dict[str, str]:
-    """Set thread_env() in this process's environment (before any framework import); returns what it set."""
+    """Set thread_env() in this process's environment (before any framework import); what it set."""
     changes = thread_env()
     os.environ.update(changes)
     return changes
@@ -63,8 +64,8 @@ def configure_threads() -> dict[str, str]:
 
 
 def step_gemms(cfg: Config) -> list[tuple[int, int, int]]:
-    """(m, k, n) of every matrix product in one training step: per layer the forward X @ W, the weight
-    gradient X^T @ dY and, for every layer but the first, the input gradient dY @ W^T."""
+    """(m, k, n) of every matrix product in one training step: per layer the forward X @ W, the
+    weight gradient X^T @ dY and, for every layer but the first, the input gradient dY @ W^T."""
     b, shapes = cfg.batch_size, []
     for i, (fan_in, fan_out) in enumerate(zip(cfg.layer_sizes[:-1], cfg.layer_sizes[1:])):
         shapes.append((b, fan_in, fan_out))  # forward
@@ -75,10 +76,10 @@ def step_gemms(cfg: Config) -> list[tuple[int, int, int]]:
 
 
 def gemm_floor_us(cfg: Config, budget_s: float = 0.15) -> float:
-    """µs for one step's GEMMs in float32 numpy on this machine: the fastest of the rounds timed within
-    `budget_s` (at least 5). The fastest, because a floor is what the machine can do: on a busy machine
-    the median measures the other processes (numpy's BLAS threads stall like torch's). A framework's
-    step does these and more (activations, loss, Adam, dispatch)."""
+    """µs for one step's GEMMs in float32 numpy on this machine: the fastest of the rounds timed
+    within `budget_s` (at least 5). The fastest, because a floor is what the machine can do: on a
+    busy machine the median measures the other processes (numpy's BLAS threads stall like torch's).
+    A framework's step does these and more (activations, loss, Adam, dispatch)."""
     rng = np.random.default_rng(0)
     pairs = [
         (

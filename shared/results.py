@@ -81,6 +81,28 @@ def make_record(
     }
 
 
+def epoch_entry(epoch: int, losses: np.ndarray, test_loss: float, test_accuracy: float) -> dict:
+    """One item of a record's "epochs", for 0-based `epoch`: its number from 1, the mean of its step
+    `losses` (summed in float64), the test loss and the test accuracy (a fraction)."""
+    return {
+        "epoch": epoch + 1,
+        "train_loss": float(losses.mean(dtype=np.float64)),
+        "test_loss": float(test_loss),
+        "test_accuracy": float(test_accuracy),
+    }
+
+
+def accuracy(correct, total: int, dtype: str):
+    """`correct` / `total` in the run's dtype (Config.dtype), as one IEEE division.
+
+    So a float64 run records k / 10000 exactly (8994 correct: 0.8994) and a float32 run the float32
+    nearest to it (0.899399995803833). A mean on the device would not do: XLA turns the division by
+    a constant N into a multiplication by 1/N, off by one unit in the last place for some k.
+    `correct` is a count or a numpy array of counts; the result is alike.
+    """
+    return np.asarray(correct, dtype) / np.asarray(total, dtype)
+
+
 def config_of(record: dict) -> Config:
     """The Config a record ran (ConfigError where its "config" is not a valid one)."""
     return Config(**record["config"])
@@ -95,9 +117,9 @@ def warmup_s(record: dict) -> float | None:
 def downsample(
     curve: list[float], max_points: int = 1000, digits: int = 7
 ) -> tuple[list[float | None], int]:
-    """Every k-th loss, k the smallest stride that keeps at most `max_points` (a 432-run grid stays a
-    few MB); `digits` significant digits: 7 is all a float32 holds, a float64 run keeps all 17 (its
-    parity with the other framework is checked to 1e-9); non-finite losses become None."""
+    """Every k-th loss, k the smallest stride that keeps at most `max_points` (a 432-run grid stays
+    a few MB); `digits` significant digits: 7 is all a float32 holds, a float64 run keeps all 17
+    (its parity with the other framework is checked to 1e-9); non-finite losses become None."""
     every = max(1, math.ceil(len(curve) / max_points))
     return [float(f"{x:.{digits}g}") if math.isfinite(x) else None for x in curve[::every]], every
 
@@ -112,7 +134,7 @@ class ResultsCorrupt(RuntimeError):
 
 
 class ResultsFile:
-    """`with ResultsFile(path) as rf: rf.append(record)`; `rf.records` holds what was there before."""
+    """`with ResultsFile(path) as rf: rf.append(record)`; `rf.records`: what was there before."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = pathlib.Path(path)
@@ -122,8 +144,8 @@ class ResultsFile:
         self.skipped_lines = 0
 
     def open(self) -> ResultsFile:
-        """Take the lock (or raise ResultsLocked), drop a torn last line, read what is there (or raise
-        ResultsCorrupt, lock released)."""
+        """Take the lock (or raise ResultsLocked), drop a torn last line, read what is there (or
+        raise ResultsCorrupt, lock released)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock()
         records, bad_lines = scan_results(self.path)
@@ -143,8 +165,8 @@ class ResultsFile:
         return self
 
     def _lock(self) -> None:
-        """flock the lock file. Its inode is checked after locking: a closing process deletes the file,
-        and a lock taken on the deleted inode would let two processes in."""
+        """flock the lock file. Its inode is checked after locking: a closing process deletes the
+        file, and a lock taken on the deleted inode would let two processes in."""
         while True:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -178,8 +200,8 @@ class ResultsFile:
             return False
 
     def _repair_tail(self) -> None:
-        """A torn last line (power loss mid-write) is cut off so the next append starts clean; a whole
-        record that only lacks its newline gets one."""
+        """A torn last line (power loss mid-write) is cut off so the next append starts clean; a
+        whole record that only lacks its newline gets one."""
         data = self.path.read_bytes()
         keep = data.rfind(b"\n") + 1
         try:
@@ -195,8 +217,8 @@ class ResultsFile:
                 print(f"[results] dropped a torn last line of {self.path}", file=sys.stderr)
 
     def append(self, record: dict) -> None:
-        """Write `record` as one whole line, or raise OSError leaving the file as it was: a full disk
-        can take part of a write, and that part is cut off again."""
+        """Write `record` as one whole line, or raise OSError leaving the file as it was: a full
+        disk can take part of a write, and that part is cut off again."""
         line = (json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:

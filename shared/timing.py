@@ -87,7 +87,7 @@ class StepClock:
 
 
 def spread(windows_us: list[float]) -> dict[str, float] | None:
-    """p10 / p50 / p90 of the windows' µs/step and how many windows there were (None: no full window)."""
+    """p10 / p50 / p90 of the windows' µs/step and how many windows there were (None: no window)."""
     if not windows_us:
         return None
     p10, p50, p90 = np.percentile(windows_us, [10, 50, 90])
@@ -100,7 +100,7 @@ def spread(windows_us: list[float]) -> dict[str, float] | None:
 
 
 def spread_share(group_spread: dict[str, float] | None, members: int) -> dict[str, float] | None:
-    """A group's spread as each of its `members` members' share (µs divided by M, as their step time is)."""
+    """A group's spread as each of its `members` members' share (µs divided by M, as step times)."""
     if group_spread is None:
         return None
     return {

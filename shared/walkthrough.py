@@ -23,8 +23,9 @@ def logic_table(gate: str = "or") -> tuple[np.ndarray, np.ndarray]:
 
 
 def init_logic_params(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """w1 (2, 1) then b1 (1,), each from U(-1, 1). Drawn with numpy, not torch.rand or jax.random, so
-    both twins start from the very same numbers and the two loss curves can be compared step by step."""
+    """w1 (2, 1) then b1 (1,), each from U(-1, 1). Drawn with numpy, not torch.rand or jax.random,
+    so both twins start from the very same numbers and the two loss curves can be compared step by
+    step."""
     rng = np.random.default_rng(seed)
     w1 = rng.uniform(-1, 1, size=(2, 1)).astype(np.float32)
     b1 = rng.uniform(-1, 1, size=(1,)).astype(np.float32)
@@ -47,7 +48,10 @@ def build_parser(twin) -> ArgumentParser:
         "--gate",
         default="or",
         choices=tuple(GATES),
-        help="or: targets [1, 1, 1, 0] (the table the source text calls AND); and: [1, 0, 0, 0] (default: or)",
+        help=(
+            "or: targets [1, 1, 1, 0] (the table the source text calls AND); and: [1, 0, 0, 0] "
+            "(default: or)"
+        ),
     )
     p.add_argument(
         "--seed", default=0, type=int, help="seed of the numpy draw of w1, b1 (default: 0)"

@@ -179,8 +179,8 @@ def finish(proc: subprocess.Popen) -> subprocess.CompletedProcess:
 
 
 def test_both_entry_points_print_the_same_lines(capsys):
-    # Each module's main() in this process (a process apiece was mostly imports); that `python -m` reaches
-    # main is shown by the real processes of test_bad_flag_exits_2_with_one_line below.
+    # Each module's main() in this process (a process apiece was mostly imports); that `python -m`
+    # reaches main is shown by the real processes of test_bad_flag_exits_2_with_one_line below.
     printed = {}
     for fw in ("torch", "flax"):
         f = fundamentals(fw)
@@ -193,8 +193,10 @@ def test_both_entry_points_print_the_same_lines(capsys):
     # The only line allowed to differ is the one that shows each framework's weight layout.
     assert differ == [
         (
-            "stored layer.weight (out, in): (1, 2); by hand: sigmoid(x @ layer.weight.T + layer.bias)",
-            "stored layer.kernel (in, out): (2, 1); by hand: sigmoid(x @ layer.kernel + layer.bias)",
+            "stored layer.weight (out, in): (1, 2); "
+            "by hand: sigmoid(x @ layer.weight.T + layer.bias)",
+            "stored layer.kernel (in, out): (2, 1); "
+            "by hand: sigmoid(x @ layer.kernel + layer.bias)",
         )
     ]
     assert "epoch  999  loss 0.0177" in tl

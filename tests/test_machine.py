@@ -26,7 +26,8 @@ def test_thread_env_never_overrides_the_user():
 
 
 def test_step_gemms_are_forward_weight_and_input_gradients():
-    # 784-500-10, batch 100: two forwards, two weight gradients, one input gradient (not for the images).
+    # 784-500-10, batch 100: two forwards, two weight gradients, one input gradient (none for the
+    # images).
     assert step_gemms(Config()) == [
         (100, 784, 500),
         (784, 100, 500),

@@ -1,14 +1,15 @@
 """The twins compute the same thing: outputs, gradients, one Adam step and 200 training steps agree
 across PyTorch and Flax from identical weights on real MNIST batches; each framework's native init
-draws what its docs say; weights move in and out of both exactly. CPU, float32; and in float64, where
-rounding no longer blurs anything, whole training runs agree to 1e-9.
+draws what its docs say; weights move in and out of both exactly. CPU, float32; and in float64,
+where rounding no longer blurs anything, whole training runs agree to 1e-9.
 
-Kinks. ReLU and LeakyReLU change slope at 0. A hidden pre-activation within float32 rounding of 0 can be
-rounded to opposite signs by the two frameworks' matmuls (their summation orders differ, and differ again
-between CPUs: seen on an Intel Xeon, z = 7e-9), and then the two gradients of that unit differ by up to
-100 %. Both are right. The float32 gradient tests therefore leave out the examples that have such a
-pre-activation (found in float64 from the same weights; a few % of a batch at most, and counted), and
-compare everything else to 1e-5; the float64 tests, where a flip would need |z| < 1e-16, keep every example.
+Kinks. ReLU and LeakyReLU change slope at 0. A hidden pre-activation within float32 rounding of 0
+can be rounded to opposite signs by the two frameworks' matmuls (their summation orders differ, and
+differ again between CPUs: seen on an Intel Xeon, z = 7e-9), and then the two gradients of that unit
+differ by up to 100 %. Both are right. The float32 gradient tests therefore leave out the examples
+that have such a pre-activation (found in float64 from the same weights; a few % of a batch at most,
+and counted), and compare everything else to 1e-5; the float64 tests, where a flip would need |z| <
+1e-16, keep every example.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ jax = pytest.importorskip("jax")
 pytest.importorskip("flax")
 pytest.importorskip("optax")
 
+# The imports below need the frameworks, so they come after the importorskip calls above (which
+# skip this module where a framework is missing): hence each `noqa: E402`.
 import jax.numpy as jnp  # noqa: E402
 from flax import nnx  # noqa: E402
 
@@ -46,15 +49,15 @@ ARCHS = [
 ARCH_IDS = [f"{c.hidden_size}x{c.hidden_layers}-{c.activation}-{c.output}" for c in ARCHS]
 
 OUTPUT_TOL = 1e-5  # max |diff| of the model outputs (logits or probabilities)
-GRAD_RTOL = (
-    1e-5  # gradients: |diff| <= GRAD_RTOL * (|g| + max|g| of that parameter), i.e. relative, with
-)
-#                  an absolute floor of 1e-5 of the parameter's largest gradient for entries near zero
+# Gradients: |diff| <= GRAD_RTOL * (|g| + max|g| of that parameter), i.e. relative, with an absolute
+# floor of 1e-5 of the parameter's largest gradient for entries near zero.
+GRAD_RTOL = 1e-5
 STEP_TOL = 1e-6  # parameters after one Adam step
 CURVE_TOL = 1e-3  # loss curves over 200 steps
-KINK_RTOL = 2e-6  # |z| <= KINK_RTOL * (sum_i |h_i w_i| + |b|): within float32 rounding of the kink. The float32
-#                   pre-activations of all 36 architectures err from float64 by at most 2.1e-7 of that sum on
-#                   this batch (measured), so 2e-6 is 10x the largest error; it flags 0-3 of 100 examples
+# |z| <= KINK_RTOL * (sum_i |h_i w_i| + |b|): within float32 rounding of the kink. The float32
+# pre-activations of all 36 architectures err from float64 by at most 2.1e-7 of that sum on this
+# batch (measured), so 2e-6 is 10x the largest error; it flags 0-3 of 100 examples.
+KINK_RTOL = 2e-6
 F64_GRAD_RTOL = 1e-12  # float64 gradients, as GRAD_RTOL (measured: ~1e-15)
 F64_CURVE_TOL = 1e-9  # float64: loss curves over whole runs
 F64_PARAM_RTOL = 1e-8  # float64: final parameters, relative to each parameter's largest entry
@@ -62,16 +65,17 @@ F64_PARAM_RTOL = 1e-8  # float64: final parameters, relative to each parameter's
 
 @pytest.fixture(autouse=True)
 def jax_on_cpu():
-    """Flax arrays on the CPU, like torch's, also on a machine with a GPU (no TF32 there to blur the comparison)."""
+    """Flax arrays on the CPU, like torch's, also on a machine with a GPU (no TF32 to blur them)."""
     with jax.default_device(jax.devices("cpu")[0]):
         yield
 
 
 @pytest.fixture(autouse=True, scope="module")
 def torch_one_thread():
-    """One torch thread here: on a small CPU shared with other processes, torch's OpenMP threads wait on
-    each other whenever one is descheduled (a 100x784 @ 784x500 matmul measured 1 ms on one thread and
-    8-15 ms on two while another process held a core). Results agree within the tolerances either way."""
+    """One torch thread here: on a small CPU shared with other processes, torch's OpenMP threads
+    wait on each other whenever one is descheduled (a 100x784 @ 784x500 matmul measured 1 ms on one
+    thread and 8-15 ms on two while another process held a core). Results agree within the
+    tolerances either way."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -80,7 +84,7 @@ def torch_one_thread():
 
 @pytest.fixture(scope="module")
 def batch(mnist):
-    """The first batch of the shared order: real MNIST images (100, 784) float32 and labels (100,)."""
+    """The first batch of the shared order: real MNIST images (100, 784) float32, labels (100,)."""
     index = epoch_index_matrix(0, 0, len(mnist.train_labels), 100)[0]
     return scale_images(mnist.train_images[index]), mnist.train_labels[index]
 
@@ -105,8 +109,8 @@ def as_jax(images, labels):
 
 
 def assert_within(what: str, got: np.ndarray, want: np.ndarray, tol) -> None:
-    """|got - want| <= tol entry by entry (tol a number or an array), or fail saying which entries differ,
-    by how much and against what tolerance, instead of printing two walls of numbers."""
+    """|got - want| <= tol entry by entry (tol a number or an array), or fail saying which entries
+    differ, by how much and against what tolerance, instead of printing two walls of numbers."""
     got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
     diff, tol = np.abs(got - want), np.broadcast_to(np.asarray(tol, dtype=np.float64), got.shape)
     bad = ~(diff <= tol)  # NaN counts as bad
@@ -115,16 +119,17 @@ def assert_within(what: str, got: np.ndarray, want: np.ndarray, tol) -> None:
             np.argmax(np.where(bad, diff / np.maximum(tol, 1e-300), 0)), got.shape
         )
         raise AssertionError(
-            f"{what}: {int(bad.sum())} of {bad.size} entries differ beyond the tolerance; worst at index "
-            f"{tuple(int(i) for i in worst)}: {got[worst]!r} vs {want[worst]!r}, |diff| {diff[worst]:.3g} > tol "
-            f"{tol[worst]:.3g}; max |diff| overall {np.nanmax(diff):.3g}"
+            f"{what}: {int(bad.sum())} of {bad.size} entries differ beyond the tolerance; worst "
+            f"at index {tuple(int(i) for i in worst)}: {got[worst]!r} vs {want[worst]!r}, "
+            f"|diff| {diff[worst]:.3g} > tol {tol[worst]:.3g}; max |diff| overall "
+            f"{np.nanmax(diff):.3g}"
         )
 
 
 def near_kink(cfg: Config, images: np.ndarray) -> np.ndarray:
-    """(B,) bool: the examples with a hidden pre-activation within float32 rounding of the kink at 0, where
-    the two frameworks may round to opposite sides (module docstring). Computed in float64 from the
-    float32 shared weights the nets hold."""
+    """(B,) bool: the examples with a hidden pre-activation within float32 rounding of the kink at
+    0, where the two frameworks may round to opposite sides (module docstring). Computed in float64
+    from the float32 shared weights the nets hold."""
     slope = 0.0 if cfg.activation == "relu" else torch_model.LEAKY_SLOPE
     h, near = images.astype(np.float64), np.zeros(len(images), dtype=bool)
     for w, b in shared_init(cfg.layer_sizes, cfg.seed)[:-1]:  # the hidden layers
@@ -136,7 +141,7 @@ def near_kink(cfg: Config, images: np.ndarray) -> np.ndarray:
 
 
 def kink_free(cfg: Config, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The batch without its near-kink examples; at most 10 % may go, or the test would test little."""
+    """The batch without its near-kink examples; at most 10 % may go, or the test tests little."""
     near = near_kink(cfg, images)
     assert near.mean() <= 0.10, (
         f"{near.sum()} of {len(near)} examples lie within float32 rounding of a kink"
@@ -161,7 +166,7 @@ def test_outputs_match(cfg, batch):
 
 
 def both_gradients(cfg: Config, images: np.ndarray, labels: np.ndarray):
-    """Loss and [(dW (in, out), db), ...] of one batch in both twins, from the shared init, in cfg.dtype."""
+    """Loss and [(dW (in, out), db), ...] of one batch in both twins, shared init, in cfg.dtype."""
     with flax_runtime.dtype_scope(cfg.dtype):
         torch_net, flax_net = twins(cfg)
         loss_torch = torch_train.loss_fn(torch_net, *as_torch(images, labels))
@@ -170,13 +175,13 @@ def both_gradients(cfg: Config, images: np.ndarray, labels: np.ndarray):
             (layer.weight.grad.numpy().T, layer.bias.grad.numpy()) for layer in torch_net.layers
         ]
         loss_flax, grads = nnx.value_and_grad(flax_train.loss_fn)(flax_net, *as_jax(images, labels))
-        # The gradient State has the model's structure: merged with its graphdef it reads like a model.
+        # The gradient State has the model's structure: merged with its graphdef it reads as one.
         grads_flax = flax_model.get_weights(nnx.merge(nnx.graphdef(flax_net), grads))
     return loss_torch.item(), float(loss_flax), grads_torch, grads_flax
 
 
 def assert_gradients_match(grads_torch, grads_flax, rtol: float) -> None:
-    """|diff| <= rtol * (|g| + max|g| of that parameter): relative, with a floor for entries near zero."""
+    """|diff| <= rtol * (|g| + max|g| of that parameter): relative, with a floor for entries ~0."""
     for i, ((gw_t, gb_t), (gw_f, gb_f)) in enumerate(zip(grads_torch, grads_flax)):
         for name, g_t, g_f in (("dW", gw_t, gw_f), ("db", gb_t, gb_f)):
             scale = np.abs(g_t).max()
@@ -207,7 +212,7 @@ def test_gradients_match_in_float64_on_the_whole_batch(cfg, batch64):
 
 
 def test_near_kink_finds_what_it_should(batch):
-    """The guard above is not vacuous: it flags an example exactly when a pre-activation sits at the kink."""
+    """The guard above is not vacuous: it flags an example exactly when a pre-activation is at 0."""
     cfg = Config(hidden_layers=2, activation="leaky_relu")
     images, _ = batch
     assert near_kink(cfg, images).mean() <= 0.10
@@ -224,7 +229,7 @@ def test_near_kink_finds_what_it_should(batch):
 
 @pytest.mark.parametrize("output", OUTPUTS)
 def test_one_adam_step_from_the_same_gradients_matches(output, batch):
-    """The optimizers alone: torch's gradients fed to both Adams (this pins eps's place, among others)."""
+    """The optimizers alone: torch's gradients fed to both Adams (this pins eps's place, too)."""
     cfg = Config(output=output)  # the baseline architecture
     torch_net, flax_net = twins(cfg)
     torch_opt, flax_opt = (
@@ -241,8 +246,9 @@ def test_one_adam_step_from_the_same_gradients_matches(output, batch):
         torch_model.get_weights(torch_net), flax_model.get_weights(flax_net)
     ):
         assert np.abs(w_t - w_f).max() <= 1e-7 and np.abs(b_t - b_f).max() <= 1e-7
-    # Entries with |g| ~ eps exist (a sum over the batch that nearly cancels), where eps's place matters:
-    # sqrt(v) + eps and sqrt(v + eps) would differ there by ~lr, far beyond the tolerance above.
+    # Entries with |g| ~ eps exist (a sum over the batch that nearly cancels), where eps's place
+    # matters: sqrt(v) + eps and sqrt(v + eps) would differ there by ~lr, far beyond the tolerance
+    # above.
     g_w = np.abs(grads[0][0])  # first layer
     assert np.any((g_w > 0) & (g_w < 1e-7))
 
@@ -259,25 +265,26 @@ def test_one_adam_step_matches(output, batch):
     flax_train.train_step(flax_net, flax_opt, *as_jax(*batch))
     before = shared_init(cfg.layer_sizes, cfg.seed)
     after_torch, after_flax = torch_model.get_weights(torch_net), flax_model.get_weights(flax_net)
-    for (w0, b0), (w_t, b_t), (w_f, b_f) in zip(before, after_torch, after_flax):
+    for (w0, _), (w_t, b_t), (w_f, b_f) in zip(before, after_torch, after_flax):
         assert np.abs(b_t - b_f).max() <= STEP_TOL
-        # Adam's first step is lr * g / (|g| + eps): it moves every parameter with |g| >> eps by ~lr.
+        # Adam's first step is lr * g / (|g| + eps): it moves each parameter with |g| >> eps by ~lr.
         assert 0.9 * cfg.learning_rate < np.abs(w_t - w0).max() <= 1.01 * cfg.learning_rate
-        # Where |g| is within ~100 eps of zero (a batch sum that nearly cancels; < 2% of the entries),
-        # g / (|g| + eps) turns the float32 rounding noise of the two frameworks' gradient sums (~1e-10)
-        # into update differences of up to a few 1e-6: those entries get a looser bound, all others 1e-6.
+        # Where |g| is within ~100 eps of zero (a batch sum that nearly cancels; < 2% of the
+        # entries), g / (|g| + eps) turns the float32 rounding noise of the two frameworks' gradient
+        # sums (~1e-10) into update differences of up to a few 1e-6: those entries get a looser
+        # bound, all others 1e-6.
         step = np.abs(w_t - w0) / cfg.learning_rate  # |g| / (|g| + eps), in [0, 1)
-        ill = (step > 0) & (
-            step < 0.99
-        )  # 0 < |g| < 99 eps (g == 0 exactly: pixels blank in the whole batch)
+        # 0 < |g| < 99 eps (g == 0 exactly: pixels blank in the whole batch)
+        ill = (step > 0) & (step < 0.99)
         assert ill.mean() < 0.02
         assert np.abs(w_t - w_f)[~ill].max() <= STEP_TOL
         assert np.abs(w_t - w_f)[ill].max(initial=0) <= 10 * STEP_TOL
 
 
 def train_both(cfg: Config, mnist, steps: int):
-    """`steps` Adam steps of both twins from the shared init, on the shared batch order (across epochs),
-    in cfg.dtype: (loss curve torch, loss curve flax, final weights torch, final weights flax)."""
+    """`steps` Adam steps of both twins from the shared init, on the shared batch order (across
+    epochs), in cfg.dtype: (loss curve torch, loss curve flax, final weights torch, final weights
+    flax)."""
     images, labels = scale_images(mnist.train_images, cfg.dtype), mnist.train_labels
     order = np.concatenate(
         [epoch_index_matrix(cfg.seed, e, len(labels), cfg.batch_size) for e in range(cfg.epochs)]
@@ -303,15 +310,15 @@ def train_both(cfg: Config, mnist, steps: int):
 
 
 def test_loss_curves_match_over_200_steps(mnist):
-    cfg = Config()  # the seed's 784-500-10, Adam 1e-3, batch 100
+    cfg = Config()  # the tutorial's 784-500-10, Adam 1e-3, batch 100
     curve_torch, curve_flax, _, _ = train_both(cfg, mnist, 200)
     assert_within("loss curve (flax vs torch)", curve_flax, curve_torch, CURVE_TOL)
     assert curve_torch[-20:].mean() < 0.25 * curve_torch[:5].mean()  # it did learn
 
 
-# float64: the same algorithm in both frameworks, shown by whole runs that agree to 1e-9. In float32 the curves
-# agree to ~1e-6 for a hundred steps and then drift apart (1e-3..1e-2 after an epoch): training amplifies
-# rounding differences (chaos), and float64 starts them ~1e9 times smaller.
+# float64: the same algorithm in both frameworks, shown by whole runs that agree to 1e-9. In float32
+# the curves agree to ~1e-6 for a hundred steps and then drift apart (1e-3..1e-2 after an epoch):
+# training amplifies rounding differences (chaos), and float64 starts them ~1e9 times smaller.
 F64_RUNS = {
     "64-relu-logits-epoch": (
         Config(hidden_size=64, batch_size=600, epochs=1, dtype="float64"),
@@ -332,7 +339,7 @@ F64_RUNS = {
         ),
         100,
     ),
-    "seed-net-300-steps": (Config(dtype="float64"), 300),  # 784-500-10, batch 100, Adam 1e-3
+    "tutorial-net-300-steps": (Config(dtype="float64"), 300),  # 784-500-10, batch 100, Adam 1e-3
 }
 
 
@@ -357,7 +364,7 @@ def test_float64_whole_runs_match(name, mnist):
 
 @pytest.fixture(scope="module")
 def float64_records(mnist):
-    """train() of each twin on a float64 config: (torch's record, Flax's record). Two tests read them."""
+    """train() of each twin on a float64 config: (torch's record, Flax's record), for two tests."""
     cfg = Config(hidden_size=64, batch_size=600, epochs=1, dtype="float64")
     return torch_train.train(cfg, mnist, device="cpu", log=None), flax_train.train(
         cfg, mnist, device="cpu", log=None
@@ -365,7 +372,7 @@ def float64_records(mnist):
 
 
 def test_float64_train_records_match(float64_records):
-    """The whole pipeline (train() of each twin): float64 records keep all 17 digits of the loss curve."""
+    """The whole pipeline (train() of each twin): float64 records keep all 17 digits of the loss."""
     rec_torch, rec_flax = float64_records
     assert rec_torch["config"]["dtype"] == rec_flax["config"]["dtype"] == "float64"
     assert_within(
@@ -379,10 +386,21 @@ def test_float64_train_records_match(float64_records):
     assert any(len(repr(x)) > 12 for x in rec_torch["loss_curve"])
 
 
+def test_float64_runs_record_accuracy_as_a_count_over_10000(float64_records, mnist):
+    """A float64 run's accuracy is k / 10000 for an integer k, as float64 holds it: 8994 correct is
+    0.8994, not float32's 0.899399995803833 (the mean is taken in the run's dtype, both twins)."""
+    n = len(mnist.test_labels)
+    for record in float64_records:
+        for epoch in record["epochs"]:
+            accuracy = epoch["test_accuracy"]
+            assert accuracy == round(accuracy * n) / n, (record["backend"], accuracy)
+
+
 def test_float32_runs_after_a_float64_run_stay_float32(float64_records):
-    """JAX's x64 mode is switched on for a float64 run only (train.dtype_scope), never left on. The float64
-    run is the fixture's flax train(), shared with the test above (a leak would outlast any later
-    enable_x64 scope: each one puts back the mode it found)."""
+    """JAX's x64 mode is switched on for a float64 run only (runtime.dtype_scope), never left on.
+
+    The float64 run is the fixture's flax train(), shared with the test above (a leak would outlast
+    any later enable_x64 scope: each one puts back the mode it found)."""
     assert (
         float64_records[1]["config"]["dtype"] == "float64"
         and float64_records[1]["backend"] == "jax"
@@ -392,12 +410,8 @@ def test_float32_runs_after_a_float64_run_stay_float32(float64_records):
     with flax_runtime.dtype_scope(cfg.dtype):
         assert flax_model.get_weights(flax_model.build_model(cfg))[0][0].dtype == np.float32
     with flax_runtime.dtype_scope("float64"):
-        assert (
-            flax_model.get_weights(flax_model.build_model(cfg.__class__(dtype="float64")))[0][
-                0
-            ].dtype
-            == np.float64
-        )
+        model = flax_model.build_model(dataclasses.replace(cfg, dtype="float64"))
+        assert flax_model.get_weights(model)[0][0].dtype == np.float64
 
 
 # ------------------------------------------------------------------- initial weights
@@ -423,22 +437,19 @@ def test_torch_native_init_is_uniform_within_1_over_sqrt_fan_in():
 def test_flax_native_init_is_truncated_lecun_normal_and_zero_bias():
     cfg = Config(hidden_layers=2, init="native")
     weights = flax_model.get_weights(flax_model.build_model(cfg))
-    assert np.array_equal(
-        weights[0][0], flax_model.get_weights(flax_model.build_model(cfg))[0][0]
-    )  # seeded
-    cut = (
-        2 / 0.87962566103423978
-    )  # lecun_normal: N(0,1) truncated to [-2, 2], rescaled to unit variance
+    # Seeded: the same config draws the same weights.
+    assert np.array_equal(weights[0][0], flax_model.get_weights(flax_model.build_model(cfg))[0][0])
+    cut = 2 / 0.87962566103423978  # lecun_normal: N(0,1) cut to [-2, 2], rescaled to unit variance
     for (w, b), fan_in in zip(weights, cfg.layer_sizes[:-1]):
         z = w * math.sqrt(fan_in)  # in units of the documented std, 1/sqrt(fan_in)
         assert abs(z.std() - 1) < 0.03
         assert abs(z.mean()) < 0.03
         assert np.abs(z).max() <= cut * (1 + 1e-6)
         assert np.all(b == 0)
-    z = weights[0][0] * math.sqrt(
-        784
-    )  # 392000 draws: the cut is reached, and never passed; an untruncated
-    assert np.abs(z).max() > 0.99 * cut  # normal would put ~2.3% of its draws (9000 here) beyond it
+    # 392000 draws: the cut is reached, and never passed; an untruncated normal would put ~2.3% of
+    # its draws (9000 here) beyond it.
+    z = weights[0][0] * math.sqrt(784)
+    assert np.abs(z).max() > 0.99 * cut
 
 
 @pytest.mark.parametrize("model", [torch_model, flax_model], ids=["torch", "flax"])

@@ -1,4 +1,4 @@
-"""shared/results.py's readers of a record: they read today's records and the committed older ones."""
+"""shared/results.py's readers of a record read today's records and the committed older ones."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""The sweep engine (impls/*/sweep.py) trains every member of a group exactly as the loop (train.py) would:
-loss curves, statuses and accuracies agree member by member on real MNIST, in both frameworks; a diverging
-member changes nothing for the others; stacked Adam is independent Adam; groups split to fit memory;
-compare.py --engine sweep writes loop-shaped records, reports them and resumes a partly finished group."""
+"""The sweep engine (impls/*/sweep.py) trains every member of a group exactly as the loop (train.py)
+would: loss curves, statuses and accuracies agree member by member on real MNIST, in both
+frameworks; a diverging member changes nothing for the others; stacked Adam is independent Adam;
+groups split to fit memory; compare.py --engine sweep writes loop-shaped records, reports them and
+resumes a partly finished group."""
 
 from __future__ import annotations
 
@@ -33,8 +34,9 @@ DIVERGING = dataclasses.replace(
 HEALTHY = dataclasses.replace(
     BASE, learning_rate=1e-4
 )  # in its place, to keep the group's width (M = 9)
-# Loss curves of sweep and loop in float32: equal within this (measured: <= 1e-6, the 7 digits a float32
-# record keeps; no ReLU-kink flips showed up here, and float64 agrees to 9e-16, see the float64 test).
+# Loss curves of sweep and loop in float32: equal within this (measured: <= 1e-6, the 7 digits a
+# float32 record keeps; no ReLU-kink flips showed up here, and float64 agrees to 9e-16, see the
+# float64 test).
 CURVE_TOL = 1e-5
 
 
@@ -49,7 +51,7 @@ def modules(framework: str):
 
 @pytest.fixture(autouse=True, scope="module")
 def torch_one_thread():
-    """One torch thread: on a small shared CPU two OpenMP threads stall each other (see test_parity.py)."""
+    """One torch thread: on a small shared CPU, OpenMP threads stall each other (test_parity.py)."""
     torch = pytest.importorskip("torch")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -64,10 +66,11 @@ def framework(request):
 
 @pytest.fixture(scope="module")
 def swept(framework, mnist):
-    """The group plus a diverging member, trained together; and the group plus a healthy one instead.
+    """The group plus a diverging member, trained together; and the group plus a healthy one.
 
-    Same M in both: the wide GEMM's blocking may depend on its width, so groups of different sizes can
-    round differently (within CURVE_TOL); with equal widths any difference is the diverging member's.
+    Same M in both: the wide GEMM's blocking may depend on its width, so groups of different sizes
+    can round differently (within CURVE_TOL); with equal widths any difference is the diverging
+    member's.
     """
     sweep, _ = modules(framework)
     with_bad = sweep.train_group(GROUP + [DIVERGING], mnist, device="cpu", log=None)
@@ -103,8 +106,9 @@ def test_every_member_matches_the_loop(swept, looped):
 
 
 def test_float64_members_match_the_loop_to_1e12(framework, mnist):
-    """In float64 rounding is ~1e-16, so the sweep and the loop must agree far tighter (measured 9e-16 over
-    100 steps, both frameworks); and JAX's x64 mode does not leak into the float32 runs after it."""
+    """In float64 rounding is ~1e-16, so the sweep and the loop must agree far tighter (measured
+    9e-16 over 100 steps, both frameworks); both record the accuracy as k / 10000 exactly, the
+    same k; and JAX's x64 mode does not leak into the float32 runs after it."""
     sweep, train = modules(framework)
     cfgs = [
         dataclasses.replace(GROUP[4], dtype="float64"),
@@ -114,6 +118,8 @@ def test_float64_members_match_the_loop_to_1e12(framework, mnist):
         loop = train.train(cfg, mnist, device="cpu", log=None)
         assert s["status"] == loop["status"] == "ok"
         assert np.abs(curve(s) - curve(loop)).max() <= 1e-12
+        n, accuracy = len(mnist.test_labels), s["epochs"][-1]["test_accuracy"]
+        assert accuracy == round(accuracy * n) / n == loop["epochs"][-1]["test_accuracy"]
     if framework == "jax":
         import jax.numpy as jnp
 
@@ -150,13 +156,14 @@ def test_records_carry_engine_and_group(swept):
 
 
 def test_stacked_adam_equals_independent_adam(framework):
-    """Five Adam steps on stacked weights with per-member lr: bit for bit each member's own framework Adam."""
+    """Five Adam steps on stacked weights with per-member lr: bit for bit each member's own Adam."""
     _check_stacked_adam(framework)
 
 
 def test_torch_adam_in_blocks_equals_independent_adam(monkeypatch):
-    """The same, with torch's update done in blocks of 1,000 elements (the first W, 784 x 3 x 8, in many
-    blocks of a few rows), as it is for the grid's ~25 MB tensors. (XLA fuses the update: no blocks.)"""
+    """The same, with torch's update done in blocks of 1,000 elements (the first W, 784 x 3 x 8, in
+    many blocks of a few rows), as it is for the grid's ~25 MB tensors. (XLA fuses the update: no
+    blocks.)"""
     from impls.torch_mlp import sweep
 
     monkeypatch.setattr(sweep, "_ADAM_BLOCK", 1000)
@@ -181,13 +188,17 @@ def _check_stacked_adam(framework):
     ]
     stacked = _stacked_adam(framework, sweep, params, grads, lrs)
     for m in range(count):
-        member = lambda layers: [
-            (w[:, m] if i == 0 else w[m], b[m]) for i, (w, b) in enumerate(layers)
-        ]  # noqa: E731
-        alone = _independent_adam(framework, member(params), [member(g) for g in grads], lrs[m])
-        for got, want in zip(member(stacked), alone):
+        alone = _independent_adam(
+            framework, _member(params, m), [_member(g, m) for g in grads], lrs[m]
+        )
+        for got, want in zip(_member(stacked, m), alone):
             np.testing.assert_array_equal(got[0], want[0])
             np.testing.assert_array_equal(got[1], want[1])
+
+
+def _member(layers, m: int):
+    """Member m's [(W, b), ...] out of stacked ones (its first W on axis 1, all else on axis 0)."""
+    return [(w[:, m] if i == 0 else w[m], b[m]) for i, (w, b) in enumerate(layers)]
 
 
 def _stacked_adam(framework, sweep, params, grads, lrs):
@@ -295,7 +306,8 @@ def test_group_key_and_grid_groups():
 
 
 def test_compare_engine_sweep_end_to_end_and_resume(tmp_path, mnist_dir, compare_here):
-    # compare.py in this process (conftest's compare_here): the engine and the resume are tested, not a start-up.
+    # compare.py in this process (conftest's compare_here): the engine and the resume are tested,
+    # not a start-up.
     for name in ("torch", "jax", "flax"):
         pytest.importorskip(name)
     common = [

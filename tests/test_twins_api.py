@@ -1,5 +1,5 @@
-"""The twins mirror each other: same module files, same public names in the same order, same parameters;
-and both command lines turn bad input into one line on stderr and exit 2."""
+"""The twins mirror each other: same module files, same public names in the same order, same
+parameters; and both command lines turn bad input into one line on stderr and exit 2."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ MODULES = ("__init__.py", "__main__.py", "model.py", "runtime.py", "sweep.py", "
 
 
 def public_api(path: pathlib.Path) -> list[tuple]:
-    """Top-level public names in file order: functions with their parameter names, classes, UPPER constants."""
+    """Top-level public names in file order: functions and their parameters, classes, CONSTANTS."""
     api = []
     for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
@@ -75,7 +75,8 @@ BAD_INPUT = {
     "unknown field": ["--set", "bogus=1"],
     "unknown device": ["--device", "tpu"],
     "bad value": ["--set", "activation=tanh"],
-    # Data that is not there: on a GPU-less machine `--device gpu` fails first; either way one line, exit 2.
+    # Data that is not there: on a GPU-less machine `--device gpu` fails first; either way one line,
+    # exit 2.
     "missing data / gpu": ["--device", "gpu", "--data-dir", str(ROOT / "no-such-folder")],
 }
 

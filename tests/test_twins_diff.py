@@ -1,9 +1,10 @@
-"""`diff impls/torch_mlp/X.py impls/flax_mlp/X.py` shows only lines that differ because the frameworks differ.
+"""`diff impls/torch_mlp/X.py impls/flax_mlp/X.py` shows only lines that differ because the
+frameworks differ.
 
-A hunk passes when one of its lines names a framework (torch, nn, F., nnx, jax, jnp, optax, ...) or is one of
-the few framework idioms that name none (listed below, each with why). A hunk of prose or incidental asymmetry
-fails with the hunk shown; so does a file whose hunk count grows past the documented one, so that a change
-that adds framework hunks says so here.
+A hunk passes when one of its lines names a framework (torch, nn, F., nnx, jax, jnp, optax, ...) or
+is one of the few framework idioms that name none (listed below, each with why). A hunk of prose or
+incidental asymmetry fails with the hunk shown; so does a file whose hunk count grows past the
+documented one, so that a change that adds framework hunks says so here.
 """
 
 from __future__ import annotations
@@ -21,28 +22,34 @@ FRAMEWORK = re.compile(
 )
 IDIOMS = {
     "model.py": (
-        "def forward",
-        "def __call__",  # torch's nn.Module method vs Flax's
-        "weight.detach",
-    ),  # torch's (out, in) weight vs Flax's (in, out) kernel
+        "def forward",  # torch's nn.Module method vs Flax's def __call__
+        "def __call__",
+        "layer.kernel",  # torch's (out, in) weight vs Flax's (in, out) kernel
+    ),
     "train.py": (
-        "import functools",  # torch builds its step with functools.partial, Flax with nnx.cached_partial
+        # torch builds its step with functools.partial, Flax with nnx.cached_partial
+        "import functools",
         "argmax(dim=1)",  # torch says dim=, numpy and JAX say axis=
-        "@contextlib.contextmanager",
-    ),  # torch sets and restores its precision knobs by hand
+    ),
+    "runtime.py": (
+        "@contextlib.contextmanager",  # torch sets and restores its precision knobs by hand
+    ),
     "__main__.py": (),
     "sweep.py": (
         "import functools",  # JAX's epoch is functools.partial(jax.jit, donate_argnums=...)
         "argmax(dim=-1)",  # torch says dim=, JAX says axis=
-        ".cpu().numpy()",
-    ),  # a torch tensor to numpy; JAX arrays go through np.asarray
+        ".cpu().numpy()",  # a torch tensor to numpy; JAX arrays go through np.asarray
+    ),
 }
+# Measured; lower is better. Counted as difflib (and `diff`) counts them: a framework line that
+# differs between two equal lines is a hunk of its own.
 MAX_HUNKS = {
-    "model.py": 12,
-    "train.py": 37,
+    "model.py": 19,
+    "train.py": 31,
+    "runtime.py": 17,
     "__main__.py": 5,
-    "sweep.py": 40,
-}  # measured; lower is better
+    "sweep.py": 50,
+}
 
 
 def hunks(name: str) -> list[tuple[list[str], list[str]]]:

@@ -1,4 +1,4 @@
-"""Forward and backward, step by step, in JAX/Flax NNX (mirrored line for line by impls/torch_mlp/fundamentals.py).
+"""Forward and backward, step by step, in JAX/Flax NNX (the twin: impls/torch_mlp/fundamentals.py).
 
     python -m impls.flax_mlp.fundamentals [--gate or|and] [--seed N]
 
@@ -22,7 +22,7 @@ import optax
 from flax import nnx
 
 from shared import walkthrough
-from shared.walkthrough import GATES, X, init_logic_params, logic_table  # noqa: F401  (part of this module's API)
+from shared.walkthrough import init_logic_params, logic_table
 
 # The one line of output that differs between the two files: where the weight lives and its layout.
 LAYOUT = "layer.kernel (in, out)"
@@ -86,7 +86,8 @@ def train_module(
     # Replace nnx.Linear's own random init with the shared numbers.
     model.linear.kernel[...] = jnp.asarray(w1)  # stored (in, out), so w1 as it is
     model.linear.bias[...] = jnp.asarray(b1)
-    # The optimizer holds the Adam state; wrt=nnx.Param says which of the model's variables it trains.
+    # The optimizer holds the Adam state; wrt=nnx.Param says which of the model's variables it
+    # trains.
     optimizer = nnx.Optimizer(model, optax.adam(lr), wrt=nnx.Param)
 
     @nnx.jit  # not jax.jit: nnx.jit carries the model's and the optimizer's state in and back out
@@ -150,7 +151,8 @@ def descend(x0: float = 1.0, lr: float = 0.15, steps: int = 20) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    # The flags and the printing have no framework line: shared/walkthrough.py runs this file's sections.
+    # The flags and the printing have no framework line: shared/walkthrough.py runs this file's
+    # sections.
     walkthrough.main(sys.modules[__name__], argv)
 
 

@@ -1,12 +1,16 @@
-"""The MLP in Flax NNX: an `nnx.Module` of `nnx.Linear` layers, the twin of impls/torch_mlp/model.py.
+"""The MLP in Flax NNX: an `nnx.Module` of `nnx.Linear` layers, the tutorial's feed-forward net.
 
+Step 2 of the reading order (this package's __init__.py); the twin is impls/torch_mlp/model.py.
 Initial weights (`cfg.init`):
-  shared: `shared.init.shared_init`, the same numbers the PyTorch twin starts from (parity tests, comparisons).
-  native: Flax's own `nnx.Linear` default, a lecun_normal kernel (a normal truncated at +-2 standard deviations,
-          rescaled so that the kernel's std is exactly 1/sqrt(fan_in)) and a zero bias. PyTorch's default
-          differs (U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias), so native runs start apart.
+  shared: `shared.init.shared_init`, the same numbers the PyTorch twin starts from (parity tests,
+          comparisons).
+  native: Flax's own `nnx.Linear` default, a lecun_normal kernel (a normal truncated at +-2
+          standard deviations, rescaled so that the kernel's std is exactly 1/sqrt(fan_in)) and a
+          zero bias. PyTorch's default differs (U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and
+          bias), so native runs start apart.
 
-Flax keeps `kernel` as (in, out) and computes x @ kernel + bias: already the layout of shared/init.py.
+Flax keeps `kernel` as (in, out) and computes x @ kernel + bias: already the layout of
+shared/init.py.
 """
 
 from __future__ import annotations
@@ -20,9 +24,8 @@ from flax import nnx
 from shared.config import Config
 from shared.init import Weights, shared_init
 
-LEAKY_SLOPE = (
-    0.01  # LeakyReLU's negative slope: the default of torch's and of JAX's leaky_relu alike
-)
+# LeakyReLU's negative slope: the default of torch's and of JAX's leaky_relu alike.
+LEAKY_SLOPE = 0.01
 
 
 class MLP(nnx.Module):
@@ -55,23 +58,23 @@ class MLP(nnx.Module):
             x = self.activation(layer(x))  # (B, hidden)
         x = self.layers[-1](x)  # (B, 10) logits
         if self.output == "softmax":
-            # The seed lab report's net ended in a softmax and still trained with cross-entropy, which applies
-            # a softmax of its own: a double softmax. Kept on purpose, to reproduce the report. Its effect: the
-            # loss sees inputs confined to [0, 1], so it can never drop below -log(e / (e + 9)) ~= 1.461, and
-            # the extra softmax Jacobian shrinks every gradient: learning is much slower than with logits.
+            # The lab report's net ended in a softmax and still trained with cross-entropy, which
+            # applies a softmax of its own: a double softmax. Kept on purpose, to reproduce the lab
+            # report. Its effect: the loss sees inputs confined to [0, 1], so it can never drop
+            # below -log(e / (e + 9)) ~= 1.461, and the extra softmax Jacobian shrinks every
+            # gradient: learning is much slower than with logits.
             x = nnx.softmax(x, axis=1)  # (B, 10) probabilities
         return x
 
 
 def build_model(cfg: Config) -> MLP:
-    """The MLP of `cfg`, on the default device, initialised as `cfg.init` says (see the module docstring).
+    """The MLP of `cfg`, on the default device, initialised as `cfg.init` says (module docstring).
 
-    A float64 model needs JAX's x64 mode on while it is built and used (train.dtype_scope).
+    A float64 model needs JAX's x64 mode on while it is built and used (runtime.dtype_scope).
     """
     rngs = nnx.Rngs(cfg.seed)  # the native init draws from an explicit key, as JAX always does
-    model = MLP(
-        cfg.layer_sizes, cfg.activation, cfg.output, dtype=jnp.dtype(cfg.dtype), rngs=rngs
-    )  # float32 | float64
+    dtype = jnp.dtype(cfg.dtype)  # float32 | float64
+    model = MLP(cfg.layer_sizes, cfg.activation, cfg.output, dtype=dtype, rngs=rngs)
     if cfg.init == "shared":
         set_weights(model, shared_init(cfg.layer_sizes, cfg.seed, cfg.dtype))
     return model
@@ -83,16 +86,14 @@ def get_weights(model: MLP) -> Weights:
 
 
 def set_weights(model: MLP, weights: Weights) -> None:
-    """Copy [(W (in, out), b (out,)), ...] into the model, in place (new arrays on the default device)."""
+    """Copy [(W (in, out), b (out,)), ...] into the model, in place (JAX: new arrays)."""
     _check_shapes(
         [(tuple(layer.kernel.shape), tuple(layer.bias.shape)) for layer in model.layers], weights
     )
-    for layer, (w, b) in zip(
-        model.layers, weights
-    ):  # Variables are mutable containers: set_value swaps the array
-        layer.kernel.set_value(
-            jnp.asarray(w, dtype=layer.kernel.dtype)
-        )  # (in, out): Flax's own layout, the model's dtype
+    # Variables are mutable containers: set_value swaps the array (on the default device).
+    for layer, (w, b) in zip(model.layers, weights):
+        # (in, out): Flax's own layout, cast to the model's dtype
+        layer.kernel.set_value(jnp.asarray(w, dtype=layer.kernel.dtype))
         layer.bias.set_value(jnp.asarray(b, dtype=layer.bias.dtype))
 
 

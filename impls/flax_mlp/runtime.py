@@ -21,26 +21,24 @@ def matmul_precision(tf32: bool):
     A context manager. The precision is part of jit's cache key, so functions first called inside
     it are traced and compiled under it (and retraced if called again under another precision).
     """
-    return jax.default_matmul_precision(
-        "tensorfloat32" if tf32 else "highest"
-    )  # "highest" = no TF32
+    precision = "tensorfloat32" if tf32 else "highest"  # "highest": no TF32
+    return jax.default_matmul_precision(precision)
 
 
 def dtype_scope(dtype: str) -> contextlib.AbstractContextManager:
     """What a run in `dtype` (Config.dtype) needs switched on process-wide: in JAX, its x64 mode.
 
-    Without it float64 arrays are silently made float32. It is on for a float64 run only and put back
-    after, so float32 runs in the same process stay float32 (jit keys its cache on it: each mode compiles
-    its own code).
+    Without it float64 arrays are silently made float32. It is on for a float64 run only and put
+    back after, so float32 runs in the same process stay float32 (jit keys its cache on it: each
+    mode compiles its own code).
     """
-    enable_x64 = (
-        jax.enable_x64 if hasattr(jax, "enable_x64") else jax.experimental.enable_x64
-    )  # older jax
+    # Older jax has it in jax.experimental only.
+    enable_x64 = jax.enable_x64 if hasattr(jax, "enable_x64") else jax.experimental.enable_x64
     return enable_x64(dtype == "float64")
 
 
 def resolve_device(device: str) -> jax.Device:
-    """ "auto": the GPU if JAX sees one, else the CPU; "cpu"; "gpu": RuntimeError if there is none."""
+    """ "auto": the GPU if JAX sees one, else the CPU; "cpu"; "gpu" (RuntimeError if none)."""
     if device not in ("auto", "cpu", "gpu"):
         raise ValueError(f"device: got {device!r}; allowed: auto | cpu | gpu")
     if device != "cpu" and _gpus():
@@ -71,11 +69,10 @@ def _gpus() -> list[jax.Device]:
 
 
 def versions() -> dict[str, str]:
-    """The versions of this framework's packages, for the record (shared.results adds python and numpy)."""
+    """This framework's package versions, for the record (shared.results adds python and numpy)."""
     found = {"jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__}
-    with contextlib.suppress(
-        importlib.metadata.PackageNotFoundError
-    ):  # jaxlib's version is the wheel's
+    # jaxlib's version is the wheel's.
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
         found["jaxlib"] = importlib.metadata.version("jaxlib")
     return found
 

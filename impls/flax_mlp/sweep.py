@@ -1,22 +1,25 @@
-"""The sweep engine in JAX + Optax: a group of grid members trained together, each exactly as train.py would.
+"""The sweep engine in JAX + Optax: a group of configs trained together, as one wider network.
 
-Mirrored function for function by impls/torch_mlp/sweep.py. Read it next to train.py: the same
-loop, over M members at once. A group (shared/groups.py) shares batches and initial weights; its
-members differ in learning rate, activation and output, so every weight gets a leading member axis
-and those three become per-member numbers:
+Step 5 of the reading order (this package's __init__.py), the advanced part. Mirrored function for
+function by impls/torch_mlp/sweep.py. Read it next to train.py: the same loop, over M members at
+once. A group (shared/groups.py) is the configs of a grid that share batches and initial weights;
+each of them is a member, trained exactly as train.py would train it alone. Members differ in
+learning rate, activation and output, so every weight gets a member axis and those three become
+per-member numbers:
 
   learning rate -> Adam's step size per member (Adam is elementwise: M stacked Adams with their
                    own step sizes are M independent Adams, same formula, same rounding);
-  activation    -> a negative slope per member: 0 is ReLU, 0.01 LeakyReLU (jnp.where, slope per member);
-  output        -> a softmax flag per member (the seed report's double softmax where it is set).
+  activation    -> a negative slope per member: 0 is ReLU, 0.01 LeakyReLU (jnp.where, one slope
+                   per member);
+  output        -> a softmax flag per member (the lab report's double softmax).
 
-Why this formulation (measured, shared/notes/sweep-probes.md and benchmarks/bench_sweep.py): on the
-CPU the members' first layers sit side by side in one (784, M*H) matrix, so the biggest matmul of
-every step is one wide GEMM on the shared batch, which XLA runs near the BLAS peak; jax.vmap over
-members measured slower here (XLA:CPU's batched matmul), so deeper layers are einsums over the
-member axis. Adam is optax.scale_by_adam followed by each member's -lr, which is exactly what
-optax.adam does (inject_hyperparams would also work, but is reported to drift). A whole epoch is
-one lax.scan under jit with the weights and Adam state donated: one Python call per epoch.
+Why this formulation (measured by benchmarks/bench_sweep.py, see benchmarks/README.md): on the CPU
+the members' first layers sit side by side in one (784, M*H) matrix, so the biggest matmul of every
+step is one wide GEMM (matrix product) on the shared batch, which XLA runs near the BLAS peak;
+jax.vmap over members measured slower here (XLA:CPU's batched matmul), so deeper layers are einsums
+over the member axis. Adam is optax.scale_by_adam followed by each member's -lr, which is exactly
+what optax.adam does (inject_hyperparams would also work, but is reported to drift). A whole epoch
+is one lax.scan under jit with the weights and Adam state donated: one Python call per epoch.
 
 A member whose loss turns NaN/inf stops where the loop would stop it (at a log step, or at the end
 of the epoch) and is then frozen: its weights and Adam state are zeroed and its step size is 0, so
@@ -25,8 +28,8 @@ it computes finite nonsense nobody reads, and the others go on untouched (member
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import math
 import time
 from collections.abc import Callable
 
@@ -37,13 +40,13 @@ import optax
 
 from impls.flax_mlp import runtime
 from impls.flax_mlp.model import LEAKY_SLOPE, build_model, get_weights
-from impls.flax_mlp.train import LOG_EVERY, device_data
-from shared.batches import epoch_index_matrix
+from impls.flax_mlp.train import LOG_EVERY, device_data, epoch_order
 from shared.config import Config
 from shared.data import Dataset
 from shared.groups import EVAL_BYTES, group_key, host_memory_budget, split_group
-from shared.results import make_record
-from shared.timing import StepClock, spread_share
+from shared.results import accuracy
+from shared.sweep_records import GroupRecords
+from shared.timing import StepClock
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # train.py's Adam: optax.adam(b1=0.9, b2=0.999, eps=1e-8)
 
@@ -54,16 +57,12 @@ def init_params(cfg: Config, members: int, dev: jax.Device) -> list[tuple[jax.Ar
     First layer: W (784, M, n) (reshaped to (784, M*n) for the wide GEMM, a free view), b (M, n).
     Other layers: W (M, in, out), b (M, out).
     """
-    weights = get_weights(
-        build_model(cfg)
-    )  # shared or native, float32 or float64: train.py's very start
+    # Shared or native, float32 or float64: train.py's very start.
+    weights = get_weights(build_model(cfg))
     params = []
     for i, (w, b) in enumerate(weights):
-        w = (
-            np.repeat(w[:, None, :], members, axis=1)
-            if i == 0
-            else np.repeat(w[None], members, axis=0)
-        )
+        axis = 1 if i == 0 else 0  # the member axis: 1 in the first W, 0 everywhere else
+        w = np.repeat(np.expand_dims(w, axis), members, axis=axis)
         b = np.repeat(b[None], members, axis=0)
         params.append((jax.device_put(w, dev), jax.device_put(b, dev)))
     return params
@@ -86,14 +85,15 @@ def forward(params, slopes: jax.Array, softmax: jax.Array, images: jax.Array) ->
     """All members on one batch: images (B, 784) -> outputs (B, M, 10)."""
     (w, b), *rest = params
     batch, (members, width) = images.shape[0], b.shape
-    # One wide GEMM for every member's first layer: (B, 784) @ (784, M*n), bias added after, as in nnx.Linear.
+    # One wide GEMM for every member's first layer: (B, 784) @ (784, M*n), bias added after, as in
+    # nnx.Linear.
     x = (images @ w.reshape(784, members * width)).reshape(batch, members, width) + b  # (B, M, n)
     for w, b in rest:
         x = jnp.where(
             x > 0, x, slopes[:, None] * x
         )  # per member: x if x > 0 else slope * x (slope 0: ReLU)
         x = jnp.einsum("bmi,mio->bmo", x, w) + b  # (B, M, out): a batched matmul over members
-    # The seed report's double softmax, only for the members that have it (see model.py).
+    # The lab report's double softmax, only for the members that have it (see model.py).
     return jnp.where(softmax[:, None], jax.nn.softmax(x, axis=-1), x)  # (B, M, 10)
 
 
@@ -109,6 +109,19 @@ def loss_fn(
 def init_adam(params) -> optax.ScaleByAdamState:
     """Adam's state for the stacked weights: moments per tensor, the step count."""
     return _adam().init(params)
+
+
+@jax.tree_util.register_dataclass  # a pytree of arrays: jit, scan and donation take it whole
+@dataclasses.dataclass(frozen=True)
+class State:
+    """What an epoch changes: the stacked weights, Adam's state, who is alive (M,) bool.
+
+    JAX's arrays are immutable: each epoch returns a new State (the old one is donated to it).
+    """
+
+    params: list
+    opt_state: optax.ScaleByAdamState
+    alive: jax.Array
 
 
 def adam_step(params, grads, opt_state: optax.ScaleByAdamState, lr: jax.Array, alive: jax.Array):
@@ -128,16 +141,19 @@ def adam_step(params, grads, opt_state: optax.ScaleByAdamState, lr: jax.Array, a
     return jax.tree.unflatten(tree, new), opt_state
 
 
-def freeze(params, opt_state: optax.ScaleByAdamState, alive: jax.Array):
-    """Zero the weights and Adam state of members no longer alive: (params, opt_state), new."""
+def freeze(state: State) -> State:
+    """Zero the weights and Adam state of members no longer alive (their step size is already 0).
+
+    JAX returns a new State.
+    """
 
     def zero(tree):
         leaves, structure = jax.tree.flatten(tree)
-        return jax.tree.unflatten(
-            structure, [jnp.where(_along_members(alive, i, t), t, 0) for i, t in enumerate(leaves)]
-        )
+        alive = [_along_members(state.alive, i, t) for i, t in enumerate(leaves)]
+        return jax.tree.unflatten(structure, [jnp.where(a, t, 0) for a, t in zip(alive, leaves)])
 
-    return zero(params), opt_state._replace(mu=zero(opt_state.mu), nu=zero(opt_state.nu))
+    opt_state = state.opt_state._replace(mu=zero(state.opt_state.mu), nu=zero(state.opt_state.nu))
+    return State(zero(state.params), opt_state, state.alive)
 
 
 def train_step(
@@ -150,76 +166,64 @@ def train_step(
 ):
     """One Adam step of every member on one shared batch: (params, opt_state, losses (M,))."""
     lr, slopes, softmax = members
-    total = lambda p: (lambda losses: (losses.sum(), losses))(
-        loss_fn(p, slopes, softmax, images, labels)
-    )  # noqa: E731 (jax.value_and_grad: a scalar, the losses as aux)
-    # Members never mix, so d(sum of losses)/d(member m's weights) = d(loss m)/d(them): one backward for all.
+
+    def total(p):  # jax.value_and_grad wants a scalar: the summed losses, the losses as aux
+        losses = loss_fn(p, slopes, softmax, images, labels)  # (M,)
+        return losses.sum(), losses
+
+    # Members never mix, so d(sum of losses)/d(member m's weights) = d(loss m)/d(them): one
+    # backward pass for all.
     (_, losses), grads = jax.value_and_grad(total, has_aux=True)(params)
     params, opt_state = adam_step(params, grads, opt_state, lr, alive)
     return params, opt_state, losses
 
 
-@functools.partial(jax.jit, donate_argnums=(0, 1))  # weights and Adam state are updated in place
+@functools.partial(jax.jit, donate_argnums=0)  # the State's arrays are updated in place
 def train_epoch(
-    params,
-    opt_state: optax.ScaleByAdamState,
-    alive: jax.Array,
-    members,
-    images: jax.Array,
-    labels: jax.Array,
-    order: jax.Array,
-):
-    """One epoch over order (steps, B) as one lax.scan: (params, opt_state, alive (M,) bool, losses (steps, M))."""
+    state: State, members, images: jax.Array, labels: jax.Array, order: jax.Array
+) -> tuple[State, jax.Array]:
+    """One epoch over order (steps, B): (the new State, losses (steps, M)). One lax.scan."""
 
-    def step(carry, xs):
-        params, opt_state, alive = carry
+    def step(state, xs):
+        params, opt_state, alive = state.params, state.opt_state, state.alive
         i, index = xs  # step number, (B,)
         params, opt_state, losses = train_step(
             params, opt_state, alive, members, images[index], labels[index]
         )
         # Where train.py reads the loss and stops a run whose loss is not finite.
         alive = jnp.where((i + 1) % LOG_EVERY == 0, alive & jnp.isfinite(losses), alive)
-        return (params, opt_state, alive), losses
+        return State(params, opt_state, alive), losses
 
-    (params, opt_state, alive), losses = jax.lax.scan(
-        step, (params, opt_state, alive), (jnp.arange(order.shape[0]), order)
-    )
-    return params, opt_state, alive, losses
+    return jax.lax.scan(step, state, (jnp.arange(order.shape[0]), order))
 
 
 def compile_epoch(
-    params,
-    opt_state: optax.ScaleByAdamState,
-    alive: jax.Array,
-    members,
-    images: jax.Array,
-    labels: jax.Array,
-    order: jax.Array,
+    state: State, members, images: jax.Array, labels: jax.Array, order: jax.Array
 ) -> Callable:
     """The epoch function, compiled ahead of time for these shapes (the compile is timed apart)."""
-    return train_epoch.lower(params, opt_state, alive, members, images, labels, order).compile()
+    return train_epoch.lower(state, members, images, labels, order).compile()
 
 
 def evaluate(
     params, members, images: jax.Array, labels: jax.Array
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(mean loss (M,), accuracy (M,)) over all `images`, a few members at a time (memory)."""
+    """(mean loss (M,), correct predictions (M,)) over all `images`, a few members at a time."""
     _, slopes, softmax = members
     count, widest = params[0][1].shape[0], max(b.shape[-1] for _, b in params)
     chunk = max(1, EVAL_BYTES // (3 * images.shape[0] * widest * images.dtype.itemsize))
-    losses, accuracies = [], []
+    losses, corrects = [], []
     for lo in range(0, count, chunk):
         part = _members(params, lo, lo + chunk)
-        loss, accuracy = _evaluate_chunk(
+        loss, correct = _evaluate_chunk(
             part, slopes[lo : lo + chunk], softmax[lo : lo + chunk], images, labels
         )
         losses.append(loss)
-        accuracies.append(accuracy)
-    return np.asarray(jnp.concatenate(losses)), np.asarray(jnp.concatenate(accuracies))
+        corrects.append(correct)
+    return np.asarray(jnp.concatenate(losses)), np.asarray(jnp.concatenate(corrects))
 
 
 def memory_budget(dev: jax.Device) -> int:
-    """Bytes a group may plan to use: half the GPU's free memory, or half the host's available memory."""
+    """Bytes a group may plan to use: half the GPU's free memory, or half the host's available."""
     stats = dev.memory_stats() if dev.platform == "gpu" else None
     if stats and "bytes_limit" in stats:
         return (stats["bytes_limit"] - stats.get("bytes_in_use", 0)) // 2
@@ -232,7 +236,7 @@ def train_group(
     device: str = "auto",
     log: Callable[[str], object] | None = print,
 ) -> list[dict]:
-    """Train the members `cfgs` of one group (shared/groups.py) together; one record per member, in order.
+    """Train the members `cfgs` of one group (shared/groups.py) together: a record each, in order.
 
     Split into parts that fit memory first (shared.groups.split_group). Each record is the loop's
     (shared.results.make_record) with engine "sweep" and the group it ran in; its step time is the
@@ -256,54 +260,35 @@ def _train_part(
 ) -> list[dict]:
     start = time.perf_counter()
     cfg, count = cfgs[0], len(cfgs)  # cfg: what the members share
+    records = GroupRecords("jax", cfgs, log, LOG_EVERY)  # shared/sweep_records.py
     with runtime.matmul_precision(cfg.tf32), runtime.dtype_scope(cfg.dtype):
         train_images, train_labels, test_images, test_labels = device_data(cfg, data, dev)
         params = init_params(cfg, count, dev)
-        opt_state = init_adam(params)
-        members = member_constants(cfgs, dev)
         alive = jax.device_put(np.ones(count, dtype=bool), dev)  # (M,)
+        state = State(params, init_adam(params), alive)
+        members = member_constants(cfgs, dev)
 
         clock = StepClock(runtime.device_sync(dev))
-        order = _order(cfg, data, 0, dev)
+        order = epoch_order(cfg, data, 0, dev)
         t0 = time.perf_counter()
-        run_epoch = compile_epoch(
-            params, opt_state, alive, members, train_images, train_labels, order
-        )
+        run_epoch = compile_epoch(state, members, train_images, train_labels, order)
         clock.record_warmup(time.perf_counter() - t0)
-        curves = [[] for _ in cfgs]
-        epochs = [[] for _ in cfgs]
-        status = ["ok"] * count
         for epoch in range(cfg.epochs):
-            order = _order(cfg, data, epoch, dev) if epoch else order  # (steps, B)
+            order = epoch_order(cfg, data, epoch, dev) if epoch else order  # (steps, B)
             clock.start_epoch()
-            params, opt_state, alive, losses = run_epoch(
-                params, opt_state, alive, members, train_images, train_labels, order
-            )  # JAX: new arrays (the old ones were donated)
+            state, losses = run_epoch(state, members, train_images, train_labels, order)
             clock.add_steps(cfg.steps_per_epoch)
             clock.end_epoch(losses)
             losses = np.asarray(losses)  # (steps, M): the epoch's losses, fetched at once
-            test_loss, test_accuracy = evaluate(params, members, test_images, test_labels)
-            alive = jax.device_put(
-                _record_epoch(
-                    cfgs, epoch, losses, test_loss, test_accuracy, curves, epochs, status, log
-                ),
-                dev,
-            )
-            params, opt_state = freeze(params, opt_state, alive)
+            test_loss, correct = evaluate(state.params, members, test_images, test_labels)
+            test_accuracy = accuracy(correct, len(data.test_labels), cfg.dtype)  # (M,)
+            alive = records.record_epoch(epoch, losses, test_loss, test_accuracy)  # (M,) bool
+            state = freeze(dataclasses.replace(state, alive=jax.device_put(alive, dev)))
             if not alive.any():
                 break
 
-    return _records(
-        cfgs,
-        data,
-        status,
-        epochs,
-        curves,
-        clock,
-        time.perf_counter() - start,
-        runtime.describe_device(dev),
-        runtime.versions(),
-    )
+    wall_s = time.perf_counter() - start
+    return records.records(data, clock, wall_s, runtime.describe_device(dev), runtime.versions())
 
 
 def _adam() -> optax.GradientTransformation:
@@ -313,7 +298,10 @@ def _adam() -> optax.GradientTransformation:
 
 
 def _along_members(vec: jax.Array, index: int, p: jax.Array) -> jax.Array:
-    """vec (M,) shaped to broadcast along the member axis of flat parameter `index` (axis 1 for the first W)."""
+    """vec (M,) shaped to broadcast along the member axis of flat parameter `index`.
+
+    The member axis is axis 1 in the first W, axis 0 everywhere else.
+    """
     shape = [1] * p.ndim
     shape[1 if index == 0 else 0] = vec.shape[0]
     return vec.reshape(shape)
@@ -330,99 +318,4 @@ def _evaluate_chunk(params, slopes, softmax, images, labels):
     outputs = forward(params, slopes, softmax, images)  # (N, c, 10)
     targets = jnp.broadcast_to(labels[:, None], outputs.shape[:2])
     loss = optax.softmax_cross_entropy_with_integer_labels(outputs, targets).mean(axis=0)
-    return loss, (outputs.argmax(axis=-1) == targets).mean(axis=0)
-
-
-def _order(cfg: Config, data: Dataset, epoch: int, dev: jax.Device) -> jax.Array:
-    return jax.device_put(
-        epoch_index_matrix(cfg.seed, epoch, len(data.train_labels), cfg.batch_size).astype(
-            np.int32
-        ),
-        dev,
-    )
-
-
-# ------------------------------------------------- framework-free bookkeeping (identical in both twins)
-
-
-def _record_epoch(
-    cfgs, epoch, losses, test_loss, test_accuracy, curves, epochs, status, log
-) -> np.ndarray:
-    """Cut each live member's curve where train.py would have stopped, judge it as train.py does, log it.
-
-    Returns who is alive after this epoch, (M,) bool.
-    """
-    steps = losses.shape[0]
-    alive = np.array([s == "ok" for s in status])
-    for j, cfg in enumerate(cfgs):
-        if not alive[j]:
-            continue
-        curve = losses[:, j]
-        stops = [i for i in range(LOG_EVERY - 1, steps, LOG_EVERY) if not math.isfinite(curve[i])]
-        curve = (
-            curve[: stops[0] + 1] if stops else curve
-        )  # train.py breaks right after that log line
-        curves[j].extend(curve.tolist())
-        if not (np.isfinite(curve).all() and math.isfinite(test_loss[j])):
-            status[j], alive[j] = "diverged", False
-            log(
-                f"[{_name(cfg)}] Epoch [{epoch + 1}/{cfg.epochs}]: the loss is no longer finite after "
-                f"{len(curves[j])} steps; stopping"
-            )
-            continue
-        epochs[j].append(
-            {
-                "epoch": epoch + 1,
-                "train_loss": float(curve.mean(dtype=np.float64)),
-                "test_loss": float(test_loss[j]),
-                "test_accuracy": float(test_accuracy[j]),
-            }
-        )
-        log(
-            f"[{_name(cfg)}] Epoch [{epoch + 1}/{cfg.epochs}], Test Loss: {test_loss[j]:.4f}, "
-            f"Test Accuracy: {100 * test_accuracy[j]:.2f} %"
-        )
-    return alive
-
-
-def _records(cfgs, data, status, epochs, curves, clock, wall_s, device, versions) -> list[dict]:
-    """One make_record per member; times are the group's divided by M (each member's share)."""
-    count, group = len(cfgs), clock.summary(cfgs[0].batch_size)
-    share = {
-        "warmup_s": group["warmup_s"],
-        "train_s": group["train_s"] / count,
-        "step_time_us": group["step_time_us"] / count if group["step_time_us"] else None,
-    }
-    share["samples_per_s"] = (
-        cfgs[0].batch_size * 1e6 / share["step_time_us"] if share["step_time_us"] else None
-    )
-    share["step_time_spread"] = spread_share(group["step_time_spread"], count)
-    return [
-        make_record(
-            backend=_BACKEND,
-            cfg=cfg,
-            data=data,
-            status=status[j],
-            epochs=epochs[j],
-            loss_curve=curves[j],
-            timing=share,
-            wall_s=wall_s / count,
-            device=device,
-            versions=versions,
-            engine="sweep",
-            group={
-                "key": group_key(cfg),
-                "members": count,
-                "index": j,
-                "group_step_time_us": group["step_time_us"],
-            },
-        )
-        for j, cfg in enumerate(cfgs)
-    ]
-
-
-def _name(cfg: Config) -> str:
-    return f"lr={cfg.learning_rate:g} {cfg.activation} {cfg.output}"
-
-
-_BACKEND = "jax"
+    return loss, (outputs.argmax(axis=-1) == targets).sum(axis=0)

@@ -1,4 +1,4 @@
-"""Forward and backward, step by step, in PyTorch (mirrored line for line by impls/flax_mlp/fundamentals.py).
+"""Forward and backward, step by step, in PyTorch (the twin: impls/flax_mlp/fundamentals.py).
 
     python -m impls.torch_mlp.fundamentals [--gate or|and] [--seed N]
 
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from shared import walkthrough
-from shared.walkthrough import GATES, X, init_logic_params, logic_table  # noqa: F401  (part of this module's API)
+from shared.walkthrough import init_logic_params, logic_table
 
 # The one line of output that differs between the two files: where the weight lives and its layout.
 LAYOUT = "layer.weight (out, in)"
@@ -38,7 +38,8 @@ def train_raw(
     that epoch's update) and the final predictions (4,)."""
     x, y = (torch.from_numpy(a) for a in logic_table(gate))
     w1, b1 = (nn.Parameter(torch.from_numpy(a)) for a in init_logic_params(seed))  # (2, 1), (1,)
-    # Adam keeps its moment estimates inside the optimizer object, keyed by the tensors it was given.
+    # Adam keeps its moment estimates inside the optimizer object, keyed by the tensors it was
+    # given.
     opt = torch.optim.Adam(
         [w1, b1], lr=lr
     )  # betas (0.9, 0.999), eps 1e-8: optax.adam's defaults too
@@ -46,7 +47,8 @@ def train_raw(
     for _ in range(epochs):
         pred = torch.sigmoid(x @ w1 + b1)  # (4, 2) @ (2, 1) + (1,) -> (4, 1)
         loss = F.mse_loss(pred, y)
-        # backward() *adds* into w1.grad and b1.grad, so last epoch's gradients must be cleared first.
+        # backward() *adds* into w1.grad and b1.grad, so last epoch's gradients must be cleared
+        # first.
         opt.zero_grad()
         loss.backward()
         opt.step()  # reads w1.grad, b1.grad and updates w1, b1 in place
@@ -148,7 +150,8 @@ def descend(x0: float = 1.0, lr: float = 0.15, steps: int = 20) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    # The flags and the printing have no framework line: shared/walkthrough.py runs this file's sections.
+    # The flags and the printing have no framework line: shared/walkthrough.py runs this file's
+    # sections.
     walkthrough.main(sys.modules[__name__], argv)
 
 

@@ -17,12 +17,9 @@ import torch
 def matmul_precision(tf32: bool):
     """float32 matmuls as IEEE float32, or TF32 on GPUs that have it when `tf32`. CPUs ignore it."""
     saved = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
-    torch.set_float32_matmul_precision(
-        "high" if tf32 else "highest"
-    )  # "highest" = no TF32 in matmuls
-    torch.backends.cudnn.allow_tf32 = (
-        tf32  # convolutions (none here; set so that nothing uses TF32)
-    )
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")  # "highest": no TF32
+    # Convolutions: there are none here; set so that nothing uses TF32.
+    torch.backends.cudnn.allow_tf32 = tf32
     try:
         yield
     finally:  # process-wide knobs: put them back for whatever runs next
@@ -40,7 +37,7 @@ def dtype_scope(dtype: str) -> contextlib.AbstractContextManager:
 
 
 def resolve_device(device: str) -> torch.device:
-    """ "auto": the GPU if torch sees one, else the CPU; "cpu"; "gpu": RuntimeError if there is none."""
+    """ "auto": the GPU if torch sees one, else the CPU; "cpu"; "gpu" (RuntimeError if none)."""
     if device not in ("auto", "cpu", "gpu"):
         raise ValueError(f"device: got {device!r}; allowed: auto | cpu | gpu")
     if device != "cpu" and torch.cuda.is_available():
@@ -59,18 +56,17 @@ def describe_device(dev: torch.device) -> str:
 
 
 def device_sync(dev: torch.device) -> Callable[[object], None]:
-    """What StepClock waits on: the GPU's queue (torch.cuda.synchronize); on the CPU work is already done."""
+    """What StepClock waits on: the GPU's queue (torch.cuda.synchronize); the CPU has no queue."""
     if dev.type == "cuda":
         return lambda value: torch.cuda.synchronize(dev)
     return lambda value: None
 
 
 def versions() -> dict[str, str]:
-    """The versions of this framework's packages, for the record (shared.results adds python and numpy)."""
+    """This framework's package versions, for the record (shared.results adds python and numpy)."""
     found = {"torch": torch.__version__}
-    with contextlib.suppress(
-        importlib.metadata.PackageNotFoundError
-    ):  # torchvision is optional here
+    # torchvision is optional here.
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
         found["torchvision"] = importlib.metadata.version("torchvision")
     return found
 

@@ -1,22 +1,25 @@
-"""The sweep engine in PyTorch: a group of grid members trained together, each exactly as train.py would.
+"""The sweep engine in PyTorch: a group of configs trained together, as one wider network.
 
-Mirrored function for function by impls/flax_mlp/sweep.py. Read it next to train.py: the same
-loop, over M members at once. A group (shared/groups.py) shares batches and initial weights; its
-members differ in learning rate, activation and output, so every weight gets a leading member axis
-and those three become per-member numbers:
+Step 5 of the reading order (this package's __init__.py), the advanced part. Mirrored function for
+function by impls/flax_mlp/sweep.py. Read it next to train.py: the same loop, over M members at
+once. A group (shared/groups.py) is the configs of a grid that share batches and initial weights;
+each of them is a member, trained exactly as train.py would train it alone. Members differ in
+learning rate, activation and output, so every weight gets a member axis and those three become
+per-member numbers:
 
   learning rate -> Adam's step size per member (Adam is elementwise: M stacked Adams with their
                    own step sizes are M independent Adams, same formula, same rounding);
-  activation    -> a negative slope per member: 0 is ReLU, 0.01 LeakyReLU (F.prelu, slope per member);
-  output        -> a softmax flag per member (the seed report's double softmax where it is set).
+  activation    -> a negative slope per member: 0 is ReLU, 0.01 LeakyReLU (F.prelu, one slope
+                   per member);
+  output        -> a softmax flag per member (the lab report's double softmax).
 
-Why this formulation (measured, shared/notes/sweep-probes.md and benchmarks/bench_sweep.py): on the
-CPU the members' first layers sit side by side in one (784, M*H) matrix, so the biggest matmul of
-every step is one wide GEMM on the shared batch, which the BLAS runs near its peak; deeper layers
-are batched matmuls over the member axis (einsum -> bmm). Adam is written out (torch.optim.Adam
-takes no per-member lr) in place, a cache-sized block of rows at a time: with 16 members its state
-no longer fits in cache, and eager torch makes one pass over memory per op. No torch.compile:
-the eager path is what runs here on the CPU.
+Why this formulation (measured by benchmarks/bench_sweep.py, see benchmarks/README.md): on the CPU
+the members' first layers sit side by side in one (784, M*H) matrix, so the biggest matmul of every
+step is one wide GEMM (matrix product) on the shared batch, which the BLAS runs near its peak;
+deeper layers are batched matmuls over the member axis (einsum -> bmm). Adam is written out
+(torch.optim.Adam takes no per-member lr) in place, a cache-sized block of rows at a time: with 16
+members its state no longer fits in cache, and eager torch makes one pass over memory per op. No
+torch.compile: the eager path is what runs here on the CPU.
 
 A member whose loss turns NaN/inf stops where the loop would stop it (at a log step, or at the end
 of the epoch) and is then frozen: its weights and Adam state are zeroed and its step size is 0, so
@@ -25,7 +28,7 @@ it computes finite nonsense nobody reads, and the others go on untouched (member
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -35,22 +38,16 @@ import torch.nn.functional as F
 
 from impls.torch_mlp import runtime
 from impls.torch_mlp.model import LEAKY_SLOPE, build_model, get_weights
-from impls.torch_mlp.train import LOG_EVERY, device_data
-from shared.batches import epoch_index_matrix
+from impls.torch_mlp.train import LOG_EVERY, device_data, epoch_order
 from shared.config import Config
 from shared.data import Dataset
 from shared.groups import EVAL_BYTES, group_key, host_memory_budget, split_group
-from shared.results import make_record
-from shared.timing import StepClock, spread_share
+from shared.results import accuracy
+from shared.sweep_records import GroupRecords
+from shared.timing import StepClock
 
-BETA1, BETA2, EPS = (
-    0.9,
-    0.999,
-    1e-8,
-)  # train.py's Adam: torch.optim.Adam(betas=(0.9, 0.999), eps=1e-8)
-_ADAM_BLOCK = (
-    1 << 20
-)  # elements per block of Adam's update: 4 MB in float32, five of them fit a 32 MB L3
+BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # train.py's Adam: torch.optim.Adam(betas=..., eps=...)
+_ADAM_BLOCK = 1 << 20  # elements per block of Adam's update: 4 MB in float32; five fit a 32 MB L3
 
 
 def init_params(
@@ -61,34 +58,25 @@ def init_params(
     First layer: W (784, M, n) (reshaped to (784, M*n) for the wide GEMM, a free view), b (M, n).
     Other layers: W (M, in, out), b (M, out).
     """
-    weights = get_weights(
-        build_model(cfg)
-    )  # shared or native, float32 or float64: train.py's very start
+    # Shared or native, float32 or float64: train.py's very start.
+    weights = get_weights(build_model(cfg))
     params = []
     for i, (w, b) in enumerate(weights):
-        w = (
-            np.repeat(w[:, None, :], members, axis=1)
-            if i == 0
-            else np.repeat(w[None], members, axis=0)
-        )
+        axis = 1 if i == 0 else 0  # the member axis: 1 in the first W, 0 everywhere else
+        w = np.repeat(np.expand_dims(w, axis), members, axis=axis)
         b = np.repeat(b[None], members, axis=0)
-        params.append(
-            (
-                torch.from_numpy(w).to(dev).requires_grad_(),
-                torch.from_numpy(b).to(dev).requires_grad_(),
-            )
-        )
+        w, b = torch.from_numpy(w).to(dev), torch.from_numpy(b).to(dev)
+        params.append((w.requires_grad_(), b.requires_grad_()))
     return params
 
 
 def member_constants(
     cfgs: list[Config], dev: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(lr (M,) float64, negative slope (M,), softmax flag (M,) bool): what differs between members."""
+    """What differs between members: (lr (M,) float64, negative slope (M,), softmax flag (M,))."""
     dtype = torch.float64 if cfgs[0].dtype == "float64" else torch.float32
-    lr = torch.tensor(
-        [c.learning_rate for c in cfgs], dtype=torch.float64, device=dev
-    )  # step sizes in double, as torch.optim.Adam
+    # Step sizes in double, as torch.optim.Adam keeps them.
+    lr = torch.tensor([c.learning_rate for c in cfgs], dtype=torch.float64, device=dev)
     slopes = torch.tensor(
         [0.0 if c.activation == "relu" else LEAKY_SLOPE for c in cfgs], dtype=dtype, device=dev
     )
@@ -102,16 +90,15 @@ def forward(
     """All members on one batch: images (B, 784) -> outputs (B, M, 10)."""
     (w, b), *rest = params
     batch, (members, width) = images.shape[0], b.shape
-    # One wide GEMM for every member's first layer: (B, 784) @ (784, M*n), bias fused as in nn.Linear.
-    x = torch.addmm(b.reshape(-1), images, w.reshape(784, members * width)).view(
-        batch, members, width
-    )  # (B, M, n)
+    # One wide GEMM for every member's first layer: (B, 784) @ (784, M*n), bias fused as in
+    # nn.Linear.
+    x = torch.addmm(b.reshape(-1), images, w.reshape(784, members * width))
+    x = x.view(batch, members, width)  # (B, M, n)
     for w, b in rest:
-        x = F.prelu(
-            x, slopes
-        )  # per member: x if x > 0 else slope * x (slope 0: ReLU); dim 1 is the member axis
+        # Per member: x if x > 0 else slope * x (slope 0: ReLU); dim 1 is the member axis.
+        x = F.prelu(x, slopes)
         x = torch.einsum("bmi,mio->bmo", x, w) + b  # (B, M, out): a batched matmul over members
-    # The seed report's double softmax, only for the members that have it (see model.py).
+    # The lab report's double softmax, only for the members that have it (see model.py).
     return torch.where(softmax[:, None], torch.softmax(x, dim=-1), x)  # (B, M, 10)
 
 
@@ -121,9 +108,8 @@ def loss_fn(
     """Every member's mean cross-entropy (train.py's criterion): (M,)."""
     outputs = forward(params, slopes, softmax, images)  # (B, M, 10)
     targets = labels[:, None].expand(-1, outputs.shape[1])  # (B, M)
-    return F.cross_entropy(outputs.permute(0, 2, 1), targets, reduction="none").mean(
-        dim=0
-    )  # classes on dim 1
+    losses = F.cross_entropy(outputs.permute(0, 2, 1), targets, reduction="none")  # classes: dim 1
+    return losses.mean(dim=0)
 
 
 def init_adam(params) -> dict:
@@ -136,16 +122,29 @@ def init_adam(params) -> dict:
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class State:
+    """What an epoch changes: the stacked weights, Adam's state, who is alive (M,) bool.
+
+    torch updates the weights and Adam's state in place: only `alive` is ever replaced.
+    """
+
+    params: list
+    opt_state: dict
+    alive: torch.Tensor
+
+
 @torch.no_grad()  # the update is not an op to differentiate
 def adam_step(
     params, grads: list[torch.Tensor], opt_state: dict, lr: torch.Tensor, alive: torch.Tensor
 ) -> None:
-    """torch.optim.Adam's update (its single-tensor CPU path), for every member with its own lr, in place.
+    """torch.optim.Adam's update (its single-tensor CPU path), each member with its lr, in place.
 
     The same ops in the same order as torch.optim.Adam, so each member's slice rounds exactly as an
-    independent Adam: m.lerp_(g, 1 - b1); v.mul_(b2).addcmul_(g, g, 1 - b2); denom = sqrt(v) / sqrt(bc2) + eps
-    (eps outside the root, after bias correction); p += (-lr / bc1) * m / denom, the step size computed in
-    double and rounded once, as addcdiv_ does with its `value`. Frozen members get step size 0.
+    independent Adam: m.lerp_(g, 1 - b1); v.mul_(b2).addcmul_(g, g, 1 - b2);
+    denom = sqrt(v) / sqrt(bc2) + eps (eps outside the root, after bias correction);
+    p += (-lr / bc1) * m / denom, the step size computed in double and rounded once, as addcdiv_
+    does with its `value`. Frozen members get step size 0.
     """
     opt_state["step"] += 1
     step = opt_state["step"]
@@ -155,13 +154,11 @@ def adam_step(
     neg_step_size = (-lr / bias_correction1).to(flat[0].dtype) * alive  # (M,)
     for i, tensors in enumerate(zip(flat, grads, opt_state["m"], opt_state["v"])):
         step_size = _along_members(neg_step_size, i, flat[i]).expand_as(flat[i])  # a view, no copy
-        rows = max(
-            1, _ADAM_BLOCK // flat[i][0].numel()
-        )  # rows (along dim 0) in a block of ~_ADAM_BLOCK elements
-        # Eager torch runs each op below as one pass over memory; with 16 members the first layer's
-        # tensors are ~25 MB each, and eight whole-tensor passes streaming from RAM took a third of a
-        # step at batch 100. Done a block of rows at a time, the passes after the first hit the cache
-        # (XLA fuses them instead). Same ops per element, so the same rounding.
+        rows = max(1, _ADAM_BLOCK // flat[i][0].numel())  # rows (dim 0) in ~_ADAM_BLOCK elements
+        # Eager torch runs each op below as one pass over memory; with 16 members the first
+        # layer's tensors are ~25 MB each, and eight whole-tensor passes streaming from RAM took a
+        # third of a step at batch 100. Done a block of rows at a time, the passes after the first
+        # hit the cache (XLA fuses them instead). Same ops per element, so the same rounding.
         for p, grad, m, v, size in zip(*(t.split(rows) for t in (*tensors, step_size))):
             m.lerp_(grad, 1 - BETA1)
             v.mul_(BETA2).addcmul_(grad, grad, value=1 - BETA2)
@@ -170,13 +167,17 @@ def adam_step(
 
 
 @torch.no_grad()
-def freeze(params, opt_state: dict, alive: torch.Tensor) -> None:
-    """Zero the weights and Adam state of members no longer alive (their step size is already 0)."""
-    flat = [p for layer in params for p in layer]
-    for i, tensors in enumerate(zip(flat, opt_state["m"], opt_state["v"])):
-        dead = ~_along_members(alive, i, flat[i])
+def freeze(state: State) -> State:
+    """Zero the weights and Adam state of members no longer alive (their step size is already 0).
+
+    torch zeroes them in place and returns `state` itself.
+    """
+    flat = [p for layer in state.params for p in layer]
+    for i, tensors in enumerate(zip(flat, state.opt_state["m"], state.opt_state["v"])):
+        dead = ~_along_members(state.alive, i, flat[i])
         for t in tensors:
             t.masked_fill_(dead, 0)
+    return state
 
 
 def train_step(
@@ -187,45 +188,34 @@ def train_step(
     images: torch.Tensor,
     labels: torch.Tensor,
 ) -> torch.Tensor:
-    """One Adam step of every member on one shared batch, in place; returns the losses (M,), not synced."""
+    """One Adam step of every member on one shared batch, in place: the losses (M,), not synced."""
     lr, slopes, softmax = members
     losses = loss_fn(params, slopes, softmax, images, labels)  # (M,), recorded by torch's autograd
-    # Members never mix, so d(sum of losses)/d(member m's weights) = d(loss m)/d(them): one backward for all.
+    # Members never mix, so d(sum of losses)/d(member m's weights) = d(loss m)/d(them): one
+    # backward pass for all.
     grads = torch.autograd.grad(losses.sum(), [p for layer in params for p in layer])
     adam_step(params, grads, opt_state, lr, alive)
     return losses.detach()
 
 
 def train_epoch(
-    params,
-    opt_state: dict,
-    alive: torch.Tensor,
-    members,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    order: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One epoch over order (steps, B): (alive (M,) bool, losses (steps, M)). Eager, step by step."""
+    state: State, members, images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor
+) -> tuple[State, torch.Tensor]:
+    """One epoch over order (steps, B): (the new State, losses (steps, M)). Eager, step by step."""
+    params, opt_state, alive = state.params, state.opt_state, state.alive
     losses = []
     for i in range(order.shape[0]):
         index = order[i]  # (B,)
         losses.append(train_step(params, opt_state, alive, members, images[index], labels[index]))
-        if (
-            (i + 1) % LOG_EVERY == 0
-        ):  # where train.py reads the loss and stops a run whose loss is not finite
+        # Where train.py reads the loss and stops a run whose loss is not finite.
+        if (i + 1) % LOG_EVERY == 0:
             alive = alive & torch.isfinite(losses[-1])
-            freeze(params, opt_state, alive)
-    return alive, torch.stack(losses)
+            freeze(State(params, opt_state, alive))
+    return State(params, opt_state, alive), torch.stack(losses)
 
 
 def compile_epoch(
-    params,
-    opt_state: dict,
-    alive: torch.Tensor,
-    members,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    order: torch.Tensor,
+    state: State, members, images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor
 ) -> Callable:
     """The epoch function, ready to run. Eager torch has nothing to compile: train_epoch itself."""
     return train_epoch
@@ -235,26 +225,23 @@ def compile_epoch(
 def evaluate(
     params, members, images: torch.Tensor, labels: torch.Tensor
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(mean loss (M,), accuracy (M,)) over all `images`, a few members at a time (memory)."""
+    """(mean loss (M,), correct predictions (M,)) over all `images`, a few members at a time."""
     _, slopes, softmax = members
     count, widest = params[0][1].shape[0], max(b.shape[-1] for _, b in params)
     chunk = max(1, EVAL_BYTES // (3 * images.shape[0] * widest * images.dtype.itemsize))
-    losses, accuracies = [], []
+    losses, corrects = [], []
     for lo in range(0, count, chunk):
         part = _members(params, lo, lo + chunk)
-        outputs = forward(
-            part, slopes[lo : lo + chunk], softmax[lo : lo + chunk], images
-        )  # (N, c, 10)
-        targets = labels[:, None].expand(-1, outputs.shape[1])
-        losses.append(
-            F.cross_entropy(outputs.permute(0, 2, 1), targets, reduction="none").mean(dim=0)
-        )
-        accuracies.append((outputs.argmax(dim=-1) == targets).to(outputs.dtype).mean(dim=0))
-    return torch.cat(losses).cpu().numpy(), torch.cat(accuracies).cpu().numpy()
+        outputs = forward(part, slopes[lo : lo + chunk], softmax[lo : lo + chunk], images)
+        targets = labels[:, None].expand(-1, outputs.shape[1])  # outputs (N, c, 10), targets (N, c)
+        loss = F.cross_entropy(outputs.permute(0, 2, 1), targets, reduction="none")
+        losses.append(loss.mean(dim=0))
+        corrects.append((outputs.argmax(dim=-1) == targets).sum(dim=0))
+    return torch.cat(losses).cpu().numpy(), torch.cat(corrects).cpu().numpy()
 
 
 def memory_budget(dev: torch.device) -> int:
-    """Bytes a group may plan to use: half the GPU's free memory, or half the host's available memory."""
+    """Bytes a group may plan to use: half the GPU's free memory, or half the host's available."""
     if dev.type == "cuda":
         return torch.cuda.mem_get_info(dev)[0] // 2
     return host_memory_budget()
@@ -266,7 +253,7 @@ def train_group(
     device: str = "auto",
     log: Callable[[str], object] | None = print,
 ) -> list[dict]:
-    """Train the members `cfgs` of one group (shared/groups.py) together; one record per member, in order.
+    """Train the members `cfgs` of one group (shared/groups.py) together: a record each, in order.
 
     Split into parts that fit memory first (shared.groups.split_group). Each record is the loop's
     (shared.results.make_record) with engine "sweep" and the group it ran in; its step time is the
@@ -290,57 +277,42 @@ def _train_part(
 ) -> list[dict]:
     start = time.perf_counter()
     cfg, count = cfgs[0], len(cfgs)  # cfg: what the members share
+    records = GroupRecords("torch", cfgs, log, LOG_EVERY)  # shared/sweep_records.py
     with runtime.matmul_precision(cfg.tf32), runtime.dtype_scope(cfg.dtype):
         train_images, train_labels, test_images, test_labels = device_data(cfg, data, dev)
         params = init_params(cfg, count, dev)
-        opt_state = init_adam(params)
-        members = member_constants(cfgs, dev)
         alive = torch.ones(count, dtype=torch.bool, device=dev)  # (M,)
+        state = State(params, init_adam(params), alive)
+        members = member_constants(cfgs, dev)
 
         clock = StepClock(runtime.device_sync(dev))
-        order = _order(cfg, data, 0, dev)
+        order = epoch_order(cfg, data, 0, dev)
         t0 = time.perf_counter()
-        run_epoch = compile_epoch(
-            params, opt_state, alive, members, train_images, train_labels, order
-        )
+        run_epoch = compile_epoch(state, members, train_images, train_labels, order)
         clock.record_warmup(time.perf_counter() - t0)
-        curves = [[] for _ in cfgs]
-        epochs = [[] for _ in cfgs]
-        status = ["ok"] * count
         for epoch in range(cfg.epochs):
-            order = _order(cfg, data, epoch, dev) if epoch else order  # (steps, B)
+            order = epoch_order(cfg, data, epoch, dev) if epoch else order  # (steps, B)
             clock.start_epoch()
-            alive, losses = run_epoch(
-                params, opt_state, alive, members, train_images, train_labels, order
-            )  # torch: in place
+            state, losses = run_epoch(state, members, train_images, train_labels, order)
             clock.add_steps(cfg.steps_per_epoch)
             clock.end_epoch(losses)
             losses = losses.cpu().numpy()  # (steps, M): the epoch's losses, fetched at once
-            test_loss, test_accuracy = evaluate(params, members, test_images, test_labels)
-            alive = torch.from_numpy(
-                _record_epoch(
-                    cfgs, epoch, losses, test_loss, test_accuracy, curves, epochs, status, log
-                )
-            ).to(dev)
-            freeze(params, opt_state, alive)
+            test_loss, correct = evaluate(state.params, members, test_images, test_labels)
+            test_accuracy = accuracy(correct, len(data.test_labels), cfg.dtype)  # (M,)
+            alive = records.record_epoch(epoch, losses, test_loss, test_accuracy)  # (M,) bool
+            state = freeze(dataclasses.replace(state, alive=torch.from_numpy(alive).to(dev)))
             if not alive.any():
                 break
 
-    return _records(
-        cfgs,
-        data,
-        status,
-        epochs,
-        curves,
-        clock,
-        time.perf_counter() - start,
-        runtime.describe_device(dev),
-        runtime.versions(),
-    )
+    wall_s = time.perf_counter() - start
+    return records.records(data, clock, wall_s, runtime.describe_device(dev), runtime.versions())
 
 
 def _along_members(vec: torch.Tensor, index: int, p: torch.Tensor) -> torch.Tensor:
-    """vec (M,) shaped to broadcast along the member axis of flat parameter `index` (axis 1 for the first W)."""
+    """vec (M,) shaped to broadcast along the member axis of flat parameter `index`.
+
+    The member axis is axis 1 in the first W, axis 0 everywhere else.
+    """
     shape = [1] * p.ndim
     shape[1 if index == 0 else 0] = vec.shape[0]
     return vec.reshape(shape)
@@ -350,95 +322,3 @@ def _members(params, lo: int, hi: int):
     """Members lo..hi-1 of the stacked weights (torch: views; JAX: copies)."""
     (w, b), *rest = params
     return [(w[:, lo:hi], b[lo:hi])] + [(w[lo:hi], b[lo:hi]) for w, b in rest]
-
-
-def _order(cfg: Config, data: Dataset, epoch: int, dev: torch.device) -> torch.Tensor:
-    return torch.from_numpy(
-        epoch_index_matrix(cfg.seed, epoch, len(data.train_labels), cfg.batch_size)
-    ).to(dev)
-
-
-# ------------------------------------------------- framework-free bookkeeping (identical in both twins)
-
-
-def _record_epoch(
-    cfgs, epoch, losses, test_loss, test_accuracy, curves, epochs, status, log
-) -> np.ndarray:
-    """Cut each live member's curve where train.py would have stopped, judge it as train.py does, log it.
-
-    Returns who is alive after this epoch, (M,) bool.
-    """
-    steps = losses.shape[0]
-    alive = np.array([s == "ok" for s in status])
-    for j, cfg in enumerate(cfgs):
-        if not alive[j]:
-            continue
-        curve = losses[:, j]
-        stops = [i for i in range(LOG_EVERY - 1, steps, LOG_EVERY) if not math.isfinite(curve[i])]
-        curve = (
-            curve[: stops[0] + 1] if stops else curve
-        )  # train.py breaks right after that log line
-        curves[j].extend(curve.tolist())
-        if not (np.isfinite(curve).all() and math.isfinite(test_loss[j])):
-            status[j], alive[j] = "diverged", False
-            log(
-                f"[{_name(cfg)}] Epoch [{epoch + 1}/{cfg.epochs}]: the loss is no longer finite after "
-                f"{len(curves[j])} steps; stopping"
-            )
-            continue
-        epochs[j].append(
-            {
-                "epoch": epoch + 1,
-                "train_loss": float(curve.mean(dtype=np.float64)),
-                "test_loss": float(test_loss[j]),
-                "test_accuracy": float(test_accuracy[j]),
-            }
-        )
-        log(
-            f"[{_name(cfg)}] Epoch [{epoch + 1}/{cfg.epochs}], Test Loss: {test_loss[j]:.4f}, "
-            f"Test Accuracy: {100 * test_accuracy[j]:.2f} %"
-        )
-    return alive
-
-
-def _records(cfgs, data, status, epochs, curves, clock, wall_s, device, versions) -> list[dict]:
-    """One make_record per member; times are the group's divided by M (each member's share)."""
-    count, group = len(cfgs), clock.summary(cfgs[0].batch_size)
-    share = {
-        "warmup_s": group["warmup_s"],
-        "train_s": group["train_s"] / count,
-        "step_time_us": group["step_time_us"] / count if group["step_time_us"] else None,
-    }
-    share["samples_per_s"] = (
-        cfgs[0].batch_size * 1e6 / share["step_time_us"] if share["step_time_us"] else None
-    )
-    share["step_time_spread"] = spread_share(group["step_time_spread"], count)
-    return [
-        make_record(
-            backend=_BACKEND,
-            cfg=cfg,
-            data=data,
-            status=status[j],
-            epochs=epochs[j],
-            loss_curve=curves[j],
-            timing=share,
-            wall_s=wall_s / count,
-            device=device,
-            versions=versions,
-            engine="sweep",
-            group={
-                "key": group_key(cfg),
-                "members": count,
-                "index": j,
-                "group_step_time_us": group["step_time_us"],
-            },
-        )
-        for j, cfg in enumerate(cfgs)
-    ]
-
-
-def _name(cfg: Config) -> str:
-    return f"lr={cfg.learning_rate:g} {cfg.activation} {cfg.output}"
-
-
-_BACKEND = "torch"

@@ -1,8 +1,11 @@
-"""Training and evaluation in PyTorch: the seed's loop, with the whole dataset resident on the device.
+"""Training and evaluation in PyTorch: the tutorial's loop, with the dataset resident on the device.
 
-Mirrored function for function by impls/flax_mlp/train.py: `diff` the two files to see only the
-framework lines. The loop is yunjey's pytorch-tutorial feed-forward example (cross-entropy,
-Adam, `Epoch [1/5], Step [100/600], Loss: 0.3124` every 100 steps), changed in four ways:
+Step 4 of the reading order (this package's __init__.py). Mirrored function for function by
+impls/flax_mlp/train.py: `diff` the two files to see only the framework lines. Read top to bottom:
+loss_fn, train_step, evaluate, get_batch, then train, which runs them; the set-up helpers it calls
+come after it. The loop is yunjey's pytorch-tutorial feed-forward example ("the tutorial":
+cross-entropy, Adam, `Epoch [1/5], Step [100/600], Loss: 0.3124` every 100 steps), changed in four
+ways:
 
 * the dataset moves to the device once; each step gathers its batch there (`get_batch`), in the
   shared batch order of shared/batches.py (no DataLoader, no host-to-device copy per step);
@@ -24,36 +27,32 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch import nn
+import torch.nn.functional as F
 
 from impls.torch_mlp import runtime
 from impls.torch_mlp.model import MLP, build_model
 from shared.batches import epoch_index_matrix
 from shared.config import Config
 from shared.data import Dataset, scale_images
-from shared.results import make_record
+from shared.results import accuracy, epoch_entry, make_record
 from shared.timing import StepClock
 
-LOG_EVERY = 100  # steps between log lines, as in the seed
-
-# Mean cross-entropy over the batch, from the model's outputs and integer labels, as in the seed.
-criterion = nn.CrossEntropyLoss()
+LOG_EVERY = 100  # steps between log lines, as in the tutorial
 
 
-def build_optimizer(model: MLP, cfg: Config) -> torch.optim.Adam:
-    """Adam with every hyperparameter spelled out, the same in both twins.
+def criterion(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the batch: outputs (B, 10), integer labels (B,) -> 0-d.
 
-    Both put eps outside the square root, after bias correction: torch divides by
-    sqrt(v_hat) + eps, optax.adam by sqrt(v_hat + eps_root) + eps with eps_root = 0.
+    The tutorial's loss, nn.CrossEntropyLoss(), written as a function.
     """
-    return torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.999), eps=1e-8)
+    return F.cross_entropy(outputs, labels)
 
 
 def loss_fn(model: MLP, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of the model's outputs: (B, 784) float32, (B,) int -> 0-d.
 
     With output="softmax" the outputs are already probabilities and this applies a second softmax
-    (the seed report's double softmax; see model.py): the loss cannot go below ~1.461.
+    (the lab report's double softmax; see model.py): the loss cannot go below ~1.461.
     """
     return criterion(model(images), labels)
 
@@ -61,25 +60,27 @@ def loss_fn(model: MLP, images: torch.Tensor, labels: torch.Tensor) -> torch.Ten
 def train_step(
     model: MLP, optimizer: torch.optim.Adam, images: torch.Tensor, labels: torch.Tensor
 ) -> torch.Tensor:
-    """One Adam step on one batch, updating model and optimizer in place; returns the loss, not synced."""
+    """One Adam step on one batch, updating model and optimizer in place; the loss, not synced."""
     loss = loss_fn(model, images, labels)
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
-    return loss.detach()  # a 0-d tensor on the device: reading it (.item()) would wait for the GPU
+    # A 0-d tensor on the device: reading it (.item()) would wait for the GPU.
+    return loss.detach()
 
 
 @torch.no_grad()  # evaluation takes no gradient: no autograd graph to record
 def evaluate(
     model: MLP, images: torch.Tensor, labels: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean loss, accuracy as a fraction) over all `images` at once, as 0-d tensors on the device.
+    """(mean loss, number of correct predictions) over all `images` at once, 0-d on the device.
 
     No switch to an evaluation mode (model.eval()) first: the MLP has no dropout or batch norm, so
-    training and evaluation compute the same function.
+    training and evaluation compute the same function. The count becomes the accuracy in train(),
+    in the run's dtype (shared.results.accuracy), as the tutorial counts its correct predictions.
     """
     outputs = model(images)  # (N, 10)
-    return criterion(outputs, labels), (outputs.argmax(dim=1) == labels).float().mean()
+    return criterion(outputs, labels), (outputs.argmax(dim=1) == labels).sum()
 
 
 def get_batch(
@@ -90,37 +91,13 @@ def get_batch(
     return images[index], labels[index]
 
 
-def device_data(cfg: Config, data: Dataset, dev: torch.device) -> tuple[torch.Tensor, ...]:
-    """The whole dataset on `dev`, moved once; every batch is then gathered there (get_batch)."""
-    train_images = torch.from_numpy(scale_images(data.train_images, cfg.dtype)).to(
-        dev
-    )  # (60000, 784) float32 | float64
-    train_labels = torch.from_numpy(data.train_labels).to(
-        dev
-    )  # (60000,) int64, what CrossEntropyLoss takes
-    test_images = torch.from_numpy(scale_images(data.test_images, cfg.dtype)).to(
-        dev
-    )  # (10000, 784)
-    test_labels = torch.from_numpy(data.test_labels).to(dev)  # (10000,)
-    return train_images, train_labels, test_images, test_labels
-
-
-def build_training(cfg: Config, dev: torch.device) -> tuple[MLP, torch.optim.Adam, Callable]:
-    """Model and optimizer on `dev`, and the step the hot loop calls with a batch only."""
-    model = build_model(cfg).to(dev)
-    optimizer = build_optimizer(model, cfg)
-    # torch dispatches each op eagerly from Python, so there is no per-call traversal to cache: a plain
-    # partial is all it takes.
-    return model, optimizer, functools.partial(train_step, model, optimizer)
-
-
 def train(
     cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str], object] | None = print
 ) -> dict:
     """Train `cfg` on `data`, evaluating after every epoch; returns shared.results' record.
 
-    `log` gets the seed's lines (None: silent). A loss that turns NaN/inf stops the run with status
-    "diverged"; a missing GPU raises RuntimeError; any other error propagates.
+    `log` gets the tutorial's lines (None: silent). A loss that turns NaN/inf stops the run with
+    status "diverged"; a missing GPU raises RuntimeError; any other error propagates.
     """
     start = time.perf_counter()
     log = log or runtime.silent
@@ -131,47 +108,19 @@ def train(
 
         clock = StepClock(runtime.device_sync(dev))
         epochs, curve, status = [], [], "ok"
-        steps = cfg.steps_per_epoch
         for epoch in range(cfg.epochs):
-            order = torch.from_numpy(
-                epoch_index_matrix(cfg.seed, epoch, len(data.train_labels), cfg.batch_size)
-            ).to(dev)  # (steps, B)
-            losses = []
-            clock.start_epoch()
-            for i in range(steps):
-                loss = step(*get_batch(train_images, train_labels, order, i))
-                clock.after_step(loss)
-                losses.append(loss)
-                if (i + 1) % LOG_EVERY == 0:
-                    value = loss.item()  # a sync, as in the seed, once every LOG_EVERY steps
-                    log(
-                        f"Epoch [{epoch + 1}/{cfg.epochs}], Step [{i + 1}/{steps}], Loss: {value:.4f}"
-                    )
-                    if not math.isfinite(value):
-                        break
-            clock.end_epoch(loss)
-            epoch_losses = (
-                torch.stack(losses).cpu().numpy()
-            )  # (steps,): the epoch's losses, fetched at once
-            curve.extend(epoch_losses.tolist())
-            test_loss, test_accuracy = (float(x) for x in evaluate(model, test_images, test_labels))
-            if not (np.isfinite(epoch_losses).all() and math.isfinite(test_loss)):
+            header = f"Epoch [{epoch + 1}/{cfg.epochs}]"
+            order = epoch_order(cfg, data, epoch, dev)  # (steps, B)
+            losses = train_epoch(step, (train_images, train_labels), order, clock, log, header)
+            curve.extend(losses.tolist())
+            test_loss, correct = (float(x) for x in evaluate(model, test_images, test_labels))
+            test_accuracy = float(accuracy(correct, len(data.test_labels), cfg.dtype))
+            if not (np.isfinite(losses).all() and math.isfinite(test_loss)):
                 status = "diverged"
-                log(
-                    f"Epoch [{epoch + 1}/{cfg.epochs}]: the loss is no longer finite after {len(curve)} steps; stopping"
-                )
+                log(f"{header}: the loss is no longer finite after {len(curve)} steps; stopping")
                 break
-            epochs.append(
-                {
-                    "epoch": epoch + 1,
-                    "train_loss": float(epoch_losses.mean(dtype=np.float64)),
-                    "test_loss": test_loss,
-                    "test_accuracy": test_accuracy,
-                }
-            )
-            log(
-                f"Epoch [{epoch + 1}/{cfg.epochs}], Test Loss: {test_loss:.4f}, Test Accuracy: {100 * test_accuracy:.2f} %"
-            )
+            epochs.append(epoch_entry(epoch, losses, test_loss, test_accuracy))
+            log(f"{header}, Test Loss: {test_loss:.4f}, Test Accuracy: {100 * test_accuracy:.2f} %")
 
     return make_record(
         backend="torch",
@@ -185,3 +134,73 @@ def train(
         device=runtime.describe_device(dev),
         versions=runtime.versions(),
     )
+
+
+# ------------------------------------------------------------- what train() calls, in its order
+
+
+def device_data(cfg: Config, data: Dataset, dev: torch.device) -> tuple[torch.Tensor, ...]:
+    """The whole dataset on `dev`, moved once; every batch is then gathered there (get_batch).
+
+    (train images (60000, 784) float32 | float64, train labels (60000,) int64, what cross_entropy
+    takes, test images (10000, 784), test labels (10000,)).
+    """
+    return (
+        torch.from_numpy(scale_images(data.train_images, cfg.dtype)).to(dev),
+        torch.from_numpy(data.train_labels).to(dev),
+        torch.from_numpy(scale_images(data.test_images, cfg.dtype)).to(dev),
+        torch.from_numpy(data.test_labels).to(dev),
+    )
+
+
+def build_training(cfg: Config, dev: torch.device) -> tuple[MLP, torch.optim.Adam, Callable]:
+    """Model and optimizer on `dev`, and the step the hot loop calls with a batch only."""
+    model = build_model(cfg).to(dev)
+    optimizer = build_optimizer(model, cfg)
+    # torch dispatches each op eagerly from Python, so there is no per-call traversal to cache: a
+    # plain partial is all it takes.
+    return model, optimizer, functools.partial(train_step, model, optimizer)
+
+
+def build_optimizer(model: MLP, cfg: Config) -> torch.optim.Adam:
+    """Adam with every hyperparameter spelled out, the same in both twins.
+
+    Both put eps outside the square root, after bias correction: torch divides by
+    sqrt(v_hat) + eps, optax.adam by sqrt(v_hat + eps_root) + eps with eps_root = 0.
+    """
+    return torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.999), eps=1e-8)
+
+
+def epoch_order(cfg: Config, data: Dataset, epoch: int, dev: torch.device) -> torch.Tensor:
+    """The epoch's batches, rows of training indices (shared/batches.py), on `dev`: (steps, B)."""
+    order = epoch_index_matrix(cfg.seed, epoch, len(data.train_labels), cfg.batch_size)
+    return torch.from_numpy(order).to(dev)
+
+
+def train_epoch(
+    step: Callable,
+    train_set: tuple,
+    order: torch.Tensor,
+    clock: StepClock,
+    log: Callable[[str], object],
+    header: str,
+) -> np.ndarray:
+    """One epoch of `step` over the batches of `order`, timed by `clock`: its losses (steps,).
+
+    `train_set` is (images, labels), the training set on the device. Every LOG_EVERY steps the
+    tutorial's line goes to `log`, `header` ("Epoch [1/5]") first; a loss found NaN/inf there ends
+    the epoch at once (train() then stops the run).
+    """
+    losses = []
+    clock.start_epoch()
+    for i in range(len(order)):
+        loss = step(*get_batch(*train_set, order, i))
+        clock.after_step(loss)
+        losses.append(loss)
+        if (i + 1) % LOG_EVERY == 0:
+            value = loss.item()  # a sync, as in the tutorial, once every LOG_EVERY steps
+            log(f"{header}, Step [{i + 1}/{len(order)}], Loss: {value:.4f}")
+            if not math.isfinite(value):
+                break
+    clock.end_epoch(loss)
+    return torch.stack(losses).cpu().numpy()  # the epoch's losses, fetched at once
