@@ -45,7 +45,7 @@ LOG_EVERY = 100  # steps between log lines, as in the tutorial
 def criterion(outputs: jax.Array, labels: jax.Array) -> jax.Array:
     """Mean cross-entropy over the batch: outputs (B, 10), integer labels (B,) -> 0-d.
 
-    The tutorial's loss, nn.CrossEntropyLoss(), written as a function.
+    The tutorial's loss, torch's nn.CrossEntropyLoss(), as optax spells it.
     """
     return optax.softmax_cross_entropy_with_integer_labels(outputs, labels).mean()
 

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from torch import nn
 
 from impls.torch_mlp import runtime
 from impls.torch_mlp.model import MLP, build_model
@@ -40,12 +40,9 @@ from shared.timing import StepClock
 LOG_EVERY = 100  # steps between log lines, as in the tutorial
 
 
-def criterion(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over the batch: outputs (B, 10), integer labels (B,) -> 0-d.
-
-    The tutorial's loss, nn.CrossEntropyLoss(), written as a function.
-    """
-    return F.cross_entropy(outputs, labels)
+# The tutorial's loss, an nn.Module called like a function: mean cross-entropy over the batch,
+# from outputs (B, 10) and integer labels (B,) -> 0-d.
+criterion = nn.CrossEntropyLoss()
 
 
 def loss_fn(model: MLP, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
