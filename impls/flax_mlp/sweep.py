@@ -159,7 +159,8 @@ def train_step(
     return params, opt_state, losses
 
 
-@functools.partial(jax.jit, donate_argnums=(0, 1))  # weights and Adam state are updated in place
+# Weights and Adam state are updated in place (donated); the step function is part of the program.
+@functools.partial(jax.jit, donate_argnums=(0, 1), static_argnames="step_fn")
 def train_epoch(
     params,
     opt_state: optax.ScaleByAdamState,
@@ -168,13 +169,14 @@ def train_epoch(
     images: jax.Array,
     labels: jax.Array,
     order: jax.Array,
+    step_fn: Callable = train_step,
 ):
     """One epoch over order (steps, B) as one lax.scan: (params, opt_state, alive (M,) bool, losses (steps, M))."""
 
     def step(carry, xs):
         params, opt_state, alive = carry
         i, index = xs  # step number, (B,)
-        params, opt_state, losses = train_step(
+        params, opt_state, losses = step_fn(
             params, opt_state, alive, members, images[index], labels[index]
         )
         # Where train.py reads the loss and stops a run whose loss is not finite.
@@ -385,7 +387,9 @@ def _record_epoch(
     return alive
 
 
-def _records(cfgs, data, status, epochs, curves, clock, wall_s, device, versions) -> list[dict]:
+def _records(
+    cfgs, data, status, epochs, curves, clock, wall_s, device, versions, compiled=None
+) -> list[dict]:
     """One make_record per member; times are the group's divided by M (each member's share)."""
     count, group = len(cfgs), clock.summary(cfgs[0].batch_size)
     share = {
@@ -410,6 +414,7 @@ def _records(cfgs, data, status, epochs, curves, clock, wall_s, device, versions
             device=device,
             versions=versions,
             engine="sweep",
+            compiled=compiled,
             group={
                 "key": group_key(cfg),
                 "members": count,

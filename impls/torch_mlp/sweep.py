@@ -15,8 +15,8 @@ CPU the members' first layers sit side by side in one (784, M*H) matrix, so the 
 every step is one wide GEMM on the shared batch, which the BLAS runs near its peak; deeper layers
 are batched matmuls over the member axis (einsum -> bmm). Adam is written out (torch.optim.Adam
 takes no per-member lr) in place, a cache-sized block of rows at a time: with 16 members its state
-no longer fits in cache, and eager torch makes one pass over memory per op. No torch.compile:
-the eager path is what runs here on the CPU.
+no longer fits in cache, and eager torch makes one pass over memory per op. With `compile` set
+(Config) the step runs under torch.compile instead, which fuses Adam's passes into one loop.
 
 A member whose loss turns NaN/inf stops where the loop would stop it (at a log step, or at the end
 of the epoch) and is then frozen: its weights and Adam state are zeroed and its step size is 0, so
@@ -25,6 +25,7 @@ it computes finite nonsense nobody reads, and the others go on untouched (member
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -158,6 +159,8 @@ def adam_step(
         rows = max(
             1, _ADAM_BLOCK // flat[i][0].numel()
         )  # rows (along dim 0) in a block of ~_ADAM_BLOCK elements
+        if torch.compiler.is_compiling():  # inductor fuses the passes below: one block will do
+            rows = flat[i].shape[0]
         # Eager torch runs each op below as one pass over memory; with 16 members the first layer's
         # tensors are ~25 MB each, and eight whole-tensor passes streaming from RAM took a third of a
         # step at batch 100. Done a block of rows at a time, the passes after the first hit the cache
@@ -204,12 +207,13 @@ def train_epoch(
     images: torch.Tensor,
     labels: torch.Tensor,
     order: torch.Tensor,
+    step_fn: Callable = train_step,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One epoch over order (steps, B): (alive (M,) bool, losses (steps, M)). Eager, step by step."""
     losses = []
     for i in range(order.shape[0]):
         index = order[i]  # (B,)
-        losses.append(train_step(params, opt_state, alive, members, images[index], labels[index]))
+        losses.append(step_fn(params, opt_state, alive, members, images[index], labels[index]))
         if (
             (i + 1) % LOG_EVERY == 0
         ):  # where train.py reads the loss and stops a run whose loss is not finite
@@ -303,6 +307,10 @@ def _train_part(
         run_epoch = compile_epoch(
             params, opt_state, alive, members, train_images, train_labels, order
         )
+        # torch.compile: the stacked step compiled here, on copies of the state (the warm-up).
+        batch = train_images[order[0]], train_labels[order[0]]
+        step = _compiled_step(params, opt_state, alive, members, *batch) if cfg.compile else None
+        run_epoch = functools.partial(run_epoch, step_fn=step) if step else run_epoch
         clock.record_warmup(time.perf_counter() - t0)
         curves = [[] for _ in cfgs]
         epochs = [[] for _ in cfgs]
@@ -336,7 +344,22 @@ def _train_part(
         time.perf_counter() - start,
         runtime.describe_device(dev),
         runtime.versions(),
+        compiled=runtime.compile_stats(step),
     )
+
+
+def _compiled_step(params, opt_state: dict, alive, members, images, labels) -> Callable:
+    """train_step under torch.compile (runtime.CompiledStep), compiled now on copies of the state.
+
+    Two calls: adam_step's step count is a Python int, which dynamo specializes on at the first
+    call and makes dynamic at the second; every later step runs one of those two graphs.
+    """
+    step = runtime.CompiledStep(train_step, images.device, warm=2)
+    copies = [tuple(p.detach().clone().requires_grad_() for p in layer) for layer in params]
+    state = {k: v if k == "step" else [t.clone() for t in v] for k, v in opt_state.items()}
+    for _ in range(2):
+        step(copies, state, alive, members, images, labels)
+    return step
 
 
 def _along_members(vec: torch.Tensor, index: int, p: torch.Tensor) -> torch.Tensor:
@@ -401,7 +424,9 @@ def _record_epoch(
     return alive
 
 
-def _records(cfgs, data, status, epochs, curves, clock, wall_s, device, versions) -> list[dict]:
+def _records(
+    cfgs, data, status, epochs, curves, clock, wall_s, device, versions, compiled=None
+) -> list[dict]:
     """One make_record per member; times are the group's divided by M (each member's share)."""
     count, group = len(cfgs), clock.summary(cfgs[0].batch_size)
     share = {
@@ -426,6 +451,7 @@ def _records(cfgs, data, status, epochs, curves, clock, wall_s, device, versions
             device=device,
             versions=versions,
             engine="sweep",
+            compiled=compiled,
             group={
                 "key": group_key(cfg),
                 "members": count,
