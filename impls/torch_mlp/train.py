@@ -46,7 +46,7 @@ def build_optimizer(model: MLP, cfg: Config) -> torch.optim.Adam:
 
     Both put eps outside the square root, after bias correction: torch divides by
     sqrt(v_hat) + eps, optax.adam by sqrt(v_hat + eps_root) + eps with eps_root = 0. Compiled, its
-    step count stays a tensor on the device (capturable), so torch.compile does not recompile per step.
+    step count is a tensor on the device (capturable): torch.compile does not recompile per step.
     """
     return torch.optim.Adam(
         model.parameters(),
