@@ -74,21 +74,49 @@ def torch_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
         epoch_index_matrix(cfg.seed, 0, len(data.train_labels), cfg.batch_size)[:steps]
     ).to(dev)
 
+    step_fn = sweep.train_step
+    if cfg.compile:  # as sweep._train_part does: compiled ahead, on copies of the state
+        step_fn = sweep._compiled_step(
+            params, opt_state, alive, members, images[order[0]], labels[order[0]]
+        )
+
     def run():
-        return sweep.train_epoch(params, opt_state, alive, members, images, labels, order)[1]
+        return sweep.train_epoch(params, opt_state, alive, members, images, labels, order, step_fn)[
+            1
+        ]
 
-    x = images[order[0]]  # (B, 784)
-    ws = [w.detach() for w, _ in params]
-    acts = [
-        torch.ones(len(cfgs), cfg.batch_size, w.shape[1], dtype=x.dtype, device=dev) for w in ws[1:]
-    ]  # (M, B, in)
-
-    def gemm():  # the forward and backward matmuls of `steps` sweep steps, same shapes, nothing else
-        for _ in range(steps):
-            out = _gemm_step(x, ws, acts)
-        return out
+    gemm = torch_floor(cfg, len(cfgs), device, steps)
 
     return run, runtime.device_sync(dev), gemm, runtime.describe_device(dev), _torch_peak(dev)
+
+
+def floor_shapes(cfg: Config, members: int) -> tuple[tuple, list[tuple], list[tuple]]:
+    """Shapes of one sweep step's matmul operands: x (B, 784); weights (784, M, n) then (M, in, out);
+    activations (M, B, in) of the deeper layers."""
+    sizes = cfg.layer_sizes
+    weights = [(784, members, sizes[1])] + [(members, i, o) for i, o in zip(sizes[1:], sizes[2:])]
+    return (cfg.batch_size, 784), weights, [(members, cfg.batch_size, w[1]) for w in weights[1:]]
+
+
+def torch_floor(cfg: Config, members: int, device: str, steps: int):
+    """gemm(): the forward and backward matmuls of `steps` sweep steps, same shapes, nothing else."""
+    import torch
+
+    from impls.torch_mlp import runtime
+
+    dev = runtime.resolve_device(device)
+    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+    x, ws, acts = (
+        [torch.randn(shape, dtype=dtype, device=dev) for shape in shapes]
+        for shapes in ([floor_shapes(cfg, members)[0]], *floor_shapes(cfg, members)[1:])
+    )
+
+    def gemm():
+        for _ in range(steps):
+            out = _gemm_step(x[0], ws, acts)
+        return out
+
+    return gemm
 
 
 def _gemm_step(x, ws, acts):
@@ -118,7 +146,6 @@ def _torch_peak(dev):
 def jax_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
     """(run() -> losses of `steps` steps of every member, sync, gemm() -> one step's matmuls alone)."""
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
     from impls.flax_mlp import runtime, sweep
@@ -146,26 +173,37 @@ def jax_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
         )
         return losses
 
-    x = images[order[0]]  # (B, 784)
-    ws = [
-        jnp.array(w, copy=True) for w, _ in state["params"]
-    ]  # copies on `dev`: run() donates the weights
-    acts = [
-        jax.device_put(np.ones((len(cfgs), cfg.batch_size, w.shape[1]), x.dtype), dev)
-        for w in ws[1:]
-    ]  # (M, B, in)
-    gemm_step = jax.jit(_jax_gemm_step)
-
-    def gemm():  # the forward and backward matmuls of `steps` sweep steps, same shapes, nothing else
-        for _ in range(steps):
-            out = gemm_step(x, ws, acts)
-        return out
+    gemm = jax_floor(cfg, len(cfgs), device, steps)
 
     def peak():
         stats = dev.memory_stats() if dev.platform == "gpu" else None
         return stats.get("peak_bytes_in_use", 0) if stats else _rss_peak()
 
     return run, runtime.device_sync(dev), gemm, runtime.describe_device(dev), peak
+
+
+def jax_floor(cfg: Config, members: int, device: str, steps: int):
+    """gemm(): the forward and backward matmuls of `steps` sweep steps, same shapes, nothing else."""
+    import jax
+    import numpy as np
+
+    from impls.flax_mlp import runtime
+
+    dev = runtime.resolve_device(device)
+    rng = np.random.default_rng(0)
+    dtype = np.float64 if cfg.dtype == "float64" else np.float32
+    x, ws, acts = (
+        [jax.device_put(rng.standard_normal(shape).astype(dtype), dev) for shape in shapes]
+        for shapes in ([floor_shapes(cfg, members)[0]], *floor_shapes(cfg, members)[1:])
+    )
+    gemm_step = jax.jit(_jax_gemm_step)
+
+    def gemm():
+        for _ in range(steps):
+            out = gemm_step(x[0], ws, acts)
+        return out
+
+    return gemm
 
 
 def _jax_gemm_step(x, ws, acts):
@@ -191,19 +229,28 @@ def bench(base: Config, data: Dataset, device: str, members: int, steps: int, ro
     cfgs = members_of(base, members)
     loop_cfg = dataclasses.replace(base, learning_rate=1e-3)  # relu logits: the loop's step
     out = {}
-    for name, stepper, sweeper in (
-        ("torch", torch_stepper, torch_sweeper),
-        ("jax", jax_stepper, jax_sweeper),
+    for name, stepper, sweeper, compiled in (
+        ("torch", torch_stepper, torch_sweeper, False),
+        ("torch compiled", torch_stepper, torch_sweeper, True),  # torch.compile (Config.compile)
+        ("jax", jax_stepper, jax_sweeper, False),
     ):
-        run_loop, sync_loop, where = stepper(loop_cfg, data, device)
+        run_loop, sync_loop, where = stepper(
+            dataclasses.replace(loop_cfg, compile=compiled), data, device
+        )
         t0 = time.perf_counter()
         sync_loop(run_loop(1))
         first_loop = time.perf_counter() - t0
         t0 = time.perf_counter()
-        run_sweep, sync_sweep, gemm, _, peak = sweeper(cfgs, data, device, steps)
-        sync_sweep(run_sweep())  # includes the ahead-of-time compile (JAX)
+        run_sweep, sync_sweep, gemm, _, peak = sweeper(
+            [dataclasses.replace(c, compile=compiled) for c in cfgs], data, device, steps
+        )
+        sync_sweep(run_sweep())  # includes the ahead-of-time compile (JAX, torch compiled)
         first_sweep = time.perf_counter() - t0
         sync_sweep(gemm())
+        if (
+            compiled
+        ):  # a CompiledStep resets dynamo (impls/torch_mlp/runtime.py): recompile the loop's
+            sync_loop(run_loop(1))
         r = {
             "loop": [],
             "sweep": [],
@@ -344,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         "step (forward, weight and input gradients); the GEMM floor runs those matmuls alone."
     )
     print(
-        f"speedup at batch {batches[0]}: torch {speedup['torch']:.2f}x, jax {speedup['jax']:.2f}x"
+        f"speedup at batch {batches[0]}: "
+        + ", ".join(f"{name} {ratio:.2f}x" for name, ratio in speedup.items())
     )
     return 0
 
