@@ -1,17 +1,19 @@
-"""Steady-state time of one training step, torch vs JAX, measured in one process, rounds interleaved.
+"""Steady-state time of one training step: torch eager, torch compiled and JAX, in one process.
 
-    python benchmarks/bench_step.py                                    # the baseline config
-    python benchmarks/bench_step.py --set batch_size=100,300,600       # a sweep: one table row per config
+    python benchmarks/bench_step.py                                # the baseline config
+    python benchmarks/bench_step.py --set batch_size=100,300,600   # one table row per config
     python benchmarks/bench_step.py --set hidden_layers=1,3 --steps 300 --rounds 7 --device cpu
 
-Each twin is set up as its `train` does it (data resident on the device, the shared initial weights,
-epoch 0's batch order) and runs its own hot loop: `get_batch` + `train_step`, the JAX step through
-`nnx.cached_partial`, the torch step through `functools.partial`. The first step (compilation /
-warm-up) is timed apart. Then rounds alternate torch, JAX, torch, JAX, ...: each round runs `--steps`
-steps and synchronises once at its end (shared/timing.py's rule), so a slow spell of the machine hits
-both. Printed per config: the median µs/step of each twin with its spread over rounds, the torch/JAX
-ratio of the medians, and the matmul GFLOP/s each achieves. The ratio is measured in one run on one
-machine; compare ratios, not absolute times, across machines. A benchmark, not a test.
+Each path is set up as its twin's `train` does it (data resident on the device, the shared initial
+weights, epoch 0's batch order) and runs its own hot loop: `get_batch` + `train_step`, the JAX step
+through `nnx.cached_partial`, the torch step through `functools.partial`, and compiled torch's
+through torch.compile (Config.compile: runtime.CompiledStep; CUDA graphs on a GPU). The first step
+(compilation / warm-up) is timed apart. Then rounds alternate the paths and each one's GEMM floor
+(the step's matmuls alone, same shapes, same framework): each round runs `--steps` steps and
+synchronises once at its end (shared/timing.py's rule), so a slow spell of the machine hits all.
+Printed per config: the median µs/step of each path with its spread over rounds, the ratios to JAX
+of the medians, and each path's share of its floor. Ratios are measured in one run on one machine;
+compare ratios, not absolute times, across machines. A benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+# The imports below need the sys.path line(s) above: the benchmarks run as scripts from any
+# folder, so the checkout goes first on the path; hence `noqa: E402` on each.
 
 from shared.batches import epoch_index_matrix  # noqa: E402
 from shared.cli import ArgumentParser, add_run_args, fail, grid_from_args  # noqa: E402
@@ -45,7 +49,8 @@ def matmul_flops(cfg: Config) -> int:
 
 
 def torch_stepper(cfg: Config, data: Dataset, device: str):
-    """(run(count) -> last loss, sync(loss), device name), set up by the twin's own functions, as its train does."""
+    """(run(count) -> last loss, sync(loss), device name), set up by the twin's own functions, as
+    its train does."""
     import torch
 
     from impls.torch_mlp import runtime
@@ -65,7 +70,8 @@ def torch_stepper(cfg: Config, data: Dataset, device: str):
 
 
 def jax_stepper(cfg: Config, data: Dataset, device: str):
-    """(run(count) -> last loss, sync(loss), device name), set up by the twin's own functions, as its train does."""
+    """(run(count) -> last loss, sync(loss), device name), set up by the twin's own functions, as
+    its train does."""
     import jax
     import numpy as np
 
@@ -106,7 +112,7 @@ PATHS = (("torch", "torch", False), ("torch compiled", "torch", True), ("JAX", "
 
 
 def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int) -> dict:
-    """Per path (PATHS) and for the GEMM floor: first-call seconds, per-round µs/step, device name."""
+    """Per path (PATHS) and per GEMM floor: first-call seconds, per-round µs/step, device name."""
     from bench_sweep import jax_floor, torch_floor
 
     from impls.flax_mlp import runtime as jax_runtime
@@ -173,8 +179,10 @@ def check_devices(device: str) -> None:
 def parse_bench_args(
     prog: str, doc: str, round_of: str, default_rounds: int, argv: list[str] | None
 ):
-    """The step benchmarks' shared start: flags, threads, checks, data. (args, runs, {dataset: Dataset}).
-    round_of names what a timed round times, for --help ('backend', 'loop')."""
+    """The step benchmarks' shared start: flags, threads, checks, data.
+
+    Returns (args, runs, {dataset: Dataset}). round_of names what a timed round times, for --help
+    ('path', 'loop')."""
     parser = ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
     add_run_args(parser)
     parser.add_argument(

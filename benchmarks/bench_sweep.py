@@ -1,8 +1,11 @@
-"""Member-steps per second, the loop (train.py) vs the sweep engine (sweep.py), both frameworks, one process.
+"""Member-steps per second, the loop (train.py) vs the sweep engine (sweep.py), in one process.
 
-    python benchmarks/bench_sweep.py                                  # 784-500-10, 16 members, batch 100/300/600
-    python benchmarks/bench_sweep.py --batches 100 --steps 20 --rounds 2 --members 4 --hidden 64   # quick
-    python benchmarks/bench_sweep.py --layers 2                       # 784-500-500-10: the deeper layers' batched matmuls
+    # 784-500-10, 16 members, batch 100/300/600
+    python benchmarks/bench_sweep.py
+    # quick
+    python benchmarks/bench_sweep.py --batches 100 --steps 20 --rounds 2 --members 4 --hidden 64
+    # 784-500-500-10: the deeper layers' batched matmuls
+    python benchmarks/bench_sweep.py --layers 2
 
 A *member-step* is one step of one grid member. The loop does one per call (one run at a time, as
 `compare.py --engine loop`); the sweep does M per step (the members of a group: the grid's learning
@@ -10,13 +13,16 @@ rates x activations x outputs, 16 by default). Each is set up as its `train` / `
 (data resident on the device, the shared initial weights, epoch 0's batch order); the first call
 (compilation, warm-up) is timed apart; then rounds alternate loop and sweep, per framework, each
 synchronised once at its end (shared/timing.py's rule), so a slow spell of the machine hits both.
+Three paths: torch eager, torch compiled (Config.compile: the loop's step and the sweep's stacked
+step under torch.compile, their compile in the first call), JAX.
 
 Also printed: the matmul GFLOP/s the sweep achieves, against a *GEMM floor* measured in the same run
 (the forward and backward matmuls of one sweep step, same shapes, nothing else, in the same
 framework): the fraction says how much of a step is arithmetic and how much everything else
-(activations, loss, Adam's passes over the state, dispatch). Peak memory: the device's peak on a GPU,
-the process's peak resident size on the CPU (both frameworks share the process, so it only grows).
-The last line reads `speedup at batch 100: torch N.NNx, jax N.NNx` (sweep over loop, member-steps/s).
+(activations, loss, Adam's passes over the state, dispatch). Peak memory: the device's peak on a
+GPU, the process's peak resident size on the CPU (both frameworks share the process, so it only
+grows). The last line reads `speedup at batch 100: torch N.NNx, torch compiled N.NNx, jax N.NNx`
+(sweep over loop, member-steps/s).
 A benchmark, not a test: compare ratios, not absolute times, across machines.
 """
 
@@ -33,6 +39,8 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+# The imports below need the sys.path line(s) above: the benchmarks run as scripts from any
+# folder, so the checkout goes first on the path; hence `noqa: E402` on each.
 
 from bench_step import check_devices, jax_stepper, matmul_flops, torch_stepper  # noqa: E402
 
@@ -54,12 +62,13 @@ def members_of(base: Config, count: int) -> list[Config]:
 
 
 def gemm_flops(cfg: Config, members: int) -> int:
-    """The matmul FLOPs of one sweep step: the loop's (bench_step.matmul_flops) times the members."""
+    """The matmul FLOPs of one sweep step: the loop's (bench_step.matmul_flops) times M."""
     return members * matmul_flops(cfg)
 
 
 def torch_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
-    """(run() -> losses of `steps` steps of every member, sync, gemm() -> one step's matmuls alone)."""
+    """(run() -> losses of `steps` steps of every member, sync, gemm() -> the matmuls alone, device
+    name, peak())."""
     import torch
 
     from impls.torch_mlp import runtime, sweep
@@ -91,15 +100,15 @@ def torch_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
 
 
 def floor_shapes(cfg: Config, members: int) -> tuple[tuple, list[tuple], list[tuple]]:
-    """Shapes of one sweep step's matmul operands: x (B, 784); weights (784, M, n) then (M, in, out);
-    activations (M, B, in) of the deeper layers."""
+    """Shapes of one sweep step's matmul operands: x (B, 784); weights (784, M, n) then
+    (M, in, out); activations (M, B, in) of the deeper layers."""
     sizes = cfg.layer_sizes
     weights = [(784, members, sizes[1])] + [(members, i, o) for i, o in zip(sizes[1:], sizes[2:])]
     return (cfg.batch_size, 784), weights, [(members, cfg.batch_size, w[1]) for w in weights[1:]]
 
 
 def torch_floor(cfg: Config, members: int, device: str, steps: int):
-    """gemm(): the forward and backward matmuls of `steps` sweep steps, same shapes, nothing else."""
+    """gemm(): the forward and backward matmuls of `steps` sweep steps, same shapes, alone."""
     import torch
 
     from impls.torch_mlp import runtime
@@ -144,14 +153,16 @@ def _torch_peak(dev):
 
 
 def jax_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
-    """(run() -> losses of `steps` steps of every member, sync, gemm() -> one step's matmuls alone)."""
+    """(run() -> losses of `steps` steps of every member, sync, gemm() -> the matmuls alone, device
+    name, peak())."""
     import jax
     import numpy as np
 
     from impls.flax_mlp import runtime, sweep
 
     cfg, dev = cfgs[0], runtime.resolve_device(device)
-    # Every array is put on `dev` explicitly, as train_group does; jitted code runs where its inputs are.
+    # Every array is put on `dev` explicitly, as train_group does: jitted code runs where its
+    # inputs are.
     images, labels, _, _ = sweep.device_data(cfg, data, dev)  # (60000, 784), (60000,)
     state = {"params": sweep.init_params(cfg, len(cfgs), dev)}
     state["opt"] = sweep.init_adam(state["params"])
@@ -183,7 +194,7 @@ def jax_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
 
 
 def jax_floor(cfg: Config, members: int, device: str, steps: int):
-    """gemm(): the forward and backward matmuls of `steps` sweep steps, same shapes, nothing else."""
+    """gemm(): the forward and backward matmuls of `steps` sweep steps, same shapes, alone."""
     import jax
     import numpy as np
 
@@ -225,7 +236,8 @@ def _rss_peak() -> int:
 
 
 def bench(base: Config, data: Dataset, device: str, members: int, steps: int, rounds: int) -> dict:
-    """Per framework: loop and sweep µs per member-step (per round), first-call seconds, GEMM floor µs/step."""
+    """Per path: loop and sweep µs per member-step (per round), first-call seconds, GEMM floor
+    µs/step."""
     cfgs = members_of(base, members)
     loop_cfg = dataclasses.replace(base, learning_rate=1e-3)  # relu logits: the loop's step
     out = {}
@@ -309,19 +321,20 @@ def main(argv: list[str] | None = None) -> int:
         batches = [int(b) for b in args.batches.split(",")]
     except ValueError:
         fail(
-            f"--batches: got {args.batches!r}; allowed: comma-separated integers such as 100,300,600"
+            f"--batches: got {args.batches!r}; allowed: comma-separated integers such as "
+            "100,300,600"
         )
     if args.steps < 1 or args.rounds < 1 or args.members < 1 or args.hidden < 1:
         fail(
-            f"--steps, --rounds, --members and --hidden must be >= 1; got {args.steps}, {args.rounds}, "
-            f"{args.members}, {args.hidden}"
+            "--steps, --rounds, --members and --hidden must be >= 1; got "
+            f"{args.steps}, {args.rounds}, {args.members}, {args.hidden}"
         )
     if not 1 <= args.layers <= 3:
         fail(f"--layers: got {args.layers}; allowed: 1, 2 or 3 (the grid's depths)")
     if not batches or any(not 1 <= b <= 60_000 // args.steps for b in batches):
         fail(
-            f"--batches: got {args.batches!r}; allowed: 1 to {60_000 // args.steps} with --steps {args.steps} "
-            f"(a round stays within one epoch)"
+            f"--batches: got {args.batches!r}; allowed: 1 to {60_000 // args.steps} with "
+            f"--steps {args.steps} (a round stays within one epoch)"
         )
     configure_threads()  # as compare.py does, before torch loads (shared/machine.py)
     check_devices(args.device)  # --device gpu with no GPU: one line, before the data is loaded
@@ -368,12 +381,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"{achieved:.0f}",
                     f"{floor:.0f}",
                     f"{100 * achieved / floor:.0f}%",
-                    f"{estimate_bytes(base, args.members) / 2**20:.0f} / {x['peak_bytes'] / 2**20:.0f} MiB",
+                    f"{estimate_bytes(base, args.members) / 2**20:.0f} / "
+                    f"{x['peak_bytes'] / 2**20:.0f} MiB",
                     f"{x['first_s'][0]:.2f} s / {x['first_s'][1]:.2f} s",
                 )
             )
             print(
-                f"{rows[-1][0]} {name}: loop {rows[-1][2]}, sweep {rows[-1][3]} member-steps/s ({rows[-1][4]}), "
+                f"{rows[-1][0]} {name}: loop {rows[-1][2]}, sweep {rows[-1][3]} member-steps/s "
+                f"({rows[-1][4]}), "
                 f"{rows[-1][7]} of the GEMM floor",
                 flush=True,
             )
@@ -387,8 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         print("| " + " | ".join(row) + " |")
     print(
-        "\nsweep/loop: member-steps per second of the sweep over the loop's. GFLOP/s counts the matmuls of a "
-        "step (forward, weight and input gradients); the GEMM floor runs those matmuls alone."
+        "\nsweep/loop: member-steps per second of the sweep over the loop's. GFLOP/s counts the "
+        "matmuls of a step (forward, weight and input gradients); the GEMM floor runs those "
+        "matmuls alone."
     )
     print(
         f"speedup at batch {batches[0]}: "
