@@ -1,11 +1,11 @@
 """On a GPU the twins still compute the same thing, and every fast path keeps to its slow one.
 
 TF32 off in both (Config.tf32 = False: torch's float32 matmuls are IEEE by default, JAX's are
-TF32 on Ampere and later unless told "highest"; runtime.matmul_precision sets both): outputs, float64
-gradients and one float64 Adam step agree across the frameworks for a few architectures; whole runs
-agree across frameworks; the sweep engine matches the loop member by member; compiled torch (CUDA
-graphs) matches eager torch; and both frameworks share one GPU in one process (JAX told not to take
-75 % of its memory up front).
+TF32 on Ampere and later unless told "highest"; runtime.matmul_precision sets both): outputs,
+float64 gradients and one float64 Adam step agree across the frameworks for a few architectures;
+whole runs agree across frameworks; the sweep engine matches the loop member by member; compiled
+torch (CUDA graphs) matches eager torch; and both frameworks share one GPU in one process (JAX told
+not to take 75 % of its memory up front).
 
 Marked `gpu` and skipped with the reason where no CUDA GPU is visible to both frameworks: select
 them with `pytest -m gpu`. benchmarks/gpu_run.sh runs them first. Tolerances are the CPU tests'
