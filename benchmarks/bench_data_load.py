@@ -24,12 +24,15 @@ import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# The imports below need the sys.path line(s) above: the benchmarks run as scripts from any
+# folder, so the checkout goes first on the path; hence `noqa: E402` on each.
 
 from shared.cli import ArgumentParser, fail  # noqa: E402
 from shared.data import SPLITS, DataError, find_files, read_idx  # noqa: E402
 
 # One child process. argv: repo root, dataset, data dir, what to time. It prints a JSON dict.
-#   first:  first load, then at once the second (load_dataset, memory-mapped), then a pass over every byte
+#   first:  first load, then at once the second (load_dataset, memory-mapped), then a pass over
+#           every byte
 #   first+read: first load, then at once a plain np.load of the cached arrays (the old second load)
 #   second: a second load in a new process, then a pass over every byte
 #   read:   a plain np.load of the cached arrays in a new process
@@ -45,7 +48,8 @@ def timed(key, fn):
 def load():
     return load_dataset(name, data_dir, verbose=False)
 def read():
-    return [np.load(cache_dir(name) / "arrays" / f"{k}.npy", allow_pickle=False) for k in ARRAY_NAMES]
+    arrays = cache_dir(name) / "arrays"
+    return [np.load(arrays / f"{k}.npy", allow_pickle=False) for k in ARRAY_NAMES]
 def touch(ds):
     return sum(int(getattr(ds, k).sum()) for k in ARRAY_NAMES)
 if what.startswith("first"):
@@ -99,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     files = find_files(data_dir, args.dataset) if os.path.isdir(data_dir) else None
     if files is None:
         fail(
-            f"--data-dir {data_dir!r}: no such folder, or no {args.dataset} IDX files in it; expected a "
+            f"--data-dir {data_dir!r}: no such folder, or no {args.dataset} IDX files in it; "
+            "expected a "
             f"folder holding the four ({', '.join(SPLITS)}), pass --data-dir DIR",
             PROG,
         )
@@ -138,18 +143,22 @@ def main(argv: list[str] | None = None) -> int:
         f"[target <= 50 ms: {'ok' if second <= 0.05 else 'MISSED'}]"
     )
     print(
-        f"  second load, same process right after the first    {1e3 * med('first', 'second_s'):9.1f} ms"
+        f"  second load, same process right after the first    "
+        f"{1e3 * med('first', 'second_s'):9.1f} ms"
     )
     print(f"  ratio first / second (new process)                 {first / second:9.0f} x")
     print(
-        f"  then a first pass over every byte (page-ins)       {1e3 * med('second', 'touch_s'):9.1f} ms"
+        f"  then a first pass over every byte (page-ins)       "
+        f"{1e3 * med('second', 'touch_s'):9.1f} ms"
     )
     print("  plain np.load of the cache instead of the map:")
     print(
-        f"    in a new process                                 {1e3 * med('read', 'read_s'):9.1f} ms"
+        f"    in a new process                                 "
+        f"{1e3 * med('read', 'read_s'):9.1f} ms"
     )
     print(
-        f"    in the same process right after the first load   {1e3 * med('first+read', 'read_s'):9.1f} ms"
+        f"    in the same process right after the first load   "
+        f"{1e3 * med('first+read', 'read_s'):9.1f} ms"
     )
     return 0
 

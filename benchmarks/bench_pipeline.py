@@ -1,12 +1,12 @@
 """The speed ladder's input pipelines: how much of a step is the data's way to the model.
 
-    python benchmarks/bench_pipeline.py                          # the seed: 784-500-10, batch 100
+    python benchmarks/bench_pipeline.py                        # the tutorial: 784-500-10, batch 100
     python benchmarks/bench_pipeline.py --set batch_size=100,600 --steps 300 --rounds 5 --device cpu
 
 Per configuration, four loops run the same twin `train_step` (the same model, optimizer and batch
 size) and differ only in how a batch reaches it:
 
-  rung 0, torch: the seed's own pipeline. torchvision.datasets.MNIST read from the local IDX files
+  rung 0, torch: the tutorial's pipeline. torchvision.datasets.MNIST read from the local IDX files
           with transform=ToTensor(), DataLoader(batch_size, shuffle=True), and per step
           images.reshape(-1, 28*28).to(device), labels.to(device), as yunjey's tutorial does;
   rung 0, JAX:   the common host pipeline: numpy batches cut from the scaled arrays in the shared
@@ -16,8 +16,9 @@ size) and differ only in how a batch reaches it:
 
 The first steps (JAX's compilation, warm-up) are run apart. Then rounds alternate the four loops;
 each round runs --steps steps and synchronises once at its end, so a slow spell of the machine hits
-all four. Printed: the median µs/step of each loop with its min-max over rounds, and its ratio to the
-same framework's resident loop (x resident > 1: the pipeline costs that factor). A benchmark, not a test.
+all four. Printed: the median µs/step of each loop with its min-max over rounds, and its ratio to
+the same framework's resident loop (x resident > 1: the pipeline costs that factor). A benchmark,
+not a test.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+# The imports below need the sys.path line(s) above: the benchmarks run as scripts from any
+# folder, so the checkout goes first on the path; hence `noqa: E402` on each.
 
 from bench_step import jax_stepper, parse_bench_args, torch_stepper  # noqa: E402
 
@@ -43,7 +46,8 @@ from shared.data.idx import _idx_header  # noqa: E402
 
 LOOPS = ("torch rung 0", "JAX rung 0", "torch resident", "JAX resident")
 WHAT = {
-    "torch rung 0": "torchvision MNIST + DataLoader(batch_size={b}, shuffle=True) + ToTensor(), .to(device) per step",
+    "torch rung 0": "torchvision MNIST + DataLoader(batch_size={b}, shuffle=True) + ToTensor(), "
+    ".to(device) per step",
     "JAX rung 0": "numpy batches + jax.device_put per step",
     "torch resident": "dataset on the device, batches gathered there",
     "JAX resident": "dataset on the device, batches gathered there",
@@ -51,8 +55,9 @@ WHAT = {
 
 
 def write_raw_idx(data: Dataset, root: pathlib.Path) -> pathlib.Path:
-    """The four IDX files, uncompressed, in torchvision's <root>/MNIST/raw/ layout: the verified arrays
-    written back with their headers (byte for byte the published files), whatever source they came from."""
+    """The four IDX files, uncompressed, in torchvision's <root>/MNIST/raw/ layout: the verified
+    arrays written back with their headers (byte for byte the published files), whatever source
+    they came from."""
     raw = root / TORCHVISION_DIR[data.name] / "raw"
     raw.mkdir(parents=True)
     arrays = {
@@ -66,8 +71,9 @@ def write_raw_idx(data: Dataset, root: pathlib.Path) -> pathlib.Path:
     return root
 
 
-def seed_loader(cfg: Config, root: pathlib.Path):
-    """The seed's pipeline: torchvision's MNIST dataset with ToTensor(), in a shuffling DataLoader."""
+def tutorial_loader(cfg: Config, root: pathlib.Path):
+    """The tutorial's pipeline: torchvision's MNIST dataset with ToTensor(), in a shuffling
+    DataLoader."""
     import torch
     import torchvision
     from torchvision import transforms
@@ -85,13 +91,14 @@ def seed_loader(cfg: Config, root: pathlib.Path):
 
 
 def torch_rung0(cfg: Config, data: Dataset, device: str, root: pathlib.Path):
-    """run(count) -> last loss: the seed's loop body, batches from the DataLoader, cycling epochs."""
+    """run(count) -> last loss: the tutorial's loop body, batches from the DataLoader, cycling
+    epochs."""
     from impls.torch_mlp import runtime
     from impls.torch_mlp import train as twin
 
     dev = runtime.resolve_device(device)
     _, _, step = twin.build_training(cfg, dev)
-    loader = seed_loader(cfg, root)
+    loader = tutorial_loader(cfg, root)
     batches = iter(loader)
 
     def run(count: int):
@@ -101,7 +108,7 @@ def torch_rung0(cfg: Config, data: Dataset, device: str, root: pathlib.Path):
                 images, labels = next(batches)
             except (
                 StopIteration
-            ):  # the next epoch: a new shuffle, as the seed's `for epoch` loop does
+            ):  # the next epoch: a new shuffle, as the tutorial's `for epoch` loop does
                 batches = iter(loader)
                 images, labels = next(batches)
             loss = step(images.reshape(-1, 28 * 28).to(dev), labels.to(dev))
@@ -111,7 +118,8 @@ def torch_rung0(cfg: Config, data: Dataset, device: str, root: pathlib.Path):
 
 
 def jax_rung0(cfg: Config, data: Dataset, device: str):
-    """run(count) -> last loss: numpy batches on the host, jax.device_put of each, then the jitted step."""
+    """run(count) -> last loss: numpy batches on the host, jax.device_put of each, then the jitted
+    step."""
     import jax
     import numpy as np
 
@@ -173,7 +181,8 @@ def bench(
 
 
 def rows(cfg: Config, times: dict[str, list[float]]) -> list[list[str]]:
-    """Table rows: config, loop, what it does, median (min-max) µs/step, ratio to the resident loop."""
+    """Table rows: config, loop, what it does, median (min-max) µs/step, ratio to the resident
+    loop."""
     med = {name: statistics.median(t) for name, t in times.items()}
     label = f"{cfg.hidden_layers}x{cfg.hidden_size} b{cfg.batch_size}"
     out = []
@@ -211,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             print(" | ".join(f"{r[1]} {r[3].split()[0]} µs/step" for r in table[-4:]), flush=True)
 
     print(
-        f"\n{args.rounds} interleaved rounds of {args.steps} steps per loop; median (min-max) µs/step per round; "
+        f"\n{args.rounds} interleaved rounds of {args.steps} steps per loop; median (min-max) "
+        "µs/step per round; "
         f"x resident: the loop's median over its framework's resident loop\n"
     )
     header = ["config", "loop", "input pipeline", "µs/step", "x resident"]

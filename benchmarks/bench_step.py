@@ -1,22 +1,25 @@
-"""Steady-state time of one training step, torch vs JAX, measured in one process, rounds interleaved.
+"""Steady-state time of one training step: torch eager, torch compiled and JAX, in one process.
 
-    python benchmarks/bench_step.py                                    # the baseline config
-    python benchmarks/bench_step.py --set batch_size=100,300,600       # a sweep: one table row per config
+    python benchmarks/bench_step.py                                # the baseline config
+    python benchmarks/bench_step.py --set batch_size=100,300,600   # one table row per config
     python benchmarks/bench_step.py --set hidden_layers=1,3 --steps 300 --rounds 7 --device cpu
 
-Each twin is set up as its `train` does it (data resident on the device, the shared initial weights,
-epoch 0's batch order) and runs its own hot loop: `get_batch` + `train_step`, the JAX step through
-`nnx.cached_partial`, the torch step through `functools.partial`. The first step (compilation /
-warm-up) is timed apart. Then rounds alternate torch, JAX, torch, JAX, ...: each round runs `--steps`
-steps and synchronises once at its end (shared/timing.py's rule), so a slow spell of the machine hits
-both. Printed per config: the median µs/step of each twin with its spread over rounds, the torch/JAX
-ratio of the medians, and the matmul GFLOP/s each achieves. The ratio is measured in one run on one
-machine; compare ratios, not absolute times, across machines. A benchmark, not a test.
+Each path is set up as its twin's `train` does it (data resident on the device, the shared initial
+weights, epoch 0's batch order) and runs its own hot loop: `get_batch` + `train_step`, the JAX step
+through `nnx.cached_partial`, the torch step through `functools.partial`, and compiled torch's
+through torch.compile (Config.compile: runtime.CompiledStep; CUDA graphs on a GPU). The first step
+(compilation / warm-up) is timed apart. Then rounds alternate the paths and each one's GEMM floor
+(the step's matmuls alone, same shapes, same framework): each round runs `--steps` steps and
+synchronises once at its end (shared/timing.py's rule), so a slow spell of the machine hits all.
+Printed per config: the median µs/step of each path with its spread over rounds, the ratios to JAX
+of the medians, and each path's share of its floor. Ratios are measured in one run on one machine;
+compare ratios, not absolute times, across machines. A benchmark, not a test.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import pathlib
 import statistics
 import sys
@@ -24,6 +27,9 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+# The imports below need the sys.path line(s) above: the benchmarks run as scripts from any
+# folder, so the checkout goes first on the path; hence `noqa: E402` on each.
 
 from shared.batches import epoch_index_matrix  # noqa: E402
 from shared.cli import ArgumentParser, add_run_args, fail, grid_from_args  # noqa: E402
@@ -43,7 +49,8 @@ def matmul_flops(cfg: Config) -> int:
 
 
 def torch_stepper(cfg: Config, data: Dataset, device: str):
-    """(run(count) -> last loss, sync(loss), device name), set up by the twin's own functions, as its train does."""
+    """(run(count) -> last loss, sync(loss), device name), set up by the twin's own functions, as
+    its train does."""
     import torch
 
     from impls.torch_mlp import runtime
@@ -63,7 +70,8 @@ def torch_stepper(cfg: Config, data: Dataset, device: str):
 
 
 def jax_stepper(cfg: Config, data: Dataset, device: str):
-    """(run(count) -> last loss, sync(loss), device name), set up by the twin's own functions, as its train does."""
+    """(run(count) -> last loss, sync(loss), device name), set up by the twin's own functions, as
+    its train does."""
     import jax
     import numpy as np
 
@@ -98,11 +106,19 @@ def _runner(step, get_batch, images, labels, order, steps_per_epoch):
     return run
 
 
+# The paths timed side by side: (name, stepper, compile): torch eager, torch under torch.compile
+# (Config.compile; CUDA graphs on a GPU), JAX (always jitted).
+PATHS = (("torch", "torch", False), ("torch compiled", "torch", True), ("JAX", "jax", False))
+
+
 def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int) -> dict:
-    """Per backend: first-step seconds, per-round µs/step, device name."""
+    """Per path (PATHS) and per GEMM floor: first-call seconds, per-round µs/step, device name."""
+    from bench_sweep import jax_floor, torch_floor
+
     from impls.flax_mlp import runtime as jax_runtime
     from impls.torch_mlp import runtime as torch_runtime
 
+    steppers = {"torch": torch_stepper, "jax": jax_stepper}
     out = {}
     with contextlib.ExitStack() as stack:
         for runtime in (
@@ -112,22 +128,40 @@ def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int) -> d
             stack.enter_context(runtime.matmul_precision(cfg.tf32))
             stack.enter_context(runtime.dtype_scope(cfg.dtype))
         runners = {}
-        for name, stepper in (("torch", torch_stepper), ("jax", jax_stepper)):
-            run, sync, where = stepper(cfg, data, device)
-            t0 = time.perf_counter()
-            sync(run(1))  # compilation / CUDA warm-up
-            first_s = time.perf_counter() - t0
-            sync(
-                run(max(1, steps // 10))
-            )  # a few steady steps before the clock starts (caches, allocator)
+        for name, framework, compiled in PATHS:
+            run, sync, where = steppers[framework](
+                dataclasses.replace(cfg, compile=compiled), data, device
+            )
             runners[name] = run, sync
-            out[name] = {"first_s": first_s, "rounds": [], "device": where}
+            out[name] = {"first_s": _first(run, sync, steps), "rounds": [], "device": where}
+        # The GEMM floor: one step's matmuls alone, same shapes (the sweep's with one member).
+        for name, floor, framework in (
+            ("torch GEMM", torch_floor, "torch"),
+            ("JAX GEMM", jax_floor, "JAX"),
+        ):
+            run, sync = _ignoring_count(floor(cfg, 1, device, steps)), runners[framework][1]
+            runners[name] = run, sync
+            out[name] = {"first_s": _first(run, sync, 1), "rounds": [], "device": ""}
         for _ in range(rounds):
             for name, (run, sync) in runners.items():
                 t0 = time.perf_counter()
                 sync(run(steps))
                 out[name]["rounds"].append(1e6 * (time.perf_counter() - t0) / steps)
     return out
+
+
+def _ignoring_count(gemm):
+    """gemm() as run(count): it always times `--steps` steps' matmuls."""
+    return lambda count: gemm()
+
+
+def _first(run, sync, steps: int) -> float:
+    """Seconds of the first step (compilation / CUDA warm-up); then a few untimed steady steps."""
+    t0 = time.perf_counter()
+    sync(run(1))
+    first_s = time.perf_counter() - t0
+    sync(run(max(1, steps // 10)))  # caches, allocator, CUDA graph recording
+    return first_s
 
 
 def check_devices(device: str) -> None:
@@ -145,8 +179,10 @@ def check_devices(device: str) -> None:
 def parse_bench_args(
     prog: str, doc: str, round_of: str, default_rounds: int, argv: list[str] | None
 ):
-    """The step benchmarks' shared start: flags, threads, checks, data. (args, runs, {dataset: Dataset}).
-    round_of names what a timed round times, for --help ('backend', 'loop')."""
+    """The step benchmarks' shared start: flags, threads, checks, data.
+
+    Returns (args, runs, {dataset: Dataset}). round_of names what a timed round times, for --help
+    ('path', 'loop')."""
     parser = ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
     add_run_args(parser)
     parser.add_argument(
@@ -174,16 +210,16 @@ def parse_bench_args(
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, runs, data = parse_bench_args("bench_step.py", __doc__, "backend", 5, argv)
-
+    args, runs, data = parse_bench_args("bench_step.py", __doc__, "path", 5, argv)
+    names = [name for name, _, _ in PATHS]
     header = (
         "config",
-        "torch µs/step",
-        "JAX µs/step",
+        *(f"{n} µs/step" for n in names),
         "torch/JAX",
-        "torch GFLOP/s",
-        "JAX GFLOP/s",
-        "first step torch / JAX",
+        "compiled/JAX",
+        *(f"{n} of floor" for n in names),
+        "floor torch / JAX µs",
+        "first step " + " / ".join(names),
     )
     rows = []
     for cfg in runs:
@@ -195,26 +231,29 @@ def main(argv: list[str] | None = None) -> int:
         spread = {
             b: f"{med[b]:.0f} ({min(r[b]['rounds']):.0f}-{max(r[b]['rounds']):.0f})" for b in r
         }
-        gflops = {b: matmul_flops(cfg) / (med[b] * 1e3) for b in r}
+        # A path's GEMM floor is its own framework's: the matmuls alone take that many µs.
+        floor = {n: med["JAX GEMM" if n == "JAX" else "torch GEMM"] for n in names}
         rows.append(
             (
-                f"{cfg.hidden_layers}x{cfg.hidden_size} b{cfg.batch_size} {cfg.activation} {cfg.output}",
-                spread["torch"],
-                spread["jax"],
-                f"{med['torch'] / med['jax']:.2f}",
-                f"{gflops['torch']:.1f}",
-                f"{gflops['jax']:.1f}",
-                f"{r['torch']['first_s']:.3f} s / {r['jax']['first_s']:.3f} s",
+                f"{cfg.hidden_layers}x{cfg.hidden_size} b{cfg.batch_size} {cfg.activation} "
+                f"{cfg.output}",
+                *(spread[n] for n in names),
+                f"{med['torch'] / med['JAX']:.2f}",
+                f"{med['torch compiled'] / med['JAX']:.2f}",
+                *(f"{100 * floor[n] / med[n]:.0f}%" for n in names),
+                f"{med['torch GEMM']:.0f} / {med['JAX GEMM']:.0f}",
+                " / ".join(f"{r[n]['first_s']:.2f}" for n in names) + " s",
             )
         )
         print(
-            f"{rows[-1][0]}: torch {spread['torch']} µs/step, JAX {spread['jax']} µs/step, "
-            f"torch/JAX {rows[-1][3]}",
+            f"{rows[-1][0]}: "
+            + ", ".join(f"{n} {spread[n]}" for n in names)
+            + f" µs/step; torch/JAX {rows[-1][4]}, compiled/JAX {rows[-1][5]}",
             flush=True,
         )
 
     print(
-        f"\ndevices: torch {r['torch']['device']}, JAX {r['jax']['device']}; "
+        f"\ndevices: torch {r['torch']['device']}, JAX {r['JAX']['device']}; "
         f"{args.rounds} interleaved rounds of {args.steps} steps each; median (min-max) per round\n"
     )
     print("| " + " | ".join(header) + " |")
@@ -222,8 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         print("| " + " | ".join(row) + " |")
     print(
-        "\ntorch/JAX > 1: JAX's step is faster. GFLOP/s counts the step's matmuls only (forward, weight "
-        "and input gradients)."
+        "\ntorch/JAX > 1: JAX's step is faster. Of floor: the time of the step's matmuls alone "
+        "(forward, weight and input gradients; same shapes, same framework) over the step's time. "
+        "The first step holds the compile."
     )
     return 0
 

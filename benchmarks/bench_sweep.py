@@ -1,8 +1,11 @@
-"""Member-steps per second, the loop (train.py) vs the sweep engine (sweep.py), both frameworks, one process.
+"""Member-steps per second, the loop (train.py) vs the sweep engine (sweep.py), in one process.
 
-    python benchmarks/bench_sweep.py                                  # 784-500-10, 16 members, batch 100/300/600
-    python benchmarks/bench_sweep.py --batches 100 --steps 20 --rounds 2 --members 4 --hidden 64   # quick
-    python benchmarks/bench_sweep.py --layers 2                       # 784-500-500-10: the deeper layers' batched matmuls
+    # 784-500-10, 16 members, batch 100/300/600
+    python benchmarks/bench_sweep.py
+    # quick
+    python benchmarks/bench_sweep.py --batches 100 --steps 20 --rounds 2 --members 4 --hidden 64
+    # 784-500-500-10: the deeper layers' batched matmuls
+    python benchmarks/bench_sweep.py --layers 2
 
 A *member-step* is one step of one grid member. The loop does one per call (one run at a time, as
 `compare.py --engine loop`); the sweep does M per step (the members of a group: the grid's learning
@@ -10,13 +13,16 @@ rates x activations x outputs, 16 by default). Each is set up as its `train` / `
 (data resident on the device, the shared initial weights, epoch 0's batch order); the first call
 (compilation, warm-up) is timed apart; then rounds alternate loop and sweep, per framework, each
 synchronised once at its end (shared/timing.py's rule), so a slow spell of the machine hits both.
+Three paths: torch eager, torch compiled (Config.compile: the loop's step and the sweep's stacked
+step under torch.compile, their compile in the first call), JAX.
 
 Also printed: the matmul GFLOP/s the sweep achieves, against a *GEMM floor* measured in the same run
 (the forward and backward matmuls of one sweep step, same shapes, nothing else, in the same
 framework): the fraction says how much of a step is arithmetic and how much everything else
-(activations, loss, Adam's passes over the state, dispatch). Peak memory: the device's peak on a GPU,
-the process's peak resident size on the CPU (both frameworks share the process, so it only grows).
-The last line reads `speedup at batch 100: torch N.NNx, jax N.NNx` (sweep over loop, member-steps/s).
+(activations, loss, Adam's passes over the state, dispatch). Peak memory: the device's peak on a
+GPU, the process's peak resident size on the CPU (both frameworks share the process, so it only
+grows). The last line reads `speedup at batch 100: torch N.NNx, torch compiled N.NNx, jax N.NNx`
+(sweep over loop, member-steps/s).
 A benchmark, not a test: compare ratios, not absolute times, across machines.
 """
 
@@ -33,6 +39,8 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+# The imports below need the sys.path line(s) above: the benchmarks run as scripts from any
+# folder, so the checkout goes first on the path; hence `noqa: E402` on each.
 
 from bench_step import check_devices, jax_stepper, matmul_flops, torch_stepper  # noqa: E402
 
@@ -54,12 +62,13 @@ def members_of(base: Config, count: int) -> list[Config]:
 
 
 def gemm_flops(cfg: Config, members: int) -> int:
-    """The matmul FLOPs of one sweep step: the loop's (bench_step.matmul_flops) times the members."""
+    """The matmul FLOPs of one sweep step: the loop's (bench_step.matmul_flops) times M."""
     return members * matmul_flops(cfg)
 
 
 def torch_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
-    """(run() -> losses of `steps` steps of every member, sync, gemm() -> one step's matmuls alone)."""
+    """(run() -> losses of `steps` steps of every member, sync, gemm() -> the matmuls alone, device
+    name, peak())."""
     import torch
 
     from impls.torch_mlp import runtime, sweep
@@ -74,22 +83,47 @@ def torch_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
         epoch_index_matrix(cfg.seed, 0, len(data.train_labels), cfg.batch_size)[:steps]
     ).to(dev)
 
+    step_fn = sweep.train_step
+    if cfg.compile:  # as sweep._train_part does: compiled ahead, on copies of the state
+        state = sweep.State(params, opt_state, alive)
+        step_fn = sweep._compiled_step(state, members, images[order[0]], labels[order[0]])
+
     def run():
         state = sweep.State(params, opt_state, alive)
-        return sweep.train_epoch(state, members, images, labels, order)[1]
+        return sweep.train_epoch(state, members, images, labels, order, step_fn)[1]
 
-    x = images[order[0]]  # (B, 784)
-    ws = [w.detach() for w, _ in params]
-    acts = [
-        torch.ones(len(cfgs), cfg.batch_size, w.shape[1], dtype=x.dtype, device=dev) for w in ws[1:]
-    ]  # (M, B, in)
-
-    def gemm():  # the forward and backward matmuls of `steps` sweep steps, same shapes, nothing else
-        for _ in range(steps):
-            out = _gemm_step(x, ws, acts)
-        return out
+    gemm = torch_floor(cfg, len(cfgs), device, steps)
 
     return run, runtime.device_sync(dev), gemm, runtime.describe_device(dev), _torch_peak(dev)
+
+
+def floor_shapes(cfg: Config, members: int) -> tuple[tuple, list[tuple], list[tuple]]:
+    """Shapes of one sweep step's matmul operands: x (B, 784); weights (784, M, n) then
+    (M, in, out); activations (M, B, in) of the deeper layers."""
+    sizes = cfg.layer_sizes
+    weights = [(784, members, sizes[1])] + [(members, i, o) for i, o in zip(sizes[1:], sizes[2:])]
+    return (cfg.batch_size, 784), weights, [(members, cfg.batch_size, w[1]) for w in weights[1:]]
+
+
+def torch_floor(cfg: Config, members: int, device: str, steps: int):
+    """gemm(): the forward and backward matmuls of `steps` sweep steps, same shapes, alone."""
+    import torch
+
+    from impls.torch_mlp import runtime
+
+    dev = runtime.resolve_device(device)
+    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+    x, ws, acts = (
+        [torch.randn(shape, dtype=dtype, device=dev) for shape in shapes]
+        for shapes in ([floor_shapes(cfg, members)[0]], *floor_shapes(cfg, members)[1:])
+    )
+
+    def gemm():
+        for _ in range(steps):
+            out = _gemm_step(x[0], ws, acts)
+        return out
+
+    return gemm
 
 
 def _gemm_step(x, ws, acts):
@@ -117,15 +151,16 @@ def _torch_peak(dev):
 
 
 def jax_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
-    """(run() -> losses of `steps` steps of every member, sync, gemm() -> one step's matmuls alone)."""
+    """(run() -> losses of `steps` steps of every member, sync, gemm() -> the matmuls alone, device
+    name, peak())."""
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
     from impls.flax_mlp import runtime, sweep
 
     cfg, dev = cfgs[0], runtime.resolve_device(device)
-    # Every array is put on `dev` explicitly, as train_group does; jitted code runs where its inputs are.
+    # Every array is put on `dev` explicitly, as train_group does: jitted code runs where its
+    # inputs are.
     images, labels, _, _ = sweep.device_data(cfg, data, dev)  # (60000, 784), (60000,)
     params = sweep.init_params(cfg, len(cfgs), dev)
     members = sweep.member_constants(cfgs, dev)
@@ -143,26 +178,37 @@ def jax_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
         state["now"], losses = epoch(state["now"], members, images, labels, order)
         return losses
 
-    x = images[order[0]]  # (B, 784)
-    ws = [
-        jnp.array(w, copy=True) for w, _ in state["now"].params
-    ]  # copies on `dev`: run() donates the weights
-    acts = [
-        jax.device_put(np.ones((len(cfgs), cfg.batch_size, w.shape[1]), x.dtype), dev)
-        for w in ws[1:]
-    ]  # (M, B, in)
-    gemm_step = jax.jit(_jax_gemm_step)
-
-    def gemm():  # the forward and backward matmuls of `steps` sweep steps, same shapes, nothing else
-        for _ in range(steps):
-            out = gemm_step(x, ws, acts)
-        return out
+    gemm = jax_floor(cfg, len(cfgs), device, steps)
 
     def peak():
         stats = dev.memory_stats() if dev.platform == "gpu" else None
         return stats.get("peak_bytes_in_use", 0) if stats else _rss_peak()
 
     return run, runtime.device_sync(dev), gemm, runtime.describe_device(dev), peak
+
+
+def jax_floor(cfg: Config, members: int, device: str, steps: int):
+    """gemm(): the forward and backward matmuls of `steps` sweep steps, same shapes, alone."""
+    import jax
+    import numpy as np
+
+    from impls.flax_mlp import runtime
+
+    dev = runtime.resolve_device(device)
+    rng = np.random.default_rng(0)
+    dtype = np.float64 if cfg.dtype == "float64" else np.float32
+    x, ws, acts = (
+        [jax.device_put(rng.standard_normal(shape).astype(dtype), dev) for shape in shapes]
+        for shapes in ([floor_shapes(cfg, members)[0]], *floor_shapes(cfg, members)[1:])
+    )
+    gemm_step = jax.jit(_jax_gemm_step)
+
+    def gemm():
+        for _ in range(steps):
+            out = gemm_step(x[0], ws, acts)
+        return out
+
+    return gemm
 
 
 def _jax_gemm_step(x, ws, acts):
@@ -184,23 +230,33 @@ def _rss_peak() -> int:
 
 
 def bench(base: Config, data: Dataset, device: str, members: int, steps: int, rounds: int) -> dict:
-    """Per framework: loop and sweep µs per member-step (per round), first-call seconds, GEMM floor µs/step."""
+    """Per path: loop and sweep µs per member-step (per round), first-call seconds, GEMM floor
+    µs/step."""
     cfgs = members_of(base, members)
     loop_cfg = dataclasses.replace(base, learning_rate=1e-3)  # relu logits: the loop's step
     out = {}
-    for name, stepper, sweeper in (
-        ("torch", torch_stepper, torch_sweeper),
-        ("jax", jax_stepper, jax_sweeper),
+    for name, stepper, sweeper, compiled in (
+        ("torch", torch_stepper, torch_sweeper, False),
+        ("torch compiled", torch_stepper, torch_sweeper, True),  # torch.compile (Config.compile)
+        ("jax", jax_stepper, jax_sweeper, False),
     ):
-        run_loop, sync_loop, where = stepper(loop_cfg, data, device)
+        run_loop, sync_loop, where = stepper(
+            dataclasses.replace(loop_cfg, compile=compiled), data, device
+        )
         t0 = time.perf_counter()
         sync_loop(run_loop(1))
         first_loop = time.perf_counter() - t0
         t0 = time.perf_counter()
-        run_sweep, sync_sweep, gemm, _, peak = sweeper(cfgs, data, device, steps)
-        sync_sweep(run_sweep())  # includes the ahead-of-time compile (JAX)
+        run_sweep, sync_sweep, gemm, _, peak = sweeper(
+            [dataclasses.replace(c, compile=compiled) for c in cfgs], data, device, steps
+        )
+        sync_sweep(run_sweep())  # includes the ahead-of-time compile (JAX, torch compiled)
         first_sweep = time.perf_counter() - t0
         sync_sweep(gemm())
+        if (
+            compiled
+        ):  # a CompiledStep resets dynamo (impls/torch_mlp/runtime.py): recompile the loop's
+            sync_loop(run_loop(1))
         r = {
             "loop": [],
             "sweep": [],
@@ -259,19 +315,20 @@ def main(argv: list[str] | None = None) -> int:
         batches = [int(b) for b in args.batches.split(",")]
     except ValueError:
         fail(
-            f"--batches: got {args.batches!r}; allowed: comma-separated integers such as 100,300,600"
+            f"--batches: got {args.batches!r}; allowed: comma-separated integers such as "
+            "100,300,600"
         )
     if args.steps < 1 or args.rounds < 1 or args.members < 1 or args.hidden < 1:
         fail(
-            f"--steps, --rounds, --members and --hidden must be >= 1; got {args.steps}, {args.rounds}, "
-            f"{args.members}, {args.hidden}"
+            "--steps, --rounds, --members and --hidden must be >= 1; got "
+            f"{args.steps}, {args.rounds}, {args.members}, {args.hidden}"
         )
     if not 1 <= args.layers <= 3:
         fail(f"--layers: got {args.layers}; allowed: 1, 2 or 3 (the grid's depths)")
     if not batches or any(not 1 <= b <= 60_000 // args.steps for b in batches):
         fail(
-            f"--batches: got {args.batches!r}; allowed: 1 to {60_000 // args.steps} with --steps {args.steps} "
-            f"(a round stays within one epoch)"
+            f"--batches: got {args.batches!r}; allowed: 1 to {60_000 // args.steps} with "
+            f"--steps {args.steps} (a round stays within one epoch)"
         )
     configure_threads()  # as compare.py does, before torch loads (shared/machine.py)
     check_devices(args.device)  # --device gpu with no GPU: one line, before the data is loaded
@@ -318,12 +375,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"{achieved:.0f}",
                     f"{floor:.0f}",
                     f"{100 * achieved / floor:.0f}%",
-                    f"{estimate_bytes(base, args.members) / 2**20:.0f} / {x['peak_bytes'] / 2**20:.0f} MiB",
+                    f"{estimate_bytes(base, args.members) / 2**20:.0f} / "
+                    f"{x['peak_bytes'] / 2**20:.0f} MiB",
                     f"{x['first_s'][0]:.2f} s / {x['first_s'][1]:.2f} s",
                 )
             )
             print(
-                f"{rows[-1][0]} {name}: loop {rows[-1][2]}, sweep {rows[-1][3]} member-steps/s ({rows[-1][4]}), "
+                f"{rows[-1][0]} {name}: loop {rows[-1][2]}, sweep {rows[-1][3]} member-steps/s "
+                f"({rows[-1][4]}), "
                 f"{rows[-1][7]} of the GEMM floor",
                 flush=True,
             )
@@ -337,11 +396,13 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         print("| " + " | ".join(row) + " |")
     print(
-        "\nsweep/loop: member-steps per second of the sweep over the loop's. GFLOP/s counts the matmuls of a "
-        "step (forward, weight and input gradients); the GEMM floor runs those matmuls alone."
+        "\nsweep/loop: member-steps per second of the sweep over the loop's. GFLOP/s counts the "
+        "matmuls of a step (forward, weight and input gradients); the GEMM floor runs those "
+        "matmuls alone."
     )
     print(
-        f"speedup at batch {batches[0]}: torch {speedup['torch']:.2f}x, jax {speedup['jax']:.2f}x"
+        f"speedup at batch {batches[0]}: "
+        + ", ".join(f"{name} {ratio:.2f}x" for name, ratio in speedup.items())
     )
     return 0
 

@@ -57,6 +57,8 @@ class Config:
     init: str = "shared"
     tf32: bool = False  # allow TF32 matmuls on GPU (speed runs only; off = true float32)
     dtype: str = "float32"  # float32 | float64 (float64: whole-run parity of the twins, see tests)
+    # torch: the train step under torch.compile (CUDA graphs on a GPU); JAX's is always jitted.
+    compile: bool = False
 
     def __post_init__(self) -> None:
         _check_choice("dataset", self.dataset, DATASETS)
@@ -82,6 +84,8 @@ class Config:
         if not isinstance(self.tf32, bool):
             raise ConfigError(f"tf32: got {self.tf32!r}; allowed: true or false")
         _check_choice("dtype", self.dtype, DTYPES)
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"compile: got {self.compile!r}; allowed: true or false")
 
     @property
     def layer_sizes(self) -> list[int]:

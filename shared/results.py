@@ -46,11 +46,13 @@ def make_record(
     error: str | None = None,
     engine: str = "loop",
     group: dict | None = None,
+    compiled: dict | None = None,
 ) -> dict[str, Any]:
     """The one result object. `epochs`: [{epoch, train_loss, test_loss, test_accuracy}, ...].
 
     `engine`: "loop" (impls/*/train.py, one run at a time) or "sweep" (impls/*/sweep.py, a group of
-    members at once); `group`: for the sweep, {key, members, index, group_step_time_us}, else None.
+    members at once); `group`: for the sweep, {key, members, index, group_step_time_us}, else None;
+    `compiled`: torch.compile's counts, {mode, graphs, graph_breaks, recompiles}, else None.
     """
     assert status in STATUSES, status
     curve, every = downsample(loss_curve, digits=17 if cfg.dtype == "float64" else 7)
@@ -72,6 +74,7 @@ def make_record(
         ),  # {p10, p50, p90, windows} µs/step, or None
         "warmup_s": timing.get("warmup_s"),  # compile and warm-up, timed apart from steady state
         "train_s": timing.get("train_s"),
+        "compiled": compiled,
         "wall_s": wall_s,
         "device": device,
         "versions": {"python": platform.python_version(), "numpy": np.__version__, **versions},

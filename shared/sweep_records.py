@@ -78,9 +78,16 @@ class GroupRecords:
         return alive
 
     def records(
-        self, data: Dataset, clock: StepClock, wall_s: float, device: str, versions: dict
+        self,
+        data: Dataset,
+        clock: StepClock,
+        wall_s: float,
+        device: str,
+        versions: dict,
+        compiled: dict | None = None,
     ) -> list[dict]:
-        """One make_record per member, engine "sweep"; times are the group's divided by M."""
+        """One make_record per member, engine "sweep"; times are the group's divided by M.
+        `compiled`: the group's torch.compile counts (runtime.compile_stats), else None."""
         count, group = len(self.cfgs), clock.summary(self.cfgs[0].batch_size)
         share = _member_share(group, count, self.cfgs[0].batch_size)
         return [
@@ -95,6 +102,7 @@ class GroupRecords:
                 wall_s=wall_s / count,
                 device=device,
                 versions=versions,
+                compiled=compiled,
                 engine="sweep",
                 group={
                     "key": group_key(cfg),

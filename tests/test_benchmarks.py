@@ -1,9 +1,12 @@
-"""The step benchmark runs end to end on real MNIST and prints a well-formed table; its FLOP count is
-right; bad flags are one line and exit 2. No timing is asserted (benchmarks/README.md)."""
+"""The benchmarks run end to end on real MNIST and print well-formed tables (torch eager, torch
+compiled and JAX side by side); the FLOP count is right; bad flags are one line and exit 2; the
+prepared GPU run passes its CPU dry run. No timing is asserted (benchmarks/README.md)."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import pathlib
 import re
 import subprocess
@@ -25,9 +28,9 @@ def both_frameworks():
 
 
 def run_script(script: pathlib.Path, args: list[str], capsys) -> subprocess.CompletedProcess:
-    """The benchmark's main(argv) in this process, its exit code and what it printed as a process's: the
-    tests below check the table a run prints, not a start-up (the bad-flag tests run the scripts as real
-    processes), and this spares a start of Python, torch and JAX per test."""
+    """The benchmark's main(argv) in this process, its exit code and what it printed as a
+    process's: the tests below check the table a run prints, not a start-up (the bad-flag tests run
+    the scripts as real processes), and this spares a start of Python, torch and JAX per test."""
     spec = importlib.util.spec_from_file_location(script.stem, script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -54,14 +57,14 @@ def test_matmul_flops_by_hand():
     assert matmul_flops(Config(hidden_layers=0, batch_size=1)) == 2 * 2 * 784 * 10
 
 
-def test_bench_step_prints_both_backends_and_the_ratio(mnist_dir, both_frameworks, capsys):
+def test_bench_step_prints_eager_compiled_and_jax_with_ratios(mnist_dir, both_frameworks, capsys):
     proc = run_script(
         BENCH,
         [
             "--config",
             "smoke",
             "--set",
-            "batch_size=100,600",
+            "batch_size=100",
             "--set",
             "output=logits",
             "--data-dir",
@@ -76,19 +79,28 @@ def test_bench_step_prints_both_backends_and_the_ratio(mnist_dir, both_framework
         capsys,
     )
     assert proc.returncode == 0, proc.stderr
-    rows = [line for line in proc.stdout.splitlines() if line.startswith("| 1x64 ")]
-    assert [r.split("|")[1].strip() for r in rows] == [
-        "1x64 b100 relu logits",
-        "1x64 b600 relu logits",
+    header = next(line for line in proc.stdout.splitlines() if line.startswith("| config "))
+    assert [c.strip() for c in header.strip("|").split("|")][1:6] == [
+        "torch µs/step",
+        "torch compiled µs/step",
+        "JAX µs/step",
+        "torch/JAX",
+        "compiled/JAX",
     ]
-    for row in rows:
-        cells = [c.strip() for c in row.strip("|").split("|")]
-        torch_us, jax_us = (float(c.split()[0]) for c in cells[1:3])
-        assert torch_us > 0 and jax_us > 0
-        assert float(cells[3]) == pytest.approx(
-            torch_us / jax_us, abs=0.011
-        )  # of the unrounded medians
-        assert re.fullmatch(r"[\d.]+ s / [\d.]+ s", cells[6])
+    (row,) = [line for line in proc.stdout.splitlines() if line.startswith("| 1x64 ")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "1x64 b100 relu logits"
+    torch_us, compiled_us, jax_us = (float(c.split()[0]) for c in cells[1:4])
+    assert torch_us > 0 and compiled_us > 0 and jax_us > 0
+    # Ratios of the unrounded medians.
+    assert float(cells[4]) == pytest.approx(torch_us / jax_us, rel=0.01, abs=0.011)
+    assert float(cells[5]) == pytest.approx(compiled_us / jax_us, rel=0.01, abs=0.011)
+    for share in cells[6:9]:  # of the GEMM floor: the step's matmuls alone take less than it
+        assert re.fullmatch(r"\d+%", share) and 0 < int(share[:-1]) <= 100
+    assert re.fullmatch(r"\d+ / \d+", cells[9])
+    # First steps apart: the compile makes torch compiled's the slowest by far.
+    first = [float(x) for x in cells[10].removesuffix(" s").split(" / ")]
+    assert first[1] > 10 * first[0]
     assert "devices: torch cpu, JAX cpu" in proc.stdout
 
 
@@ -152,7 +164,7 @@ BENCH_SWEEP = ROOT / "benchmarks" / "bench_sweep.py"
 
 
 def test_bench_sweep_prints_rows_and_the_speedup_line(mnist_dir, both_frameworks, capsys):
-    # Two hidden layers: the deeper layers' batched matmuls are in the sweep and in its GEMM floor too.
+    # Two hidden layers: the deeper layers' batched matmuls are in the sweep and in its floor too.
     proc = run_script(
         BENCH_SWEEP,
         [
@@ -179,6 +191,7 @@ def test_bench_sweep_prints_rows_and_the_speedup_line(mnist_dir, both_frameworks
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| 2x32 ")]
     assert [tuple(c.strip() for c in r.split("|")[1:3]) for r in rows] == [
         ("2x32 b100 M=3", "torch"),
+        ("2x32 b100 M=3", "torch compiled"),
         ("2x32 b100 M=3", "jax"),
     ]
     for row in rows:
@@ -187,7 +200,10 @@ def test_bench_sweep_prints_rows_and_the_speedup_line(mnist_dir, both_frameworks
         assert loop > 0 and sweep > 0 and re.fullmatch(r"[\d.]+x", cells[4])
         assert re.fullmatch(r"\d+%", cells[7]) and re.fullmatch(r"\d+ / \d+ MiB", cells[8])
     last = proc.stdout.rstrip().splitlines()[-1]
-    assert re.fullmatch(r"speedup at batch 100: torch \d+\.\d\dx, jax \d+\.\d\dx", last), last
+    ratio = r"\d+\.\d\dx"
+    assert re.fullmatch(
+        rf"speedup at batch 100: torch {ratio}, torch compiled {ratio}, jax {ratio}", last
+    ), last
 
 
 def test_bench_sweep_bad_flags_are_one_line(mnist_dir):
@@ -206,3 +222,44 @@ def test_bench_sweep_bad_flags_are_one_line(mnist_dir):
         )
         assert proc.returncode == 2
         assert len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr, proc.stderr
+
+
+GPU_RUN = ROOT / "benchmarks" / "gpu_run.sh"
+
+
+@pytest.mark.slow  # trains the smoke grid for an epoch, after both benchmarks (about 75 s of CPU)
+def test_gpu_run_dry_run_end_to_end_and_resume(tmp_path, mnist_dir, both_frameworks):
+    """benchmarks/gpu_run.sh --dry-run on the CPU: every stage of the GPU run with tiny sizes, its
+    outputs under $OUT; called again, it skips what is done and the grid has nothing left."""
+    env = {**os.environ, "OUT": str(tmp_path), "DATA_DIR": str(mnist_dir)}
+    env["PYTHON"] = sys.executable
+
+    def run():
+        proc = subprocess.run(
+            ["bash", str(GPU_RUN), "--dry-run"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=ROOT,
+            env=env,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    first = run()
+    dest = tmp_path / "cpu-dry-grid"
+    for stage in ("tests", "bench_step", "bench_sweep", "grid"):
+        log = (dest / f"{stage}.log").read_text()
+        assert log.startswith("uptime: ") and log.splitlines()[-1].startswith("stage done"), log
+    assert "skipped" in (dest / "tests.log").read_text()  # no CUDA here: the gpu tests skip
+    assert "| 1x64 b600 relu logits |" in (dest / "bench_step.log").read_text()
+    assert "| 1x16 b600 M=2 | torch compiled |" in (dest / "bench_sweep.log").read_text()
+    records = [json.loads(line) for line in (dest / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["backend"] for r in records) == ["jax", "jax", "torch", "torch"]
+    assert all(r["status"] == "ok" and r["engine"] == "sweep" for r in records)
+    assert (dest / "report.md").exists()
+    assert re.search(r"grid wall time this call, compilation included: \d+ s", first)
+
+    again = run()
+    assert again.count("done before") == 4, again
+    assert len((dest / "results.jsonl").read_text().splitlines()) == len(records)

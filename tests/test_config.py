@@ -229,6 +229,7 @@ def test_every_field_can_be_set():
         "init": "native",
         "tf32": "1",
         "dtype": "float64",
+        "compile": "true",
     }
     assert set(values) == set(FIELD_NAMES)
     (c,) = resolve("baseline", [f"{k}={v}" for k, v in values.items()]).runs()

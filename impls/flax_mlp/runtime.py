@@ -68,6 +68,26 @@ def _gpus() -> list[jax.Device]:
         return []
 
 
+class CompiledStep:
+    """`step` as it is: in JAX the step is already one XLA program (jax.jit / nnx.jit), compiled on
+    its first call, on every device. The twin of torch's torch.compile wrapper, which it needs."""
+
+    def __init__(self, step: Callable, dev: jax.Device, warm: int = 1):
+        self.fn = step
+
+    def __call__(self, *args):
+        return self.fn(*args)
+
+    def stats(self) -> dict | None:
+        """None: jit compiles each step function once per shape; there is nothing to count."""
+        return None
+
+
+def compile_stats(step: Callable) -> dict | None:
+    """What a CompiledStep compiled (CompiledStep.stats), or None for an eager step."""
+    return step.stats() if isinstance(step, CompiledStep) else None
+
+
 def versions() -> dict[str, str]:
     """This framework's package versions, for the record (shared.results adds python and numpy)."""
     found = {"jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__}

@@ -178,16 +178,23 @@ def train_step(
     return params, opt_state, losses
 
 
-@functools.partial(jax.jit, donate_argnums=0)  # the State's arrays are updated in place
+# The State's arrays are updated in place (donated); the step function is part of the program.
+@functools.partial(jax.jit, donate_argnums=0, static_argnames="step_fn")
 def train_epoch(
-    state: State, members, images: jax.Array, labels: jax.Array, order: jax.Array
+    state: State,
+    members,
+    images: jax.Array,
+    labels: jax.Array,
+    order: jax.Array,
+    step_fn: Callable = train_step,
 ) -> tuple[State, jax.Array]:
-    """One epoch over order (steps, B): (the new State, losses (steps, M)). One lax.scan."""
+    """One epoch over order (steps, B): (the new State, losses (steps, M)). One lax.scan of
+    `step_fn` (train_step; already compiled with the scan, so Config.compile changes nothing)."""
 
     def step(state, xs):
         params, opt_state, alive = state.params, state.opt_state, state.alive
         i, index = xs  # step number, (B,)
-        params, opt_state, losses = train_step(
+        params, opt_state, losses = step_fn(
             params, opt_state, alive, members, images[index], labels[index]
         )
         # Where train.py reads the loss and stops a run whose loss is not finite.
@@ -288,7 +295,8 @@ def _train_part(
                 break
 
     wall_s = time.perf_counter() - start
-    return records.records(data, clock, wall_s, runtime.describe_device(dev), runtime.versions())
+    device, versions = runtime.describe_device(dev), runtime.versions()
+    return records.records(data, clock, wall_s, device, versions)  # jit: no torch.compile counts
 
 
 def _adam() -> optax.GradientTransformation:

@@ -27,13 +27,21 @@ def matmul_precision(tf32: bool):
         torch.backends.cudnn.allow_tf32 = saved[1]
 
 
-def dtype_scope(dtype: str) -> contextlib.AbstractContextManager:
-    """What a run in `dtype` (Config.dtype) needs switched on process-wide: in torch, nothing.
+@contextlib.contextmanager
+def dtype_scope(dtype: str):
+    """What a run in `dtype` (Config.dtype) needs switched on process-wide: torch's default dtype.
 
-    Tensors carry their dtype, and build_model and train make a float64 run's tensors float64.
-    (JAX's twin has to enable its x64 mode here.)
+    Tensors carry their dtype, and build_model and train make a float64 run's tensors float64; but
+    torch.optim.Adam keeps its step count in the default dtype, and compiled (torch.compile) its
+    bias corrections are computed from that tensor: float32 there would round a float64 run's
+    updates to float32. Put back after, as JAX's twin puts back its x64 mode.
     """
-    return contextlib.nullcontext()
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64 if dtype == "float64" else saved)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(saved)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -60,6 +68,56 @@ def device_sync(dev: torch.device) -> Callable[[object], None]:
     if dev.type == "cuda":
         return lambda value: torch.cuda.synchronize(dev)
     return lambda value: None
+
+
+class CompiledStep:
+    """`step` under torch.compile, counting what dynamo compiles for it.
+
+    On the CPU inductor fuses the step's elementwise ops into C++ loops; on a GPU, mode=
+    "reduce-overhead" also records CUDA graphs, so that a step replays its kernels instead of
+    launching each from Python. The first `warm` calls compile (tens of seconds on a CPU); a graph
+    compiled after them is a recompile. dynamo's caches are reset first: it keeps compiled graphs on
+    code objects shared by every run of a process (a grid), which would fill up to its recompile
+    limit (measured: the 8th run), after which it runs the step eager. So one CompiledStep at a
+    time.
+    """
+
+    def __init__(self, step: Callable, dev: torch.device, warm: int = 1):
+        torch._dynamo.reset()
+        self.mode = "reduce-overhead" if dev.type == "cuda" else "default"
+        self.fn = torch.compile(step, mode=self.mode)
+        self.warm, self.calls = warm, 0
+        self.counts = self.after_warm = _dynamo_counts()
+
+    def __call__(self, *args):
+        out = self.fn(*args)
+        self.calls += 1
+        if self.calls == self.warm:
+            self.after_warm = _dynamo_counts()
+        # A CUDA graph's outputs live in its own memory, overwritten by its next replay.
+        return out.clone() if self.mode == "reduce-overhead" else out
+
+    def stats(self) -> dict:
+        """{mode, graphs, graph_breaks, recompiles}: graphs and breaks of the warm-up calls, graphs
+        compiled after them."""
+        (g0, b0), (g1, b1), (g2, _) = self.counts, self.after_warm, _dynamo_counts()
+        return {
+            "mode": self.mode,
+            "graphs": g1 - g0,
+            "graph_breaks": b1 - b0,
+            "recompiles": g2 - g1,
+        }
+
+
+def _dynamo_counts() -> tuple[int, int]:
+    """(graphs compiled, graph breaks) so far in this process, from torch._dynamo's counters."""
+    counters = torch._dynamo.utils.counters
+    return counters["stats"]["unique_graphs"], sum(counters["graph_break"].values())
+
+
+def compile_stats(step: Callable) -> dict | None:
+    """What a CompiledStep compiled (CompiledStep.stats), or None for an eager step."""
+    return step.stats() if isinstance(step, CompiledStep) else None
 
 
 def versions() -> dict[str, str]:

@@ -18,8 +18,9 @@ the members' first layers sit side by side in one (784, M*H) matrix, so the bigg
 step is one wide GEMM (matrix product) on the shared batch, which the BLAS runs near its peak;
 deeper layers are batched matmuls over the member axis (einsum -> bmm). Adam is written out
 (torch.optim.Adam takes no per-member lr) in place, a cache-sized block of rows at a time: with 16
-members its state no longer fits in cache, and eager torch makes one pass over memory per op. No
-torch.compile: the eager path is what runs here on the CPU.
+members its state no longer fits in cache, and eager torch makes one pass over memory per op. With
+`compile` set (Config) the step runs under torch.compile instead, which fuses Adam's passes into
+one loop (the blocks are then skipped).
 
 A member whose loss turns NaN/inf stops where the loop would stop it (at a log step, or at the end
 of the epoch) and is then frozen: its weights and Adam state are zeroed and its step size is 0, so
@@ -29,6 +30,7 @@ it computes finite nonsense nobody reads, and the others go on untouched (member
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 
@@ -155,6 +157,8 @@ def adam_step(
     for i, tensors in enumerate(zip(flat, grads, opt_state["m"], opt_state["v"])):
         step_size = _along_members(neg_step_size, i, flat[i]).expand_as(flat[i])  # a view, no copy
         rows = max(1, _ADAM_BLOCK // flat[i][0].numel())  # rows (dim 0) in ~_ADAM_BLOCK elements
+        if torch.compiler.is_compiling():  # inductor fuses the passes below: one block will do
+            rows = flat[i].shape[0]
         # Eager torch runs each op below as one pass over memory; with 16 members the first
         # layer's tensors are ~25 MB each, and eight whole-tensor passes streaming from RAM took a
         # third of a step at batch 100. Done a block of rows at a time, the passes after the first
@@ -199,14 +203,20 @@ def train_step(
 
 
 def train_epoch(
-    state: State, members, images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor
+    state: State,
+    members,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    order: torch.Tensor,
+    step_fn: Callable = train_step,
 ) -> tuple[State, torch.Tensor]:
-    """One epoch over order (steps, B): (the new State, losses (steps, M)). Eager, step by step."""
+    """One epoch over order (steps, B): (the new State, losses (steps, M)). Step by step, each one
+    `step_fn`: train_step, eager, or train_step under torch.compile (_compiled_step)."""
     params, opt_state, alive = state.params, state.opt_state, state.alive
     losses = []
     for i in range(order.shape[0]):
         index = order[i]  # (B,)
-        losses.append(train_step(params, opt_state, alive, members, images[index], labels[index]))
+        losses.append(step_fn(params, opt_state, alive, members, images[index], labels[index]))
         # Where train.py reads the loss and stops a run whose loss is not finite.
         if (i + 1) % LOG_EVERY == 0:
             alive = alive & torch.isfinite(losses[-1])
@@ -289,6 +299,11 @@ def _train_part(
         order = epoch_order(cfg, data, 0, dev)
         t0 = time.perf_counter()
         run_epoch = compile_epoch(state, members, train_images, train_labels, order)
+        # torch.compile: the stacked step compiled here, on copies of the state (the warm-up).
+        step = train_step
+        if cfg.compile:
+            step = _compiled_step(state, members, train_images[order[0]], train_labels[order[0]])
+            run_epoch = functools.partial(run_epoch, step_fn=step)
         clock.record_warmup(time.perf_counter() - t0)
         for epoch in range(cfg.epochs):
             order = epoch_order(cfg, data, epoch, dev) if epoch else order  # (steps, B)
@@ -305,7 +320,29 @@ def _train_part(
                 break
 
     wall_s = time.perf_counter() - start
-    return records.records(data, clock, wall_s, runtime.describe_device(dev), runtime.versions())
+    device, versions = runtime.describe_device(dev), runtime.versions()
+    return records.records(data, clock, wall_s, device, versions, runtime.compile_stats(step))
+
+
+def _compiled_step(state: State, members, images: torch.Tensor, labels: torch.Tensor) -> Callable:
+    """train_step under torch.compile (runtime.CompiledStep), compiled now on copies of the state.
+
+    opt_state's step count becomes a 0-d float64 tensor (as in torch.optim.Adam's capturable mode):
+    one graph for every step, no recompile. As a Python int dynamo recompiled once to make it
+    symbolic, and the fused Adam ran 1.3-1.6x slower than the eager blocked one (measured). Either
+    way inductor evaluates the bias corrections' pow() inside the fused loop, per element.
+    """
+    opt_state = state.opt_state  # the State's own dict: its step count becomes a tensor in place
+    opt_state["step"] = torch.tensor(
+        float(opt_state["step"]), dtype=torch.float64, device=labels.device
+    )
+    step = runtime.CompiledStep(train_step, images.device)
+    copies = [tuple(p.detach().clone().requires_grad_() for p in layer) for layer in state.params]
+    state_copy = {
+        k: v.clone() if k == "step" else [t.clone() for t in v] for k, v in opt_state.items()
+    }
+    step(copies, state_copy, state.alive, members, images, labels)
+    return step
 
 
 def _along_members(vec: torch.Tensor, index: int, p: torch.Tensor) -> torch.Tensor:

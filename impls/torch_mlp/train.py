@@ -14,8 +14,9 @@ ways:
 * the test set is evaluated after every epoch, outside the timed steps (shared/timing.py);
 * a loss that turns NaN/inf ends the run early with status "diverged" instead of training on.
 
-Speed: torch runs every op eagerly as Python calls it, so there is nothing to compile: the step is
-a plain function (the sweep engine, impls/torch_mlp/sweep.py, is where compiling pays).
+Speed: torch runs every op eagerly as Python calls it, so the step is a plain function; with
+`compile` set (Config) it runs under torch.compile instead (runtime.CompiledStep; on a GPU, CUDA
+graphs), its compile timed as the first step's warm-up.
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ def train(
         wall_s=time.perf_counter() - start,
         device=runtime.describe_device(dev),
         versions=runtime.versions(),
+        compiled=runtime.compile_stats(step),
     )
 
 
@@ -155,17 +157,25 @@ def build_training(cfg: Config, dev: torch.device) -> tuple[MLP, torch.optim.Ada
     model = build_model(cfg).to(dev)
     optimizer = build_optimizer(model, cfg)
     # torch dispatches each op eagerly from Python, so there is no per-call traversal to cache: a
-    # plain partial is all it takes.
-    return model, optimizer, functools.partial(train_step, model, optimizer)
+    # plain partial is all it takes; with cfg.compile, torch.compile traces it into graphs.
+    step = functools.partial(train_step, model, optimizer)
+    return model, optimizer, runtime.CompiledStep(step, dev) if cfg.compile else step
 
 
 def build_optimizer(model: MLP, cfg: Config) -> torch.optim.Adam:
     """Adam with every hyperparameter spelled out, the same in both twins.
 
     Both put eps outside the square root, after bias correction: torch divides by
-    sqrt(v_hat) + eps, optax.adam by sqrt(v_hat + eps_root) + eps with eps_root = 0.
+    sqrt(v_hat) + eps, optax.adam by sqrt(v_hat + eps_root) + eps with eps_root = 0. Compiled, its
+    step count is a tensor on the device (capturable): torch.compile does not recompile per step.
     """
-    return torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.999), eps=1e-8)
+    return torch.optim.Adam(
+        model.parameters(),
+        lr=cfg.learning_rate,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        capturable=cfg.compile,
+    )
 
 
 def epoch_order(cfg: Config, data: Dataset, epoch: int, dev: torch.device) -> torch.Tensor:

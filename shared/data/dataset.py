@@ -21,7 +21,7 @@ class Dataset:
 
 
 def scale_images(images: np.ndarray, dtype: str = "float32") -> np.ndarray:
-    """uint8 pixels -> floats in [0, 1], what torchvision's ToTensor() did in the tutorial: (N, 784).
+    """uint8 pixels -> floats in [0, 1], as torchvision's ToTensor() in the tutorial: (N, 784).
 
     `dtype` is the run's (Config.dtype): float32, or float64 for the whole-run parity checks.
     """
