@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 # folder, so the checkout goes first on the path; hence `noqa: E402` on each.
 
 from shared.cli import ArgumentParser, fail  # noqa: E402
-from shared.data import SPLITS, DataError, find_files, read_idx  # noqa: E402
+from shared.data import SPLITS, DataError, cache_dir, find_files, read_idx  # noqa: E402
 
 # One child process. argv: repo root, dataset, data dir, what to time. It prints a JSON dict.
 #   first:  first load, then at once the second (load_dataset, memory-mapped), then a pass over
@@ -89,17 +89,14 @@ def main(argv: list[str] | None = None) -> int:
         "--data-dir",
         default=None,
         metavar="DIR",
-        help="the four IDX files (default: $MLP_TWINS_DATA, else ../shared/datasets/<dataset>)",
+        help="the four IDX files (default: $MLP_TWINS_DATA, else the product's cache, where "
+        "`python -m shared.data fetch` puts them)",
     )
     p.add_argument("--repeats", type=int, default=5, help="processes per measurement (default: 5)")
     args = p.parse_args(argv)
     if args.repeats < 1:
         fail(f"--repeats: got {args.repeats}; allowed: an integer >= 1", PROG)
-    data_dir = (
-        args.data_dir
-        or os.environ.get("MLP_TWINS_DATA")
-        or str(ROOT.parent / "shared" / "datasets" / args.dataset)
-    )
+    data_dir = args.data_dir or os.environ.get("MLP_TWINS_DATA") or str(cache_dir(args.dataset))
     files = find_files(data_dir, args.dataset) if os.path.isdir(data_dir) else None
     if files is None:
         fail(
