@@ -52,9 +52,12 @@ def compiled_note(page: Page) -> str:
     in Step speed only, JAX's repeats (it ignores the switch) left out; "" when there are none."""
     notes = []
     if page.set_aside:
+        one = len(page.set_aside) == 1
         notes.append(
             f"{plural(len(page.set_aside), 'torch compiled run')} (config compile true) "
-            "are shown in Step speed only: their eager twins stand for them elsewhere"
+            f"{'is' if one else 'are'} shown in Step speed only: "
+            f"{'its eager twin stands for it' if one else 'their eager twins stand for them'} "
+            "elsewhere"
         )
     if page.jax_repeats:
         notes.append(
