@@ -11,12 +11,13 @@ from shared.report.common import (
     Page,
     final_acc,
     learned,
+    path_of,
     pct,
     plural,
     points,
 )
 from shared.report.convergence import did_not_learn, stuck_counts
-from shared.report.speed import NOISY, paired_ratios
+from shared.report.speed import NOISY, compiled_ratios, paired_ratios
 
 
 def section(page: Page) -> list[str]:
@@ -68,8 +69,10 @@ def speed_line(page: Page) -> str:
         if len(r) > 1
         else f"{mid:.2f}"
     )
+    torch = [path_of(r) for r in page.records if r["backend"] == "torch"]
+    who = "torch compiled" if torch and set(torch) == {"torch compiled"} else "torch"
     text = (
-        "**Step time**, torch / JAX, steady state (µs per training step, the first step, which "
+        f"**Step time**, {who} / JAX, steady state (µs per training step, the first step, which "
         f"compiles or warms up, left out): {over}, {faster}."
     )
     noisy = sum(n for _, n in ratios)
@@ -78,7 +81,22 @@ def speed_line(page: Page) -> str:
             f" ⚠ In {noisy} of them a run's step times varied by more than {NOISY}x: another "
             "process held the CPU; do not quote these (see Step speed)."
         )
-    return text
+    return text + _compiled_ratio(page)
+
+
+def _compiled_ratio(page: Page) -> str:
+    """The same ratio for the torch compiled runs that have an eager twin (Page.set_aside), each
+    against the JAX run of its configuration; "" when there are none."""
+    ratios = compiled_ratios(page.timed) if page.set_aside else []
+    if not ratios:
+        return ""
+    r = [x for x, _ in ratios]
+    noisy = sum(n for _, n in ratios)
+    return (
+        f" torch compiled / JAX: median {median(r):.2f} over {plural(len(r), 'configuration')}"
+        + (f" (⚠ {noisy} noisy)" if noisy else "")
+        + "."
+    )
 
 
 def outcome_line(page: Page) -> str:

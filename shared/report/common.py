@@ -3,6 +3,7 @@ number formatting, and matplotlib set up for files (no display)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pathlib
 from collections import defaultdict
@@ -17,6 +18,9 @@ from shared.results import config_of
 BACKENDS = ("torch", "jax")
 COLORS = {"torch": "#ee4c2c", "jax": "#1a73e8"}  # PyTorch orange-red, JAX blue
 NAMES = {"torch": "torch", "jax": "JAX"}  # as sentences write them (tables keep the record's)
+# A backend's paths, as the report labels them: torch eager, torch under torch.compile
+# (Config.compile), JAX (always jitted: it ignores Config.compile).
+PATHS = ("torch", "torch compiled", "jax")
 # A run that finished with a final test accuracy under this "did not learn": twice the 10 % of
 # guessing among ten classes.
 DID_NOT_LEARN_BELOW = 0.20
@@ -30,16 +34,58 @@ def pairs_of(records: list[dict]) -> dict[str, dict[str, dict]]:
     return out
 
 
+def path_of(rec: dict) -> str:
+    """The path a record ran: "torch compiled" for a torch run with config compile true, else its
+    backend ("torch", "jax")."""
+    compiled = rec["backend"] == "torch" and rec["config"].get("compile", False)
+    return "torch compiled" if compiled else rec["backend"]
+
+
+def eager_key(rec: dict) -> str:
+    """The key of a record's configuration with compile false: what its eager twin runs."""
+    return dataclasses.replace(config_of(rec), compile=False).key()
+
+
+def without_jax_repeats(records: list[dict]) -> tuple[list[dict], int]:
+    """`records` less the JAX runs with compile true whose compile-false twin is there too (JAX
+    ignores the switch: the same program, trained twice), and how many were left out."""
+    eager = {config_of(r).key() for r in records if r["backend"] == "jax"}
+    kept = [
+        r
+        for r in records
+        if not (r["backend"] == "jax" and config_of(r).compile and eager_key(r) in eager)
+    ]
+    return kept, len(records) - len(kept)
+
+
+def eager_view(records: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(records less the torch compiled runs whose eager twin is there too, those compiled runs):
+    the sections other than Step speed compare each configuration once."""
+    eager = {config_of(r).key() for r in records if path_of(r) == "torch"}
+    aside = [r for r in records if path_of(r) == "torch compiled" and eager_key(r) in eager]
+    ids = {id(r) for r in aside}
+    return [r for r in records if id(r) not in ids], aside
+
+
 @dataclass
 class Page:
-    """What a section reads (the records, grouped) and where it writes its figures."""
+    """What a section reads (the records, grouped) and where it writes its figures.
+
+    `timed`: every record less JAX's repeats (without_jax_repeats), for Step speed, which shows
+    each path; `records` (and `pairs`): `timed` less the compiled torch runs that have an eager twin
+    (`set_aside`), for every other section; `jax_repeats`: how many JAX runs were left out."""
 
     records: list[dict]
     out: pathlib.Path
     pairs: dict[str, dict[str, dict]] = field(init=False)
     backends: list[str] = field(init=False)  # those present, torch first
+    timed: list[dict] = field(init=False)
+    set_aside: list[dict] = field(init=False)
+    jax_repeats: int = field(init=False)
 
     def __post_init__(self) -> None:
+        self.timed, self.jax_repeats = without_jax_repeats(self.records)
+        self.records, self.set_aside = eager_view(self.timed)
         self.pairs = pairs_of(self.records)
         self.backends = [b for b in BACKENDS if any(r["backend"] == b for r in self.records)]
 

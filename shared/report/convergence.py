@@ -13,6 +13,7 @@ from shared.report.common import (
     final_acc,
     learned,
     ok,
+    path_of,
     pct,
     plural,
     table,
@@ -88,7 +89,7 @@ def _unfinished(records: list[dict]) -> list[str]:
             ["backend", "status", "config", "epochs done", "error"],
             [
                 [
-                    r["backend"],
+                    path_of(r),
                     r["status"],
                     config_of(r).describe(brief=True),
                     len(r["epochs"]),

@@ -25,7 +25,7 @@ def section(page: Page) -> list[str]:
     return [
         "# mlp-twins: PyTorch vs JAX report",
         "",
-        "**What ran.** " + what_ran(page),
+        "**What ran.** " + what_ran(page) + compiled_note(page),
         "",
         "**Where.** " + where(page.records),
         "",
@@ -47,6 +47,27 @@ def what_ran(page: Page) -> str:
     return f"{head}: {grid_text(configs)}.{engine}"
 
 
+def compiled_note(page: Page) -> str:
+    """What the page did with the runs of `--set compile=false,true`: torch's compiled runs shown
+    in Step speed only, JAX's repeats (it ignores the switch) left out; "" when there are none."""
+    notes = []
+    if page.set_aside:
+        one = len(page.set_aside) == 1
+        notes.append(
+            f"{plural(len(page.set_aside), 'torch compiled run')} (config compile true) "
+            f"{'is' if one else 'are'} shown in Step speed only: "
+            f"{'its eager twin stands for it' if one else 'their eager twins stand for them'} "
+            "elsewhere"
+        )
+    if page.jax_repeats:
+        notes.append(
+            f"{plural(page.jax_repeats, 'JAX run')} with compile true "
+            f"{'is' if page.jax_repeats == 1 else 'are'} left out: JAX ignores the switch, so "
+            "they repeat its compile-false runs"
+        )
+    return (" Besides, " + "; ".join(notes) + ".") if notes else ""
+
+
 def grid_text(configs: list) -> str:
     """The fields that vary as `--set` names them ("hidden_size 400 / 500 × ..."), how many of
     their combinations ran, and the fields every configuration shares."""
@@ -59,7 +80,7 @@ def grid_text(configs: list) -> str:
     share = ", ".join(
         GLOSS.get((n, values[n][0]), f"{n} {_value(n, values[n][0])}")
         for n in FIELD_NAMES
-        if n not in varied
+        if n not in varied and (n, values[n][0]) not in UNSAID
     )
     ran = "all" if len(configs) == combos else f"{len(configs)} of the {combos}"
     return f"{axes} ({ran} combinations); every one with {share}"
@@ -76,8 +97,13 @@ def _order(name: str):
     return lambda v: v
 
 
+# Shared values the page does not name: torch's eager path, the default (and all that records
+# written before the compile switch ran).
+UNSAID = {("compile", False)}
+
 # What a value means, where the name alone does not say it.
 GLOSS = {
+    ("compile", True): "compile true (torch's step under torch.compile; JAX ignores it)",
     ("init", "shared"): "init shared (the same initial weights in both backends)",
     ("init", "native"): "init native (each framework's own initialisation)",
 }

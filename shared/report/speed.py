@@ -1,5 +1,9 @@
 """## Step speed: µs per training step per architecture and batch size, the torch/JAX ratio,
-samples/s, the first step's compile / warm-up time, and the step-time figure."""
+samples/s, the first step's compile / warm-up time, and the step-time figure.
+
+Each path apart where the results hold compiled torch runs (`--set compile=false,true`): torch
+(eager), torch compiled and JAX, one row each, every torch path's ratio to the JAX run of the same
+configuration, and torch.compile's graphs, graph breaks and recompiles."""
 
 from __future__ import annotations
 
@@ -9,7 +13,19 @@ from statistics import median
 
 import numpy as np
 
-from shared.report.common import BACKENDS, Page, arch, arch_order, plt, save, table
+from shared.report.common import (
+    BACKENDS,
+    PATHS,
+    Page,
+    arch,
+    arch_order,
+    eager_key,
+    path_of,
+    plt,
+    plural,
+    save,
+    table,
+)
 from shared.results import config_of, warmup_s
 
 NOISY = 1.5  # p90 / p10 of a run's windowed step times above this: the machine did not hold still
@@ -23,17 +39,22 @@ def section(page: Page) -> list[str]:
         "and reported as compile/warm-up; evaluation excluded).",
         "",
     ]
-    md += _engine_note(page.records)
-    speed = step_times(page.records)
-    noisy = noisy_cells(page.records)
-    floors = floors_of(page.records)
-    md += _noise_warning(page.records, noisy)
+    records = page.timed  # every path; JAX once per configuration
+    md += _engine_note(records)
+    speed = step_times(records)
+    noisy = noisy_cells(records)
+    floors = floors_of(records)
+    md += _noise_warning(records, noisy)
     md += _floor_note(floors)  # what the table's floor columns mean, before the table
-    md += [_speed_table(speed, floors, noisy), ""]
+    if any(k[2] == "torch compiled" for k in speed):
+        md += [_path_table(speed, floors, noisy, _warmups(records)), ""]
+    else:
+        md += [_speed_table(speed, floors, noisy), ""]
     md += _floor_warning(speed, floors)
-    md += _spread_table(page.records)
-    md += _warmup_line(page.records)
-    if len(speed) > 2:
+    md += _spread_table(records)
+    md += _warmup_line(records)
+    md += compiled_lines(records)
+    if sum(k[2] != "torch compiled" for k in speed) > 2:
         fig_step_time(page.pairs, page.out / "step_time.png")
         md += ["![step time](step_time.png)", ""]
     return md
@@ -60,12 +81,13 @@ def _engine_note(records: list[dict]) -> list[str]:
 
 
 def step_times(records: list[dict]) -> dict[tuple, list[float]]:
-    """(arch, batch size, backend) -> µs/step of every run that timed steady steps."""
+    """(arch, batch size, path) -> µs/step of every run that timed steady steps; a path is
+    "torch", "torch compiled" or "jax" (common.path_of)."""
     speed: dict[tuple, list[float]] = defaultdict(list)
     for r in records:
         if r.get("step_time_us"):
             c = config_of(r)
-            speed[(arch(c), c.batch_size, r["backend"])].append(r["step_time_us"])
+            speed[(arch(c), c.batch_size, path_of(r))].append(r["step_time_us"])
     return speed
 
 
@@ -76,6 +98,19 @@ def paired_ratios(pairs: dict[str, dict[str, dict]]) -> list[tuple[float, bool]]
     for recs in pairs.values():
         t, j = recs.get("torch"), recs.get("jax")
         if t and j and t.get("step_time_us") and j.get("step_time_us"):
+            noisy = any((ratio_spread(r) or 0) > NOISY for r in (t, j))
+            out.append((t["step_time_us"] / j["step_time_us"], noisy))
+    return out
+
+
+def compiled_ratios(records: list[dict]) -> list[tuple[float, bool]]:
+    """paired_ratios of the torch compiled runs: each against the JAX run of its configuration
+    (compile false where there is one, else the same key; records as Page.timed holds them)."""
+    jax = {eager_key(r): r for r in records if r["backend"] == "jax" and r.get("step_time_us")}
+    out = []
+    for t in records:
+        j = jax.get(eager_key(t))
+        if path_of(t) == "torch compiled" and t.get("step_time_us") and j:
             noisy = any((ratio_spread(r) or 0) > NOISY for r in (t, j))
             out.append((t["step_time_us"] / j["step_time_us"], noisy))
     return out
@@ -99,13 +134,13 @@ def ratio_spread(rec: dict) -> float | None:
 
 
 def noisy_cells(records: list[dict]) -> set[tuple]:
-    """(arch, batch size, backend) of the table cells that rest on at least one noisy run."""
+    """(arch, batch size, path) of the table cells that rest on at least one noisy run."""
     out = set()
     for r in records:
         spread = ratio_spread(r)
         if spread is not None and spread > NOISY:
             c = config_of(r)
-            out.add((arch(c), c.batch_size, r["backend"]))
+            out.add((arch(c), c.batch_size, path_of(r)))
     return out
 
 
@@ -174,6 +209,77 @@ def _speed_table(
     )
 
 
+def _warmups(records: list[dict]) -> dict[tuple, list[float]]:
+    """(arch, batch size, path) -> the first-step (compile / warm-up) seconds of its runs."""
+    out: dict[tuple, list[float]] = defaultdict(list)
+    for r in records:
+        if warmup_s(r) is not None:
+            c = config_of(r)
+            out[(arch(c), c.batch_size, path_of(r))].append(warmup_s(r))
+    return out
+
+
+def _path_table(
+    speed: dict[tuple, list[float]],
+    floors: dict[tuple, float],
+    noisy: set[tuple],
+    warmups: dict[tuple, list[float]],
+) -> str:
+    """One row per path (torch, torch compiled, JAX) of each architecture and batch size: medians
+    of µs/step and its ratio to JAX's, to the GEMM floor, samples/s and the first step apart."""
+    rows = []
+    for a, bs in sorted({(k[0], k[1]) for k in speed}, key=lambda k: (arch_order(k[0]), k[1])):
+        j = median(speed[(a, bs, "jax")]) if speed.get((a, bs, "jax")) else None
+        f = floors.get((a, bs))
+        for path in [p for p in PATHS if speed.get((a, bs, p))]:
+            t, warn = median(speed[(a, bs, path)]), (a, bs, path) in noisy
+            jwarn = warn or (a, bs, "jax") in noisy
+            w = warmups.get((a, bs, path))
+            rows.append(
+                [
+                    a,
+                    bs,
+                    path,
+                    _us(t, warn),
+                    f"{t / j:.2f}{' ⚠' if jwarn else ''}" if j and path != "jax" else "-",
+                    f"{f:.0f}" if f else "-",
+                    f"{t / f:.1f}" if f else "-",
+                    f"{bs * 1e6 / t:,.0f}",
+                    f"{median(w):.3f}" if w else "-",
+                ]
+            )
+    header = ["layers x hidden", "batch", "path", "µs/step", "/ JAX", "GEMM floor µs", "/ floor"]
+    return table(header + ["samples/s", "first step s (compile / warm-up)"], rows)
+
+
+def compiled_lines(records: list[dict]) -> list[str]:
+    """torch.compile's counts over the compiled runs (the most in any run), and a warning where a
+    run recompiled after its first steps; nothing where no run was compiled."""
+    runs = [r for r in records if r.get("compiled")]
+    if not runs:
+        return []
+    counts = [r["compiled"] for r in runs]
+    most = {k: max(c.get(k) or 0 for c in counts) for k in ("graphs", "graph_breaks", "recompiles")}
+    modes = ", ".join(sorted({str(c.get("mode")) for c in counts}))
+    md = [
+        f"torch.compile, {plural(len(runs), 'compiled run')} (mode {modes}), the most in any run: "
+        f"{plural(most['graphs'], 'graph')}, {plural(most['graph_breaks'], 'graph break')}, "
+        f"{plural(most['recompiles'], 'recompile')}.",
+        "",
+    ]
+    again = [r for r in runs if (r["compiled"].get("recompiles") or 0) > 0]
+    if again:
+        where = ", ".join(sorted({config_of(r).describe(brief=True) for r in again})[:5])
+        md += [
+            f"> **Warning: torch.compile recompiled.** {len(again)} of {len(runs)} compiled runs "
+            f"compiled again after their first step ({where}): that compile time is inside their "
+            "steady µs/step, so the compiled path reads slower than it is. Find the guard that "
+            "failed (TORCH_LOGS=recompiles) and rerun.",
+            "",
+        ]
+    return md
+
+
 def _floor_note(floors: dict[tuple, float]) -> list[str]:
     if not floors:
         return [
@@ -216,13 +322,14 @@ def _spread_table(records: list[dict]) -> list[str]:
     other shapes mixed)."""
     timed = [r for r in records if r.get("step_time_spread")]
     shapes = {(arch(config_of(r)), config_of(r).batch_size) for r in timed}
-    per_shape = len(shapes) * len(BACKENDS) <= 12
+    paths = 3 if any(path_of(r) == "torch compiled" for r in timed) else len(BACKENDS)
+    per_shape = len(shapes) * paths <= 12
 
     def key(r):
         return (
-            (arch(config_of(r)), config_of(r).batch_size, r["backend"])
+            (arch(config_of(r)), config_of(r).batch_size, path_of(r))
             if per_shape
-            else (r["backend"],)
+            else (path_of(r),)
         )
 
     groups: dict[tuple, list[dict]] = defaultdict(list)
@@ -232,7 +339,7 @@ def _spread_table(records: list[dict]) -> list[str]:
     for k in sorted(
         groups,
         key=lambda k: (
-            (arch_order(k[0]), k[1], BACKENDS.index(k[2])) if per_shape else BACKENDS.index(k[0])
+            (arch_order(k[0]), k[1], PATHS.index(k[2])) if per_shape else PATHS.index(k[0])
         ),
     ):
         sp = [r["step_time_spread"] for r in groups[k]]
@@ -245,7 +352,8 @@ def _spread_table(records: list[dict]) -> list[str]:
         )
     if not rows:
         return []
-    head = (["layers x hidden", "batch", "backend"] if per_shape else ["backend"]) + [
+    label = "path" if paths == 3 else "backend"
+    head = (["layers x hidden", "batch", label] if per_shape else [label]) + [
         "runs",
         "p10",
         "p50",
@@ -264,7 +372,9 @@ def _warmup_line(records: list[dict]) -> list[str]:
     warmups: dict[str, list[float]] = defaultdict(list)
     for r in records:
         if warmup_s(r) is not None:
-            warmups[r["backend"]].append(warmup_s(r))
+            warmups[path_of(r)].append(warmup_s(r))
+    if "torch compiled" in warmups:  # the paths in the table's order
+        warmups = {p: warmups[p] for p in PATHS if p in warmups}
     return [
         "First step (compile / warm-up), median seconds: "
         + ", ".join(f"{b} {median(v):.3f}" for b, v in warmups.items())
