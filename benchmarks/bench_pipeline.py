@@ -3,8 +3,11 @@
     python benchmarks/bench_pipeline.py                        # the tutorial: 784-500-10, batch 100
     python benchmarks/bench_pipeline.py --set batch_size=100,600 --steps 300 --rounds 5 --device cpu
 
-Per configuration, four loops run the same twin `train_step` (the same model, optimizer and batch
-size) and differ only in how a batch reaches it:
+The *speed ladder* climbs from the tutorial's code as written to the fastest path the twins take;
+its rungs are measured one at a time (here: the input pipeline; bench_step.py: the step itself).
+*Rung 0* is the bottom: the tutorial's own input pipeline, before any change. Per configuration,
+four loops run the same twin `train_step` (the same model, optimizer and batch size) and differ
+only in how a batch reaches it:
 
   rung 0, torch: the tutorial's pipeline. torchvision.datasets.MNIST read from the local IDX files
           with transform=ToTensor(), DataLoader(batch_size, shuffle=True), and per step
