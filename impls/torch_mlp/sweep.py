@@ -20,7 +20,7 @@ deeper layers are batched matmuls over the member axis (einsum -> bmm). Adam is 
 (torch.optim.Adam takes no per-member lr) in place, a cache-sized block of rows at a time: with 16
 members its state no longer fits in cache, and eager torch makes one pass over memory per op. With
 `compile` set (Config) the step runs under torch.compile instead, which fuses Adam's passes into
-one loop (the blocks are then skipped).
+one loop (the blocks are then skipped; the bias corrections enter that loop as inputs).
 
 A member whose loss turns NaN/inf stops where the loop would stop it (at a log step, or at the end
 of the epoch) and is then frozen: its weights and Adam state are zeroed and its step size is 0, so
