@@ -199,7 +199,7 @@ def _definition_lines(path: pathlib.Path) -> dict[str, int]:
 def test_every_public_name_has_an_aligned_row_pair(stem):
     paths = [ROOT / folder / f"{stem}.py" for folder, _ in sbs.SIDES]
     api = public_api(paths[0])
-    assert [e[:2] for e in api] == [e[:2] for e in public_api(paths[1])], "see test_twins_api.py"
+    assert api == public_api(paths[1]), "tests/test_twins_api.py reports this"
     where = [_definition_lines(p) for p in paths]
     for entry in api:
         name = entry[1]

@@ -17,9 +17,7 @@ MODULES = ("__init__.py", "__main__.py", "model.py", "runtime.py", "sweep.py", "
 
 
 def public_api(path: pathlib.Path) -> list[tuple]:
-    """Top-level public names in file order: functions and their parameters, classes, CONSTANTS,
-    and callables made by a call (torch's `criterion = nn.CrossEntropyLoss()`, whose twin is a
-    function: both are ("callable", name), their parameters compared where both are functions)."""
+    """Top-level public names in file order: functions and their parameters, classes, CONSTANTS."""
     api = []
     for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
@@ -27,15 +25,16 @@ def public_api(path: pathlib.Path) -> list[tuple]:
             params = [p.arg for p in a.posonlyargs + a.args + a.kwonlyargs]
             params += [f"*{a.vararg.arg}"] if a.vararg else []
             params += [f"**{a.kwarg.arg}"] if a.kwarg else []
-            api.append(("callable", node.name, tuple(params)))
+            api.append(("def", node.name, tuple(params)))
         elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
             api.append(("class", node.name))  # methods differ by framework (forward vs __call__)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names = [t.id for t in targets if isinstance(t, ast.Name) and not t.id.startswith("_")]
-            api += [("const", n) for n in names if n.isupper()]
-            if isinstance(node.value, ast.Call):
-                api += [("callable", n, None) for n in names if n.islower()]
+            api += [
+                ("const", t.id)
+                for t in targets
+                if isinstance(t, ast.Name) and t.id.isupper() and not t.id.startswith("_")
+            ]
     return api
 
 
@@ -53,10 +52,7 @@ def test_same_module_files():
 def test_same_public_api(module):
     torch_api = public_api(ROOT / "impls" / "torch_mlp" / module)
     flax_api = public_api(ROOT / "impls" / "flax_mlp" / module)
-    assert [e[:2] for e in torch_api] == [e[:2] for e in flax_api]
-    for t, f in zip(torch_api, flax_api):
-        if len(t) == 3 and t[2] is not None and f[2] is not None:
-            assert t[2] == f[2], f"{module}: {t[1]} takes {t[2]} in torch, {f[2]} in flax"
+    assert torch_api == flax_api
 
 
 def test_train_modules_offer_what_compare_py_calls():
