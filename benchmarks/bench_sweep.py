@@ -19,7 +19,8 @@ step under torch.compile, their compile in the first call), JAX.
 Also printed: the matmul GFLOP/s the sweep achieves, against a *GEMM floor* measured in the same run
 (the forward and backward matmuls of one sweep step, same shapes, nothing else, in the same
 framework): the fraction says how much of a step is arithmetic and how much everything else
-(activations, loss, Adam's passes over the state, dispatch). Peak memory: the device's peak on a
+(activations, loss, Adam's passes over the state, dispatch). torch eager and torch compiled share
+one floor, the median of both paths' floor rounds. Peak memory: the device's peak on a
 GPU, the process's peak resident size on the CPU (both frameworks share the process, so it only
 grows). The last line reads `speedup at batch 100: torch N.NNx, torch compiled N.NNx, jax N.NNx`
 (sweep over loop, member-steps/s).
@@ -356,10 +357,15 @@ def main(argv: list[str] | None = None) -> int:
             r = bench(base, data, args.device, args.members, args.steps, args.rounds)
         except RuntimeError as e:  # --device gpu where a framework sees none
             fail(str(e))
+        # torch eager and torch compiled time the same matmuls as their floor: one median over
+        # both paths' rounds, so the two rows divide by one number (a floor timed per path moved
+        # by up to 30 % between them on this VM, idle).
+        floors: dict[str, list[float]] = {}
         for name, x in r.items():
-            loop_us, sweep_us, gemm_us = (
-                statistics.median(x[k]) for k in ("loop", "sweep", "gemm")
-            )
+            floors.setdefault(name.split()[0], []).extend(x["gemm"])
+        for name, x in r.items():
+            loop_us, sweep_us = (statistics.median(x[k]) for k in ("loop", "sweep"))
+            gemm_us = statistics.median(floors[name.split()[0]])
             flops = gemm_flops(base, args.members)
             achieved, floor = flops / (sweep_us * args.members * 1e3), flops / (gemm_us * 1e3)
             ratio = loop_us / sweep_us

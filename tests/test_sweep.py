@@ -170,6 +170,37 @@ def test_torch_adam_in_blocks_equals_independent_adam(monkeypatch):
     _check_stacked_adam("torch")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_torch_prelu_equals_f_prelu_bit_for_bit(dtype):
+    """sweep._PReLU (its backward reads the mask off the output) gives F.prelu's values and input
+    gradients bit for bit, on the values where a mask could differ: ±0, the smallest subnormals,
+    ±inf, NaN, and the slopes of ReLU and LeakyReLU side by side."""
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+
+    from impls.torch_mlp import sweep
+
+    dt = getattr(torch, dtype)
+    tiny = torch.finfo(dt).tiny * torch.finfo(dt).eps  # the smallest positive subnormal
+    special = [0.0, -0.0, tiny, -tiny, math.inf, -math.inf, math.nan, 1.0, -1.0, 1e-30, -1e-30]
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(7, 4, 11, generator=generator, dtype=dt)  # (B, M, n): members on dim 1
+    x.view(-1)[: len(special)] = torch.tensor(special, dtype=dt)
+    x.view(-1)[-len(special) :] = torch.tensor(special, dtype=dt)  # the other members' too
+    slopes = torch.tensor([0.0, 0.01, 0.0, 0.01], dtype=dt)
+    grad = torch.randn(x.shape, generator=generator, dtype=dt)
+    outs, grads = [], []
+    for fn in (sweep._PReLU.apply, F.prelu):
+        xi = x.clone().requires_grad_()
+        out = fn(xi, slopes)
+        out.backward(grad)
+        outs.append(out.detach())
+        grads.append(xi.grad)
+    bits = torch.int32 if dtype == "float32" else torch.int64
+    assert torch.equal(outs[0].view(bits), outs[1].view(bits))  # NaN and the sign of 0 included
+    assert torch.equal(grads[0].view(bits), grads[1].view(bits))
+
+
 def _check_stacked_adam(framework):
     sweep, _ = modules(framework)
     rng = np.random.default_rng(0)

@@ -11,6 +11,7 @@ import importlib.metadata
 from collections.abc import Callable
 
 import torch
+import torch._functorch.config  # CompiledStep: recompute_views
 
 
 @contextlib.contextmanager
@@ -90,7 +91,11 @@ class CompiledStep:
         self.counts = self.after_warm = _dynamo_counts()
 
     def __call__(self, *args):
-        out = self.fn(*args)
+        # The partitioner may rebuild views in the backward instead of saving them (compiling
+        # happens inside the first call): without it, it saved the sweep's activation mask (a bool)
+        # beside a view of the activations, the store sweep._PReLU exists to avoid.
+        with torch._functorch.config.patch(recompute_views=True):
+            out = self.fn(*args)
         self.calls += 1
         if self.calls == self.warm:
             self.after_warm = _dynamo_counts()

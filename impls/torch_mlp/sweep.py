@@ -98,10 +98,32 @@ def forward(
     x = x.view(batch, members, width)  # (B, M, n)
     for w, b in rest:
         # Per member: x if x > 0 else slope * x (slope 0: ReLU); dim 1 is the member axis.
-        x = F.prelu(x, slopes)
+        x = _PReLU.apply(x, slopes)  # F.prelu, its backward reading the output (see _PReLU)
         x = torch.einsum("bmi,mio->bmo", x, w) + b  # (B, M, out): a batched matmul over members
     # The lab report's double softmax, only for the members that have it (see model.py).
     return torch.where(softmax[:, None], torch.softmax(x, dim=-1), x)  # (B, M, 10)
+
+
+class _PReLU(torch.autograd.Function):
+    """F.prelu(x, slopes), one slope per member (dim 1), its backward reading the output, not x.
+
+    The same values and gradients as F.prelu: with slopes in [0, 1], out > 0 exactly where x > 0.
+    Why: F.prelu's backward needs the mask x > 0. Compiled, AOTAutograd saves it as a bool tensor,
+    which inductor's CPU code writes ~20x slower than floats (measured: 6 of a 45 ms sweep step at
+    batch 100; benchmarks/README.md). The output is saved anyway, for the next layer's weight
+    gradient, so the mask read off it costs no store (with runtime.CompiledStep's recompute_views).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, slopes: torch.Tensor) -> torch.Tensor:
+        out = F.prelu(x, slopes)
+        ctx.save_for_backward(out, slopes)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        out, slopes = ctx.saved_tensors
+        return torch.where(out > 0, grad, slopes[:, None] * grad), None  # F.prelu's gradient
 
 
 def loss_fn(
