@@ -28,21 +28,15 @@ def matmul_precision(tf32: bool):
         torch.backends.cudnn.allow_tf32 = saved[1]
 
 
-@contextlib.contextmanager
-def dtype_scope(dtype: str):
-    """What a run in `dtype` (Config.dtype) needs switched on process-wide: torch's default dtype.
+def dtype_scope(dtype: str) -> contextlib.AbstractContextManager:
+    """What a run in `dtype` (Config.dtype) needs switched on process-wide: in torch, nothing.
 
-    Tensors carry their dtype, and build_model and train make a float64 run's tensors float64; but
-    torch.optim.Adam keeps its step count in the default dtype, and compiled (torch.compile) its
-    bias corrections are computed from that tensor: float32 there would round a float64 run's
-    updates to float32. Put back after, as JAX's twin puts back its x64 mode.
+    Tensors carry their dtype, and build_model and train make a float64 run's tensors float64.
+    (Adam's step count: eager, it is read as a Python number; compiled, the fused Adam keeps it in
+    float32 whatever the default dtype and counts exactly. JAX's twin has to enable its x64 mode
+    here.)
     """
-    saved = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64 if dtype == "float64" else saved)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(saved)
+    return contextlib.nullcontext()
 
 
 def resolve_device(device: str) -> torch.device:
@@ -85,17 +79,18 @@ class CompiledStep:
 
     def __init__(self, step: Callable, dev: torch.device, warm: int = 1):
         torch._dynamo.reset()
+        # Let AOTAutograd's partitioner rebuild views in the backward instead of saving them:
+        # without it, it saved the sweep's activation mask (a bool) beside a view of the
+        # activations, the store sweep._PReLU exists to avoid. Set process-wide once, like the
+        # reset above (a patch around every call cost ~30 µs a step).
+        torch._functorch.config.recompute_views = True
         self.mode = "reduce-overhead" if dev.type == "cuda" else "default"
         self.fn = torch.compile(step, mode=self.mode)
         self.warm, self.calls = warm, 0
         self.counts = self.after_warm = _dynamo_counts()
 
     def __call__(self, *args):
-        # The partitioner may rebuild views in the backward instead of saving them (compiling
-        # happens inside the first call): without it, it saved the sweep's activation mask (a bool)
-        # beside a view of the activations, the store sweep._PReLU exists to avoid.
-        with torch._functorch.config.patch(recompute_views=True):
-            out = self.fn(*args)
+        out = self.fn(*args)
         self.calls += 1
         if self.calls == self.warm:
             self.after_warm = _dynamo_counts()

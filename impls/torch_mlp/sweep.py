@@ -204,7 +204,9 @@ def _step_sizes(
     bias_correction1 = 1 - BETA1**step
     bias_correction2_sqrt = (1 - BETA2**step) ** 0.5
     neg_step_size = (-lr / bias_correction1).to(dtype) * alive  # (M,)
-    return neg_step_size, torch.tensor(bias_correction2_sqrt, dtype=torch.float64, device=lr.device)
+    # torch.full, not torch.tensor: on a GPU that copies from the host and waits for the device.
+    sqrt_bc2 = torch.full((), bias_correction2_sqrt, dtype=torch.float64, device=lr.device)
+    return neg_step_size, sqrt_bc2
 
 
 @torch.no_grad()
