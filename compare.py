@@ -271,9 +271,8 @@ def check_backends(names: list[str], device: str, engine: str) -> dict[str, str]
                 f"backend {name} is not installed ({e}); install it with {INSTALL_HINT[name]} "
                 "or use --backend"
             )
-        runtime = executors.runtime_module(name)
         try:
-            devices[name] = runtime.describe_device(runtime.resolve_device(device))
+            devices[name] = executors.device_name(name, device, strict=True)
         except RuntimeError as e:
             fail(f"--device {device}: {e}")
     warning = device_mismatch(devices)

@@ -123,13 +123,16 @@ def runtime_module(backend: str):
     return runtime
 
 
-def device_name(backend: str, device: str) -> str:
+def device_name(backend: str, device: str, strict: bool = False) -> str:
     """Where `backend` runs `device` (auto | cpu | gpu), spelled as its records spell it ("cpu",
-    "gpu:0 NAME"); the request itself where it cannot be resolved (a missing GPU)."""
+    "gpu:0 NAME"); where it cannot be resolved (a missing GPU), the request itself, or with
+    `strict` the RuntimeError."""
     runtime = runtime_module(backend)
     try:
         return runtime.describe_device(runtime.resolve_device(device))
     except RuntimeError:
+        if strict:
+            raise
         return device
 
 
