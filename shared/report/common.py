@@ -46,34 +46,29 @@ def eager_key(rec: dict) -> str:
     return dataclasses.replace(config_of(rec), compile=False).key()
 
 
-def without_jax_repeats(records: list[dict]) -> tuple[list[dict], int]:
-    """`records` less the JAX runs with compile true whose compile-false twin is there too (JAX
-    ignores the switch: the same program, trained twice), and how many were left out."""
-    eager = {config_of(r).key() for r in records if r["backend"] == "jax"}
-    kept = [
-        r
-        for r in records
-        if not (r["backend"] == "jax" and config_of(r).compile and eager_key(r) in eager)
-    ]
-    return kept, len(records) - len(kept)
-
-
-def eager_view(records: list[dict]) -> tuple[list[dict], list[dict]]:
-    """(records less the torch compiled runs whose eager twin is there too, those compiled runs):
-    the sections other than Step speed compare each configuration once."""
-    eager = {config_of(r).key() for r in records if path_of(r) == "torch"}
-    aside = [r for r in records if path_of(r) == "torch compiled" and eager_key(r) in eager]
-    ids = {id(r) for r in aside}
-    return [r for r in records if id(r) not in ids], aside
+def _split_compiled(records: list[dict], backend: str) -> tuple[list[dict], list[dict]]:
+    """(`records` less `backend`'s runs with config compile true whose compile-false twin is there
+    too, those runs), in the records' order. For torch the compiled run is another path (shown in
+    Step speed only); JAX ignores the switch, so its compiled run repeats its twin's program."""
+    eager = {
+        config_of(r).key() for r in records if r["backend"] == backend and not config_of(r).compile
+    }
+    kept: list[dict] = []
+    aside: list[dict] = []
+    for r in records:
+        twinned = r["backend"] == backend and config_of(r).compile and eager_key(r) in eager
+        (aside if twinned else kept).append(r)
+    return kept, aside
 
 
 @dataclass
 class Page:
     """What a section reads (the records, grouped) and where it writes its figures.
 
-    `timed`: every record less JAX's repeats (without_jax_repeats), for Step speed, which shows
-    each path; `records` (and `pairs`): `timed` less the compiled torch runs that have an eager twin
-    (`set_aside`), for every other section; `jax_repeats`: how many JAX runs were left out."""
+    `timed`: every record less JAX's repeats (its compile-true runs that have a compile-false
+    twin), for Step speed, which shows each path; `records` (and `pairs`): `timed` less the compiled
+    torch runs that have an eager twin (`set_aside`), for every other section; `jax_repeats`: how
+    many JAX runs were left out."""
 
     records: list[dict]
     out: pathlib.Path
@@ -84,8 +79,9 @@ class Page:
     jax_repeats: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.timed, self.jax_repeats = without_jax_repeats(self.records)
-        self.records, self.set_aside = eager_view(self.timed)
+        self.timed, repeats = _split_compiled(self.records, "jax")
+        self.jax_repeats = len(repeats)
+        self.records, self.set_aside = _split_compiled(self.timed, "torch")
         self.pairs = pairs_of(self.records)
         self.backends = [b for b in BACKENDS if any(r["backend"] == b for r in self.records)]
 

@@ -11,6 +11,7 @@ from shared.report.common import (
     Page,
     accuracy,
     final_acc,
+    first_cfg,
     learned,
     ok,
     path_of,
@@ -107,6 +108,12 @@ def did_not_learn(records: list[dict]) -> list[dict]:
     return [r for r in records if ok(r) and not learned(r)]
 
 
+def _lr_output(rec: dict) -> tuple[float, str]:
+    """A record's (learning rate, output): the cells the runs that did not learn are counted in."""
+    c = config_of(rec)
+    return c.learning_rate, c.output
+
+
 def stuck_counts(records: list[dict]) -> dict[tuple[float, str], dict[str, list[int]]]:
     """(learning rate, output) -> {backend: [runs that did not learn, runs]}, for the (learning
     rate, output) pairs with at least one such run; largest learning rate first, logits first."""
@@ -114,8 +121,7 @@ def stuck_counts(records: list[dict]) -> dict[tuple[float, str], dict[str, list[
         lambda: defaultdict(lambda: [0, 0])
     )
     for r in records:
-        c = r["config"]
-        cell = counts[(c["learning_rate"], c.get("output", "logits"))][r["backend"]]
+        cell = counts[_lr_output(r)][r["backend"]]
         cell[0] += ok(r) and not learned(r)
         cell[1] += 1
     stuck = {k: v for k, v in counts.items() if any(n for n, _ in v.values())}
@@ -167,14 +173,13 @@ def _stuck_examples(page: Page, stuck: list[dict]) -> list[str]:
     with both backends' final accuracy and training loss."""
     chosen: dict[tuple, dict[str, dict]] = {}
     for r in stuck:
-        c = r["config"]
-        key = (c["learning_rate"], c.get("output", "logits"))
+        key = _lr_output(r)
         if key not in chosen and len(chosen) < EXAMPLES:
             chosen[key] = page.pairs[config_of(r).key()]
     rows = []
     for recs in chosen.values():
         rows.append(
-            [config_of(next(iter(recs.values()))).describe(brief=True)]
+            [first_cfg(recs).describe(brief=True)]
             + [pct(final_acc(recs[b])) if ok(recs.get(b)) else "-" for b in page.backends]
             + [
                 f"{recs[b]['epochs'][-1]['train_loss']:.3f}" if ok(recs.get(b)) else "-"

@@ -13,6 +13,7 @@ from shared.report.common import (
     BACKENDS,
     COLORS,
     Page,
+    accuracy,
     arch,
     curve,
     first_cfg,
@@ -23,7 +24,6 @@ from shared.report.common import (
     smooth,
     table,
 )
-from shared.results import config_of
 
 DRIFT_TEXT = (
     "With the shared initial weights and the shared batch order the two curves start on top of "
@@ -88,7 +88,7 @@ def _epoch_table(ref: dict[str, dict]) -> list[str]:
                         e["epoch"],
                         f"{e['train_loss']:.4f}",
                         f"{e['test_loss']:.4f}",
-                        pct(e["test_accuracy"]),
+                        pct(accuracy(e)),
                     ]
                 )
     return [
@@ -197,7 +197,7 @@ def fig_loss_grid(pairs: dict[str, dict[str, dict]], path: pathlib.Path) -> list
         ax.set_xlabel("epoch", fontsize=8)
     for ax in axes[:, 0]:
         ax.set_ylabel("train loss", fontsize=8)
-    c0 = config_of(next(iter(panels[0].values())))
+    c0 = first_cfg(panels[0])
     fig.suptitle(
         f"Training loss, torch (solid) vs JAX (dashed): {arch(c0)} {c0.activation} {c0.output}"
     )

@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from shared.config import FIELD_NAMES, Config
-from shared.report.common import Page, plural
-from shared.results import config_of
+from shared.report.common import Page, first_cfg, plural
 
 # Versions as a reader looks for them: each backend's libraries, then what both use.
 VERSION_ORDER = ("torch", "torchvision", "jax", "jaxlib", "flax", "optax", "python", "numpy")
@@ -35,7 +34,7 @@ def section(page: Page) -> list[str]:
 def what_ran(page: Page) -> str:
     """Configurations (a configuration: one network, its training settings and its seed), runs
     (one configuration trained by one backend), the grid they form, and the engine."""
-    configs = [config_of(next(iter(recs.values()))) for recs in page.pairs.values()]
+    configs = [first_cfg(recs) for recs in page.pairs.values()]
     head = (
         f"{plural(len(configs), 'configuration')}, {plural(len(page.records), 'run')} "
         f"({', '.join(page.backends)}; a run is one configuration trained by one backend)"
