@@ -27,7 +27,6 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 # The imports below need the sys.path line(s) above: the benchmarks run as scripts from any
 # folder, so the checkout goes first on the path; hence `noqa: E402` on each.
 
@@ -106,6 +105,89 @@ def _runner(step, get_batch, images, labels, order, steps_per_epoch):
     return run
 
 
+def floor_shapes(cfg: Config, members: int) -> tuple[tuple, list[tuple], list[tuple]]:
+    """Shapes of one sweep step's matmul operands: x (B, 784); weights (784, M, n) then
+    (M, in, out); activations (M, B, in) of the deeper layers."""
+    sizes = cfg.layer_sizes
+    weights = [(784, members, sizes[1])] + [(members, i, o) for i, o in zip(sizes[1:], sizes[2:])]
+    return (cfg.batch_size, 784), weights, [(members, cfg.batch_size, w[1]) for w in weights[1:]]
+
+
+def torch_floor(cfg: Config, members: int, device: str, steps: int):
+    """gemm(): the forward and backward matmuls of `steps` sweep steps, same shapes, alone."""
+    import torch
+
+    from impls.torch_mlp import runtime
+
+    dev = runtime.resolve_device(device)
+    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+    x_shape, w_shapes, a_shapes = floor_shapes(cfg, members)
+    x = torch.randn(x_shape, dtype=dtype, device=dev)
+    ws = [torch.randn(shape, dtype=dtype, device=dev) for shape in w_shapes]
+    acts = [torch.randn(shape, dtype=dtype, device=dev) for shape in a_shapes]
+
+    def gemm():
+        for _ in range(steps):
+            out = _gemm_step(x, ws, acts)
+        return out
+
+    return gemm
+
+
+def _gemm_step(x, ws, acts):
+    import torch
+
+    h = x @ ws[0].reshape(784, -1)  # (B, M*n): the wide first layer
+    out = [
+        x.T @ h
+    ]  # (784, M*n): its weight gradient (no input gradient: nothing needs d loss / d images)
+    for a, w in zip(acts, ws[1:]):  # a (M, B, in), w (M, in, out)
+        y = torch.bmm(a, w)  # (M, B, out): forward
+        out += [
+            torch.bmm(a.transpose(1, 2), y),
+            torch.bmm(y, w.transpose(1, 2)),
+        ]  # weight and input gradients
+    return out[-1]
+
+
+def jax_floor(cfg: Config, members: int, device: str, steps: int):
+    """gemm(): the forward and backward matmuls of `steps` sweep steps, same shapes, alone."""
+    import jax
+    import numpy as np
+
+    from impls.flax_mlp import runtime
+
+    dev = runtime.resolve_device(device)
+    rng = np.random.default_rng(0)
+    dtype = np.float64 if cfg.dtype == "float64" else np.float32
+    x_shape, w_shapes, a_shapes = floor_shapes(cfg, members)
+    x = jax.device_put(rng.standard_normal(x_shape).astype(dtype), dev)
+    ws = [jax.device_put(rng.standard_normal(shape).astype(dtype), dev) for shape in w_shapes]
+    acts = [jax.device_put(rng.standard_normal(shape).astype(dtype), dev) for shape in a_shapes]
+    gemm_step = jax.jit(_jax_gemm_step)
+
+    def gemm():
+        for _ in range(steps):
+            out = gemm_step(x, ws, acts)
+        return out
+
+    return gemm
+
+
+def _jax_gemm_step(x, ws, acts):
+    import jax.numpy as jnp
+
+    h = x @ ws[0].reshape(784, -1)  # (B, M*n): the wide first layer
+    out = [x.T @ h]  # (784, M*n): its weight gradient
+    for a, w in zip(acts, ws[1:]):  # a (M, B, in), w (M, in, out)
+        y = jnp.einsum("mbi,mio->mbo", a, w)  # forward
+        out += [
+            jnp.einsum("mbi,mbo->mio", a, y),
+            jnp.einsum("mbo,mio->mbi", y, w),
+        ]  # weight and input gradients
+    return out  # all returned, so XLA computes every one
+
+
 # The paths timed side by side: (name, stepper, compile): torch eager, torch under torch.compile
 # (Config.compile; CUDA graphs on a GPU), JAX (always jitted).
 PATHS = (("torch", "torch", False), ("torch compiled", "torch", True), ("JAX", "jax", False))
@@ -113,8 +195,6 @@ PATHS = (("torch", "torch", False), ("torch compiled", "torch", True), ("JAX", "
 
 def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int) -> dict:
     """Per path (PATHS) and per GEMM floor: first-call seconds, per-round µs/step, device name."""
-    from bench_sweep import jax_floor, torch_floor
-
     from impls.flax_mlp import runtime as jax_runtime
     from impls.torch_mlp import runtime as torch_runtime
 

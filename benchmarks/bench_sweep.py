@@ -43,7 +43,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 # The imports below need the sys.path line(s) above: the benchmarks run as scripts from any
 # folder, so the checkout goes first on the path; hence `noqa: E402` on each.
 
-from bench_step import check_devices, jax_stepper, matmul_flops, torch_stepper  # noqa: E402
+from bench_step import (  # noqa: E402
+    check_devices,
+    jax_floor,
+    jax_stepper,
+    matmul_flops,
+    torch_floor,
+    torch_stepper,
+)
 
 from shared.batches import epoch_index_matrix  # noqa: E402
 from shared.cli import ArgumentParser, fail  # noqa: E402
@@ -98,51 +105,6 @@ def torch_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
     return run, runtime.device_sync(dev), gemm, runtime.describe_device(dev), _torch_peak(dev)
 
 
-def floor_shapes(cfg: Config, members: int) -> tuple[tuple, list[tuple], list[tuple]]:
-    """Shapes of one sweep step's matmul operands: x (B, 784); weights (784, M, n) then
-    (M, in, out); activations (M, B, in) of the deeper layers."""
-    sizes = cfg.layer_sizes
-    weights = [(784, members, sizes[1])] + [(members, i, o) for i, o in zip(sizes[1:], sizes[2:])]
-    return (cfg.batch_size, 784), weights, [(members, cfg.batch_size, w[1]) for w in weights[1:]]
-
-
-def torch_floor(cfg: Config, members: int, device: str, steps: int):
-    """gemm(): the forward and backward matmuls of `steps` sweep steps, same shapes, alone."""
-    import torch
-
-    from impls.torch_mlp import runtime
-
-    dev = runtime.resolve_device(device)
-    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
-    x, ws, acts = (
-        [torch.randn(shape, dtype=dtype, device=dev) for shape in shapes]
-        for shapes in ([floor_shapes(cfg, members)[0]], *floor_shapes(cfg, members)[1:])
-    )
-
-    def gemm():
-        for _ in range(steps):
-            out = _gemm_step(x[0], ws, acts)
-        return out
-
-    return gemm
-
-
-def _gemm_step(x, ws, acts):
-    import torch
-
-    h = x @ ws[0].reshape(784, -1)  # (B, M*n): the wide first layer
-    out = [
-        x.T @ h
-    ]  # (784, M*n): its weight gradient (no input gradient: nothing needs d loss / d images)
-    for a, w in zip(acts, ws[1:]):  # a (M, B, in), w (M, in, out)
-        y = torch.bmm(a, w)  # (M, B, out): forward
-        out += [
-            torch.bmm(a.transpose(1, 2), y),
-            torch.bmm(y, w.transpose(1, 2)),
-        ]  # weight and input gradients
-    return out[-1]
-
-
 def _torch_peak(dev):
     import torch
 
@@ -186,44 +148,6 @@ def jax_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
         return stats.get("peak_bytes_in_use", 0) if stats else _rss_peak()
 
     return run, runtime.device_sync(dev), gemm, runtime.describe_device(dev), peak
-
-
-def jax_floor(cfg: Config, members: int, device: str, steps: int):
-    """gemm(): the forward and backward matmuls of `steps` sweep steps, same shapes, alone."""
-    import jax
-    import numpy as np
-
-    from impls.flax_mlp import runtime
-
-    dev = runtime.resolve_device(device)
-    rng = np.random.default_rng(0)
-    dtype = np.float64 if cfg.dtype == "float64" else np.float32
-    x, ws, acts = (
-        [jax.device_put(rng.standard_normal(shape).astype(dtype), dev) for shape in shapes]
-        for shapes in ([floor_shapes(cfg, members)[0]], *floor_shapes(cfg, members)[1:])
-    )
-    gemm_step = jax.jit(_jax_gemm_step)
-
-    def gemm():
-        for _ in range(steps):
-            out = gemm_step(x[0], ws, acts)
-        return out
-
-    return gemm
-
-
-def _jax_gemm_step(x, ws, acts):
-    import jax.numpy as jnp
-
-    h = x @ ws[0].reshape(784, -1)  # (B, M*n): the wide first layer
-    out = [x.T @ h]  # (784, M*n): its weight gradient
-    for a, w in zip(acts, ws[1:]):  # a (M, B, in), w (M, in, out)
-        y = jnp.einsum("mbi,mio->mbo", a, w)  # forward
-        out += [
-            jnp.einsum("mbi,mbo->mio", a, y),
-            jnp.einsum("mbo,mio->mbi", y, w),
-        ]  # weight and input gradients
-    return out  # all returned, so XLA computes every one
 
 
 def _rss_peak() -> int:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
+from conftest import assert_loss_curves_close
 
 from shared.config import Config, ConfigError
 
@@ -29,13 +29,7 @@ GROUP = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def torch_one_thread():
-    """One torch thread: on a small shared CPU two OpenMP threads stall each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # conftest.py: one torch thread
 
 
 def both(run, cfgs):
@@ -58,13 +52,7 @@ def assert_same_run(eager: dict, compiled: dict) -> None:
     assert compiled["status"] == eager["status"]
     assert compiled["steps"] == eager["steps"]
     assert compiled["loss_curve_every"] == eager["loss_curve_every"] == 1  # every step kept
-    got, want = (
-        np.array([np.nan if x is None else x for x in r["loss_curve"]]) for r in (compiled, eager)
-    )  # a record keeps a non-finite loss as None
-    assert np.isfinite(got).tolist() == np.isfinite(want).tolist()
-    finite = np.isfinite(want)
-    diff = np.abs(got[finite] - want[finite]).max()
-    assert diff <= TOL[eager["config"]["dtype"]], f"compiled vs eager: {diff:.3g}"
+    assert_loss_curves_close(compiled, eager, TOL[eager["config"]["dtype"]], "compiled vs eager")
 
 
 def test_loop_compiled_matches_eager_step_by_step(loop_runs):

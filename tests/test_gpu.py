@@ -19,6 +19,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import assert_loss_curves_close
 
 # Before JAX starts its GPU backend (it would otherwise reserve 75 % of the device for itself).
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
@@ -99,16 +100,9 @@ def both_on_gpu(cfg: Config, images: np.ndarray, labels: np.ndarray):
     return (net_t, x_t, y_t), (net_f, x_f, y_f)
 
 
-def curve(record: dict) -> np.ndarray:
-    return np.array([np.nan if x is None else x for x in record["loss_curve"]])
-
-
 def assert_curves(got: dict, want: dict, tol: float) -> None:
     assert got["status"] == want["status"] and got["steps"] == want["steps"]
-    a, b = curve(got), curve(want)
-    assert np.isfinite(a).tolist() == np.isfinite(b).tolist()
-    finite = np.isfinite(b)
-    assert np.abs(a[finite] - b[finite]).max() <= tol
+    assert_loss_curves_close(got, want, tol)
 
 
 @pytest.mark.parametrize("cfg", ARCHS, ids=ARCH_IDS)

@@ -70,16 +70,7 @@ def jax_on_cpu():
         yield
 
 
-@pytest.fixture(autouse=True, scope="module")
-def torch_one_thread():
-    """One torch thread here: on a small CPU shared with other processes, torch's OpenMP threads
-    wait on each other whenever one is descheduled (a 100x784 @ 784x500 matmul measured 1 ms on one
-    thread and 8-15 ms on two while another process held a core). Results agree within the
-    tolerances either way."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # conftest.py: one torch thread
 
 
 @pytest.fixture(scope="module")

@@ -49,14 +49,7 @@ def modules(framework: str):
     )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def torch_one_thread():
-    """One torch thread: on a small shared CPU, OpenMP threads stall each other (test_parity.py)."""
-    torch = pytest.importorskip("torch")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # conftest.py: one torch thread
 
 
 @pytest.fixture(scope="module", params=list(FRAMEWORKS))
