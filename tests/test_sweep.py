@@ -234,7 +234,7 @@ def _stacked_adam(framework, sweep, params, grads, lrs):
         lr, alive = torch.tensor(lrs, dtype=torch.float64), torch.ones(len(lrs), dtype=torch.bool)
         for g in grads:
             sweep.adam_step(
-                p, [torch.from_numpy(x) for layer in g for x in layer], state, lr, alive
+                p, [tuple(map(torch.from_numpy, layer)) for layer in g], state, lr, alive
             )
         return [(w.numpy(), b.numpy()) for w, b in p]
     import jax

@@ -67,8 +67,8 @@ def init_params(
         axis = 1 if i == 0 else 0  # the member axis: 1 in the first W, 0 everywhere else
         w = np.repeat(np.expand_dims(w, axis), members, axis=axis)
         b = np.repeat(b[None], members, axis=0)
-        w, b = torch.from_numpy(w).to(dev), torch.from_numpy(b).to(dev)
-        params.append((w.requires_grad_(), b.requires_grad_()))
+        # Plain tensors, not requires_grad: torch.func.grad_and_value differentiates (train_step).
+        params.append((torch.from_numpy(w).to(dev), torch.from_numpy(b).to(dev)))
     return params
 
 
@@ -112,13 +112,16 @@ class _PReLU(torch.autograd.Function):
     which inductor's CPU code writes ~20x slower than floats (measured: 6 of a 45 ms sweep step at
     batch 100; benchmarks/README.md). The output is saved anyway, for the next layer's weight
     gradient, so the mask read off it costs no store (with runtime.CompiledStep's recompute_views).
+    forward and setup_context apart, as torch.func's transforms require of a Function.
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, slopes: torch.Tensor) -> torch.Tensor:
-        out = F.prelu(x, slopes)
-        ctx.save_for_backward(out, slopes)
-        return out
+    def forward(x: torch.Tensor, slopes: torch.Tensor) -> torch.Tensor:
+        return F.prelu(x, slopes)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: torch.Tensor) -> None:
+        ctx.save_for_backward(output, inputs[1])
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
@@ -159,9 +162,7 @@ class State:
 
 
 @torch.no_grad()  # the update is not an op to differentiate
-def adam_step(
-    params, grads: list[torch.Tensor], opt_state: dict, lr: torch.Tensor, alive: torch.Tensor
-) -> None:
+def adam_step(params, grads, opt_state: dict, lr: torch.Tensor, alive: torch.Tensor) -> None:
     """torch.optim.Adam's update (its single-tensor CPU path), each member with its lr, in place.
 
     The same ops in the same order as torch.optim.Adam, so each member's slice rounds exactly as an
@@ -172,7 +173,8 @@ def adam_step(
     """
     flat = [p for layer in params for p in layer]
     neg_step_size, bias_correction2_sqrt = _step_sizes(opt_state, lr, alive, flat[0].dtype)
-    for i, tensors in enumerate(zip(flat, grads, opt_state["m"], opt_state["v"])):
+    flat_grads = [g for layer in grads for g in layer]
+    for i, tensors in enumerate(zip(flat, flat_grads, opt_state["m"], opt_state["v"])):
         step_size = _along_members(neg_step_size, i, flat[i]).expand_as(flat[i])  # a view, no copy
         rows = max(1, _ADAM_BLOCK // flat[i][0].numel())  # rows (dim 0) in ~_ADAM_BLOCK elements
         if torch.compiler.is_compiling():  # inductor fuses the passes below: one block will do
@@ -195,9 +197,11 @@ def _step_sizes(
     """Count the step; (-lr / bias correction 1 per member (M,) in `dtype`, 0 if frozen;
     sqrt(bias correction 2), a 0-d float64 tensor), computed in double as torch.optim.Adam does.
 
-    Run eagerly even under torch.compile: traced, inductor inlined these pow(beta, step) into the
-    fused update and evaluated them once per element (measured: the compiled Adam no faster than
-    the eager blocked one). As graph inputs they are read once per element instead.
+    Run eagerly even under torch.compile, for two reasons. The step count is a Python int, which
+    dynamo would bake into the graph as a constant, recompiling every step. And traced, inductor
+    inlined these pow(beta, step) into the fused update and evaluated them once per element
+    (measured: the compiled Adam no faster than the eager blocked one). As graph inputs they are
+    read once per element instead.
     """
     opt_state["step"] += 1
     step = opt_state["step"]
@@ -233,12 +237,17 @@ def train_step(
 ) -> torch.Tensor:
     """One Adam step of every member on one shared batch, in place: the losses (M,), not synced."""
     lr, slopes, softmax = members
-    losses = loss_fn(params, slopes, softmax, images, labels)  # (M,), recorded by torch's autograd
+
+    def total(p):  # torch.func.grad_and_value wants a scalar: the summed losses, the losses as aux
+        losses = loss_fn(p, slopes, softmax, images, labels)  # (M,)
+        return losses.sum(), losses
+
     # Members never mix, so d(sum of losses)/d(member m's weights) = d(loss m)/d(them): one
-    # backward pass for all.
-    grads = torch.autograd.grad(losses.sum(), [p for layer in params for p in layer])
+    # backward pass for all. torch.func (JAX-style transforms), not torch.autograd.grad, because
+    # torch.compile traces it: forward and backward in one graph.
+    grads, (_, losses) = torch.func.grad_and_value(total, has_aux=True)(params)
     adam_step(params, grads, opt_state, lr, alive)
-    return losses.detach()
+    return losses
 
 
 def train_epoch(
@@ -372,7 +381,7 @@ def _compiled_step(state: State, members, images: torch.Tensor, labels: torch.Te
     """
     opt_state = state.opt_state
     step = runtime.CompiledStep(train_step, images.device)
-    copies = [tuple(p.detach().clone().requires_grad_() for p in layer) for layer in state.params]
+    copies = [tuple(p.clone() for p in layer) for layer in state.params]
     state_copy = {"step": opt_state["step"], "m": [t.clone() for t in opt_state["m"]]}
     state_copy["v"] = [t.clone() for t in opt_state["v"]]
     step(copies, state_copy, state.alive, members, images, labels)
