@@ -111,6 +111,7 @@ class Config:
                 f"b{self.batch_size} lr{self.learning_rate:g}"
             )
         extras = (" tf32" if self.tf32 else "") + (" float64" if self.dtype == "float64" else "")
+        extras += " compile" if self.compile else ""  # else two runs would print the same line
         return (
             f"{self.dataset} {'-'.join(map(str, self.layer_sizes))} {self.activation} "
             f"{self.output} batch={self.batch_size} lr={self.learning_rate:g} "

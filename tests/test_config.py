@@ -71,9 +71,9 @@ def test_describe_renders_a_run_on_one_line():
         == "mnist 784-500-10 relu logits batch=100 lr=0.001 epochs=5 seed=0 init=shared"
     )
     assert (
-        Config(hidden_layers=2, tf32=True, dtype="float64")
+        Config(hidden_layers=2, tf32=True, dtype="float64", compile=True)
         .describe()
-        .endswith("init=shared tf32 float64")
+        .endswith("init=shared tf32 float64 compile")
     )
     assert (
         Config(learning_rate=10e-1, output="softmax").describe(brief=True)
