@@ -138,15 +138,11 @@ def _gemm_step(x, ws, acts):
     import torch
 
     h = x @ ws[0].reshape(784, -1)  # (B, M*n): the wide first layer
-    out = [
-        x.T @ h
-    ]  # (784, M*n): its weight gradient (no input gradient: nothing needs d loss / d images)
+    # (784, M*n): its weight gradient (no input gradient: nothing needs d loss / d images)
+    out = [x.T @ h]
     for a, w in zip(acts, ws[1:]):  # a (M, B, in), w (M, in, out)
         y = torch.bmm(a, w)  # (M, B, out): forward
-        out += [
-            torch.bmm(a.transpose(1, 2), y),
-            torch.bmm(y, w.transpose(1, 2)),
-        ]  # weight and input gradients
+        out += [torch.bmm(a.transpose(1, 2), y), torch.bmm(y, w.transpose(1, 2))]  # dW, dx
     return out[-1]
 
 
@@ -181,10 +177,7 @@ def _jax_gemm_step(x, ws, acts):
     out = [x.T @ h]  # (784, M*n): its weight gradient
     for a, w in zip(acts, ws[1:]):  # a (M, B, in), w (M, in, out)
         y = jnp.einsum("mbi,mio->mbo", a, w)  # forward
-        out += [
-            jnp.einsum("mbi,mbo->mio", a, y),
-            jnp.einsum("mbo,mio->mbi", y, w),
-        ]  # weight and input gradients
+        out += [jnp.einsum("mbi,mbo->mio", a, y), jnp.einsum("mbo,mio->mbi", y, w)]  # dW, dx
     return out  # all returned, so XLA computes every one
 
 

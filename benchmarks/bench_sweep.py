@@ -178,9 +178,8 @@ def bench(base: Config, data: Dataset, device: str, members: int, steps: int, ro
         sync_sweep(run_sweep())  # includes the ahead-of-time compile (JAX, torch compiled)
         first_sweep = time.perf_counter() - t0
         sync_sweep(gemm())
-        if (
-            compiled
-        ):  # a CompiledStep resets dynamo (impls/torch_mlp/runtime.py): recompile the loop's
+        # A CompiledStep resets dynamo (impls/torch_mlp/runtime.py): recompile the loop's.
+        if compiled:
             sync_loop(run_loop(1))
         r = {
             "loop": [],
@@ -195,9 +194,7 @@ def bench(base: Config, data: Dataset, device: str, members: int, steps: int, ro
             r["loop"].append(1e6 * (time.perf_counter() - t0) / steps)  # one member per step
             t0 = time.perf_counter()
             sync_sweep(run_sweep())
-            r["sweep"].append(
-                1e6 * (time.perf_counter() - t0) / (steps * members)
-            )  # per member-step
+            r["sweep"].append(1e6 * (time.perf_counter() - t0) / (steps * members))  # a member-step
             t0 = time.perf_counter()
             sync_sweep(gemm())
             r["gemm"].append(1e6 * (time.perf_counter() - t0) / steps)  # per group step

@@ -69,9 +69,8 @@ def make_record(
         "steps": len(loss_curve),
         "step_time_us": timing.get("step_time_us"),
         "samples_per_s": timing.get("samples_per_s"),
-        "step_time_spread": timing.get(
-            "step_time_spread"
-        ),  # {p10, p50, p90, windows} µs/step, or None
+        # {p10, p50, p90, windows} µs/step, or None
+        "step_time_spread": timing.get("step_time_spread"),
         "warmup_s": timing.get("warmup_s"),  # compile and warm-up, timed apart from steady state
         "train_s": timing.get("train_s"),
         "compiled": compiled,
@@ -187,9 +186,8 @@ class ResultsFile:
             if same:
                 self._lock_fd = fd
                 return
-            os.close(
-                fd
-            )  # deleted by its last holder between our open and our lock: take the new one
+            # Deleted by its last holder between our open and our lock: take the new one.
+            os.close(fd)
 
     def _torn_tail(self) -> bool:
         try:
@@ -246,9 +244,8 @@ class ResultsFile:
 
     def close(self) -> None:
         if self._lock_fd is not None:
-            self.lock_path.unlink(
-                missing_ok=True
-            )  # while still locked: see _lock for why that is safe
+            # While still locked: see _lock for why that is safe.
+            self.lock_path.unlink(missing_ok=True)
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None

@@ -333,10 +333,8 @@ def test_bad_input_is_one_line_and_exit_2(entry, args, words, bad, mnist_dir, tm
         (TORCH, ["-m", "impls.torch_mlp", "--set", "learning_rate=nan"]),
         (FLAX, ["-m", "impls.flax_mlp", "--config", "nope"]),
         (BENCH_STEP, [str(ROOT / "benchmarks" / BENCH_STEP), "--set", "hidden_layers=-1"]),
-        (
-            BENCH_PIPE,
-            [str(ROOT / "benchmarks" / BENCH_PIPE), "--steps", "0"],
-        ),  # test_benchmarks runs its main in-process
+        # test_benchmarks runs its main in-process
+        (BENCH_PIPE, [str(ROOT / "benchmarks" / BENCH_PIPE), "--steps", "0"]),
         (BENCH_LOAD, [str(ROOT / "benchmarks" / BENCH_LOAD), "--data-dir", "/nowhere"]),
     ],
 )

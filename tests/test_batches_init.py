@@ -73,17 +73,15 @@ def test_shared_init_shapes_dtype_bounds():
     ]
     for (w, b), fan_in in zip(weights, sizes[:-1]):
         assert w.dtype == np.float32 and b.dtype == np.float32
-        bound = np.float32(
-            1 / np.sqrt(fan_in)
-        )  # torch nn.Linear's default: U(-1/sqrt(in), 1/sqrt(in))
+        # torch's nn.Linear default: U(-1/sqrt(in), 1/sqrt(in))
+        bound = np.float32(1 / np.sqrt(fan_in))
         for x in (w, b):
             assert np.abs(x).max() <= bound
         # Uniform over the whole range: the extremes come close to the bound, the mean near 0.
         assert w.max() > 0.99 * bound and w.min() < -0.99 * bound
         assert abs(float(w.mean())) < 0.01 * bound
-        assert (
-            abs(float(w.std()) - bound / np.sqrt(3)) < 0.01 * bound
-        )  # std of U(-a, a) is a/sqrt(3)
+        # The std of U(-a, a) is a/sqrt(3)
+        assert abs(float(w.std()) - bound / np.sqrt(3)) < 0.01 * bound
 
 
 def test_shared_init_deterministic_in_seed():

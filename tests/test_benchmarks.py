@@ -154,9 +154,8 @@ def test_bench_pipeline_prints_four_loops_and_their_ratio_to_resident(
     for r in rows:
         assert re.fullmatch(r"\d+ \(\d+-\d+\)", r[3]), r[3]
         resident = us[r[1].split()[0] + " resident"]
-        assert float(r[4]) == pytest.approx(
-            us[r[1]] / resident, rel=0.01, abs=0.011
-        )  # of the unrounded medians
+        # Ratios of the unrounded medians
+        assert float(r[4]) == pytest.approx(us[r[1]] / resident, rel=0.01, abs=0.011)
     assert rows[2][4] == rows[3][4] == "1.00"
 
 

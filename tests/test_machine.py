@@ -36,9 +36,8 @@ def test_step_gemms_are_forward_weight_and_input_gradients():
         (100, 10, 500),
     ]
     flops = sum(2 * m * k * n for m, k, n in step_gemms(Config()))
-    assert flops == 100 * (
-        2 * 2 * (784 * 500 + 500 * 10) + 2 * 500 * 10
-    )  # bench_step's matmul_flops
+    # bench_step's matmul_flops
+    assert flops == 100 * (2 * 2 * (784 * 500 + 500 * 10) + 2 * 500 * 10)
 
 
 def test_floor_is_measured_once_per_shape_and_grows_with_the_batch():
@@ -63,13 +62,14 @@ def test_step_clock_keeps_a_window_per_50_steps_and_their_percentiles():
         clock.after_step(i)
     clock.end_epoch("end")
     assert len(clock.windows_us) == 3
+    # First step, each window, the epoch's end
     assert synced == [
         0,
         WINDOW,
         2 * WINDOW,
         3 * WINDOW,
         "end",
-    ]  # first step, each window, the epoch's end
+    ]
     s = clock.summary(batch_size=100)["step_time_spread"]
     assert s["windows"] == 3 and s["p10"] <= s["p50"] <= s["p90"]
     assert spread([]) is None

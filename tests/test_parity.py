@@ -340,9 +340,8 @@ def test_float64_whole_runs_match(name, mnist):
     curve_torch, curve_flax, weights_torch, weights_flax = train_both(cfg, mnist, steps)
     assert curve_torch.dtype == curve_flax.dtype == np.float64 and len(curve_flax) == steps
     assert_within("float64 loss curve (flax vs torch)", curve_flax, curve_torch, F64_CURVE_TOL)
-    assert (
-        curve_torch[-10:].mean() < curve_torch[:5].mean() - 0.5
-    )  # it did learn (softmax's floor is 1.46)
+    # It did learn (softmax's floor is 1.46)
+    assert curve_torch[-10:].mean() < curve_torch[:5].mean() - 0.5
     for i, ((w_t, b_t), (w_f, b_f)) in enumerate(zip(weights_torch, weights_flax)):
         for what, p_t, p_f in (("W", w_t, w_f), ("b", b_t, b_f)):
             assert_within(
@@ -411,9 +410,10 @@ def test_float32_runs_after_a_float64_run_stay_float32(float64_records):
 def test_torch_native_init_is_uniform_within_1_over_sqrt_fan_in():
     cfg = Config(hidden_layers=2, init="native")  # 784-500-500-10: both kinds of hidden layer
     weights = torch_model.get_weights(torch_model.build_model(cfg))
+    # Seeded: the same weights again
     assert np.array_equal(
         weights[0][0], torch_model.get_weights(torch_model.build_model(cfg))[0][0]
-    )  # seeded
+    )
     assert not np.allclose(weights[0][0], shared_init(cfg.layer_sizes, cfg.seed)[0][0])
     for (w, b), fan_in in zip(weights, cfg.layer_sizes[:-1]):
         bound = 1 / math.sqrt(fan_in)  # kaiming_uniform_(a=sqrt(5)) for W, and the same bound for b

@@ -35,9 +35,8 @@ def test_heatmap_cells_tell_not_run_from_diverged_and_failed(tmp_path):
     assert accuracy.cell_text((1e-3, 600, 2, 500), cells, failed) == "div"
     assert accuracy.cell_text((1e-2, 600, 1, 500), cells, failed) == "err"
     assert accuracy.cell_text((1e-2, 600, 2, 500), cells, failed) == "not run"
-    assert accuracy.fig_acc_heatmaps(
-        pairs_of(records), tmp_path / "h.png", "torch"
-    )  # a partial grid renders
+    # A partial grid renders
+    assert accuracy.fig_acc_heatmaps(pairs_of(records), tmp_path / "h.png", "torch")
     assert (tmp_path / "h.png").stat().st_size > 1000
 
 
@@ -89,9 +88,8 @@ def test_speed_section_gives_ratio_to_the_floor_and_warns_on_noise(tmp_path):
     md = "\n".join(speed.section(quiet))
     assert "| 1x500 | 100 | 2600 | 2000 | 1.30 | 800 | 3.2 | 2.5 |" in md
     assert "Warning" not in md and "⚠" not in md
-    assert (
-        "| 1x500 | 100 | torch | 1 | 2500 | 2600 | 2700 | 1.08 | 1.08 |" in md
-    )  # the spread table
+    # The spread table
+    assert "| 1x500 | 100 | torch | 1 | 2500 | 2600 | 2700 | 1.08 | 1.08 |" in md
 
     busy = Page(
         [_speed_record("torch", 40000, 9000, 120000), _speed_record("jax", 2000, 1950, 2100)],
@@ -104,9 +102,8 @@ def test_speed_section_gives_ratio_to_the_floor_and_warns_on_noise(tmp_path):
     )
     assert "| 1x500 | 100 | 40000 ⚠ | 2000 | 20.00 ⚠ |" in md
 
-    old = Page(
-        [_speed_record("torch", 2600, 2500, 2700, floor=None)], tmp_path
-    )  # results from before the floor
+    # Results from before the floor
+    old = Page([_speed_record("torch", 2600, 2500, 2700, floor=None)], tmp_path)
     md = "\n".join(speed.section(old))
     assert "| 1x500 | 100 | 2600 | - | - | - | - | - |" in md and "No GEMM floor" in md
 

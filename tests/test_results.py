@@ -42,9 +42,8 @@ def test_report_reads_the_old_name(tmp_path):
 
 def test_config_of_reads_committed_records_that_predate_a_field():
     records, _ = scan_results(ROOT / "docs" / "results" / "cpu-baseline" / "results.jsonl")
-    assert (
-        "dtype" not in records[0]["config"]
-    )  # written before Config.dtype existed: the default applies
+    # Written before Config.dtype existed: the default applies
+    assert "dtype" not in records[0]["config"]
     assert config_of(records[0]) == Config()
     with pytest.raises(ConfigError):
         config_of({"config": {**Config().to_dict(), "activation": "tanh"}})

@@ -8,12 +8,16 @@ developers' guide that a reviewer would otherwise check by eye.
   parameters into a small frozen dataclass or split the function.
 * compare.py and executors.py import the backends with import statements, never from strings
   (importlib.import_module("impls...")), so that a reader (and grep) can follow them.
+* No comment hangs off a closing bracket (`)  # why`): the formatter leaves one there when it
+  wraps a long line that ended in a comment, where it explains nothing; it goes above the
+  statement instead.
 """
 
 from __future__ import annotations
 
 import ast
 import pathlib
+import re
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TOP_MODULES = ("compare.py", "executors.py")
@@ -158,3 +162,19 @@ def test_backends_are_imported_by_import_statements():
         n.module for n in ast.walk(parse(ROOT / "executors.py")) if isinstance(n, ast.ImportFrom)
     }
     assert {"impls.torch_mlp", "impls.flax_mlp"} <= statements, statements
+
+
+def test_no_comment_hangs_off_a_closing_bracket():
+    files = [ROOT / m for m in TOP_MODULES]
+    for folder in (*PACKAGES, "tests", "benchmarks"):
+        files += sorted((ROOT / folder).rglob("*.py"))
+    hanging = re.compile(r"^\s*[\])}]+,?\s+#")
+    found = [
+        f"{path.relative_to(ROOT)}:{i}: {line.strip()}"
+        for path in files
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if hanging.match(line)
+    ]
+    assert not found, "comments after a closing bracket (put them above the statement):\n" + (
+        "\n".join(found)
+    )

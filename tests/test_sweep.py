@@ -28,12 +28,10 @@ GROUP = [
     dataclasses.replace(BASE, learning_rate=lr, activation=a, output=o)
     for lr, a, o in itertools.product((1e-3, 1e-2), ("relu", "leaky_relu"), ("logits", "softmax"))
 ]
-DIVERGING = dataclasses.replace(
-    BASE, learning_rate=1e30
-)  # the first step overflows float32: NaN from step 2
-HEALTHY = dataclasses.replace(
-    BASE, learning_rate=1e-4
-)  # in its place, to keep the group's width (M = 9)
+# The first step overflows float32: NaN from step 2
+DIVERGING = dataclasses.replace(BASE, learning_rate=1e30)
+# In its place, to keep the group's width (M = 9)
+HEALTHY = dataclasses.replace(BASE, learning_rate=1e-4)
 # Loss curves of sweep and loop in float32: equal within this (measured: <= 1e-6, the 7 digits a
 # float32 record keeps; no ReLU-kink flips showed up here, and float64 agrees to 9e-16, see the
 # float64 test).
@@ -279,12 +277,10 @@ def _independent_adam(framework, params, grads, lr):
 
 
 def test_split_group_by_memory():
-    big = Config(
-        hidden_size=600, hidden_layers=3, batch_size=600, epochs=8
-    )  # the grid's largest group
-    assert (
-        groups.estimate_bytes(big, 16) < 2 * 2**30
-    )  # well under 4 GB, data and evaluation included
+    # The grid's largest group
+    big = Config(hidden_size=600, hidden_layers=3, batch_size=600, epochs=8)
+    # Well under 4 GB, data and evaluation included
+    assert groups.estimate_bytes(big, 16) < 2 * 2**30
     members = [dataclasses.replace(big, learning_rate=lr) for lr in (1.0, 1e-2, 1e-4, 1e-6)] * 4
     assert groups.split_group(members, 2**40) == [members]
     parts = groups.split_group(members, groups.estimate_bytes(big, 5))
@@ -365,12 +361,13 @@ def test_compare_engine_sweep_end_to_end_and_resume(tmp_path, mnist_dir, compare
     assert recs[:4] == first  # the finished members are not rerun
     new = recs[4:]
     assert len(new) == 4 and {x["engine"] for x in new} == {"sweep"}
+    # Config by config, as the loop
     assert [x["backend"] for x in new] == [
         "torch",
         "jax",
         "torch",
         "jax",
-    ]  # config by config, as the loop
+    ]
     assert {x["config"]["learning_rate"] for x in new} == {1e-2}
     assert all(x["group"]["members"] == 2 for x in new)  # only the unfinished members trained
     for x in new:

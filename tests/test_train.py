@@ -47,9 +47,8 @@ def twin(request):
         import torch
 
         threads = torch.get_num_threads()
-        torch.set_num_threads(
-            1
-        )  # see torch_one_thread in test_parity.py: fast on a shared CPU, same results
+        # One thread, as conftest.py's torch_one_thread: fast on a shared CPU, same results
+        torch.set_num_threads(1)
         yield importlib.import_module(MODULES["torch"])
         torch.set_num_threads(threads)
     else:

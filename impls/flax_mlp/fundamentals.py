@@ -38,9 +38,8 @@ def train_raw(
     """sigmoid(x @ w1 + b1) fitted by MSE and Adam. Returns the loss of every epoch (taken before
     that epoch's update) and the final predictions (4,)."""
     x, y = (jnp.asarray(a) for a in logic_table(gate))
-    params = dict(
-        zip(("w1", "b1"), (jnp.asarray(a) for a in init_logic_params(seed)))
-    )  # (2, 1), (1,)
+    w1, b1 = (jnp.asarray(a) for a in init_logic_params(seed))  # (2, 1), (1,)
+    params = {"w1": w1, "b1": b1}
     # Adam's moment estimates are a value we hold and pass back in: a pytree shaped like params.
     tx = optax.adam(lr)  # b1 0.9, b2 0.999, eps 1e-8: torch.optim.Adam's defaults too
     opt_state = tx.init(params)

@@ -71,9 +71,8 @@ def init_params(cfg: Config, members: int, dev: jax.Device) -> list[tuple[jax.Ar
 def member_constants(cfgs: list[Config], dev: jax.Device) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(-lr (M,), negative slope (M,), softmax flag (M,) bool): what differs between members."""
     dtype = np.float64 if cfgs[0].dtype == "float64" else np.float32
-    lr = jax.device_put(
-        np.array([-c.learning_rate for c in cfgs], dtype=dtype), dev
-    )  # optax.adam's scale(-lr)
+    # -lr: optax.adam's last transformation is a scale by -lr.
+    lr = jax.device_put(np.array([-c.learning_rate for c in cfgs], dtype=dtype), dev)
     slopes = jax.device_put(
         np.array([0.0 if c.activation == "relu" else LEAKY_SLOPE for c in cfgs], dtype=dtype), dev
     )
@@ -89,9 +88,8 @@ def forward(params, slopes: jax.Array, softmax: jax.Array, images: jax.Array) ->
     # nnx.Linear.
     x = (images @ w.reshape(784, members * width)).reshape(batch, members, width) + b  # (B, M, n)
     for w, b in rest:
-        x = jnp.where(
-            x > 0, x, slopes[:, None] * x
-        )  # per member: x if x > 0 else slope * x (slope 0: ReLU)
+        # Per member: x if x > 0 else slope * x (slope 0: ReLU); the member axis is the second.
+        x = jnp.where(x > 0, x, slopes[:, None] * x)
         x = jnp.einsum("bmi,mio->bmo", x, w) + b  # (B, M, out): a batched matmul over members
     # The lab report's double softmax, only for the members that have it (see model.py).
     return jnp.where(softmax[:, None], jax.nn.softmax(x, axis=-1), x)  # (B, M, 10)
@@ -300,9 +298,8 @@ def _train_part(
 
 
 def _adam() -> optax.GradientTransformation:
-    return optax.scale_by_adam(
-        b1=BETA1, b2=BETA2, eps=EPS
-    )  # optax.adam is this, then a scale by -lr
+    # optax.adam is this, then a scale by -lr (adam_step's, per member).
+    return optax.scale_by_adam(b1=BETA1, b2=BETA2, eps=EPS)
 
 
 def _along_members(vec: jax.Array, index: int, p: jax.Array) -> jax.Array:

@@ -40,9 +40,7 @@ def train_raw(
     w1, b1 = (nn.Parameter(torch.from_numpy(a)) for a in init_logic_params(seed))  # (2, 1), (1,)
     # Adam keeps its moment estimates inside the optimizer object, keyed by the tensors it was
     # given.
-    opt = torch.optim.Adam(
-        [w1, b1], lr=lr
-    )  # betas (0.9, 0.999), eps 1e-8: optax.adam's defaults too
+    opt = torch.optim.Adam([w1, b1], lr=lr)  # betas 0.9, 0.999, eps 1e-8: optax.adam's defaults
     losses = []
     for _ in range(epochs):
         pred = torch.sigmoid(x @ w1 + b1)  # (4, 2) @ (2, 1) + (1,) -> (4, 1)

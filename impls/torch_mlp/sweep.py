@@ -97,7 +97,7 @@ def forward(
     x = torch.addmm(b.reshape(-1), images, w.reshape(784, members * width))
     x = x.view(batch, members, width)  # (B, M, n)
     for w, b in rest:
-        # Per member: x if x > 0 else slope * x (slope 0: ReLU); dim 1 is the member axis.
+        # Per member: x if x > 0 else slope * x (slope 0: ReLU); the member axis is the second.
         x = _PReLU.apply(x, slopes)  # F.prelu, its backward reading the output (see _PReLU)
         x = torch.einsum("bmi,mio->bmo", x, w) + b  # (B, M, out): a batched matmul over members
     # The lab report's double softmax, only for the members that have it (see model.py).

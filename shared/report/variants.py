@@ -9,10 +9,11 @@ import numpy as np
 
 from shared.report.common import Page, final_acc, ok, points, table
 
+# (field, reference, variant)
 VARIANTS = (
     ("output", "logits", "softmax"),
     ("activation", "relu", "leaky_relu"),
-)  # field, reference, variant
+)
 
 SOFTMAX_TEXT = (
     "The softmax output feeds probabilities to a cross-entropy that applies log-softmax again "
