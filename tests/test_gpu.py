@@ -171,12 +171,15 @@ def test_compiled_torch_matches_eager_on_the_gpu(dtype, mnist):
     compiled = torch_train.train(fast[0], mnist, device="gpu", log=None)
     assert compiled["compiled"]["mode"] == "reduce-overhead"  # CUDA graphs
     assert compiled["compiled"]["recompiles"] == 0
+    assert compiled["compiled"]["cudagraph_skips"] == 0  # every graph is a CUDA graph
     assert_curves(compiled, eager, TOL[dtype])
     swept = torch_sweep.train_group(cfgs, mnist, device="gpu", log=None)
     swept_fast = torch_sweep.train_group(fast, mnist, device="gpu", log=None)
     for got, want in zip(swept_fast, swept):
         assert_curves(got, want, TOL[dtype])
         assert got["compiled"]["recompiles"] == 0
+        # Adam's graph too: sweep._mark_static makes the state it updates in place static.
+        assert got["compiled"]["cudagraph_skips"] == 0
 
 
 def test_both_frameworks_share_one_gpu(mnist):

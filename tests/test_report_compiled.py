@@ -82,6 +82,16 @@ def test_recompiles_are_warned_about(tmp_path):
     assert "1x500 relu logits b100 lr0.001" in md
 
 
+def test_graphs_left_without_cuda_graphs_are_warned_about(tmp_path):
+    recs = both_paths()
+    md = "\n".join(speed.section(Page(recs, tmp_path)))
+    assert "CUDA graphs skipped" not in md
+    recs[2]["compiled"] = {**COUNTS, "mode": "reduce-overhead", "cudagraph_skips": 1}
+    md = "\n".join(speed.section(Page(recs, tmp_path)))
+    assert "**Warning: CUDA graphs skipped.** 1 of 1 compiled runs ran a graph without" in md
+    assert "(1x500 relu logits b100 lr0.001)" in md
+
+
 def test_compiled_twins_stay_out_of_the_other_sections(tmp_path):
     page = Page(both_paths(), tmp_path)
     assert [path_of(r) for r in page.records] == ["torch", "jax"]

@@ -98,21 +98,25 @@ class CompiledStep:
         return out.clone() if self.mode == "reduce-overhead" else out
 
     def stats(self) -> dict:
-        """{mode, graphs, graph_breaks, recompiles}: graphs and breaks of the warm-up calls, graphs
-        compiled after them."""
-        (g0, b0), (g1, b1), (g2, _) = self.counts, self.after_warm, _dynamo_counts()
+        """{mode, graphs, graph_breaks, recompiles, cudagraph_skips}: graphs and breaks of the
+        warm-up calls, graphs compiled after them, and the graphs that "reduce-overhead" left
+        without a CUDA graph (TORCH_LOGS=cudagraphs says why; 0 off the GPU)."""
+        (g0, b0, s0), (g1, b1, _), (g2, _, s2) = self.counts, self.after_warm, _dynamo_counts()
         return {
             "mode": self.mode,
             "graphs": g1 - g0,
             "graph_breaks": b1 - b0,
             "recompiles": g2 - g1,
+            "cudagraph_skips": s2 - s0,
         }
 
 
-def _dynamo_counts() -> tuple[int, int]:
-    """(graphs compiled, graph breaks) so far in this process, from torch._dynamo's counters."""
+def _dynamo_counts() -> tuple[int, int, int]:
+    """(graphs compiled, graph breaks, graphs run without CUDA graphs) so far in this process,
+    from torch._dynamo's counters."""
     counters = torch._dynamo.utils.counters
-    return counters["stats"]["unique_graphs"], sum(counters["graph_break"].values())
+    graphs, breaks = counters["stats"]["unique_graphs"], sum(counters["graph_break"].values())
+    return graphs, breaks, counters["inductor"]["cudagraph_skips"]
 
 
 def compile_stats(step: Callable) -> dict | None:

@@ -384,8 +384,23 @@ def _compiled_step(state: State, members, images: torch.Tensor, labels: torch.Te
     copies = [tuple(p.clone() for p in layer) for layer in state.params]
     state_copy = {"step": opt_state["step"], "m": [t.clone() for t in opt_state["m"]]}
     state_copy["v"] = [t.clone() for t in opt_state["v"]]
+    if images.device.type == "cuda":
+        _mark_static(state.params, opt_state)
+        _mark_static(copies, state_copy)
     step(copies, state_copy, state.alive, members, images, labels)
     return step
+
+
+def _mark_static(params, opt_state: dict) -> None:
+    """Tell CUDA graphs that the weights and Adam's moments keep their addresses from step to step.
+
+    Adam's graph updates them in place; "reduce-overhead" records a CUDA graph for a graph that
+    mutates its inputs only if they are static (as nn.Module parameters and torch.optim's state
+    are), and would otherwise run that graph without one. Unguarded: the warm-up's copies and the
+    state itself differ in address, which costs one re-recording, not a recompile.
+    """
+    for t in [p for layer in params for p in layer] + opt_state["m"] + opt_state["v"]:
+        torch._dynamo.mark_static_address(t, guard=False)
 
 
 def _along_members(vec: torch.Tensor, index: int, p: torch.Tensor) -> torch.Tensor:

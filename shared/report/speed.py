@@ -254,7 +254,8 @@ def _path_table(
 
 def compiled_lines(records: list[dict]) -> list[str]:
     """torch.compile's counts over the compiled runs (the most in any run), and a warning where a
-    run recompiled after its first steps; nothing where no run was compiled."""
+    run recompiled after its first steps or ran a graph without a CUDA graph; nothing where no run
+    was compiled."""
     runs = [r for r in records if r.get("compiled")]
     if not runs:
         return []
@@ -267,17 +268,35 @@ def compiled_lines(records: list[dict]) -> list[str]:
         f"{plural(most['recompiles'], 'recompile')}.",
         "",
     ]
-    again = [r for r in runs if (r["compiled"].get("recompiles") or 0) > 0]
-    if again:
-        where = ", ".join(sorted({config_of(r).describe(brief=True) for r in again})[:5])
-        md += [
-            f"> **Warning: torch.compile recompiled.** {len(again)} of {len(runs)} compiled runs "
-            f"compiled again after their first step ({where}): that compile time is inside their "
-            "steady µs/step, so the compiled path reads slower than it is. Find the guard that "
-            "failed (TORCH_LOGS=recompiles) and rerun.",
-            "",
-        ]
+    md += _warning(
+        runs,
+        "recompiles",
+        "torch.compile recompiled",
+        "compiled again after their first step ({where}): that compile time is inside their "
+        "steady µs/step, so the compiled path reads slower than it is. Find the guard that "
+        "failed (TORCH_LOGS=recompiles) and rerun.",
+    )
+    md += _warning(
+        runs,
+        "cudagraph_skips",
+        "CUDA graphs skipped",
+        "ran a graph without a CUDA graph ({where}), launching its kernels one by one: the "
+        "compiled path reads slower than CUDA graphs make it. TORCH_LOGS=cudagraphs says why.",
+    )
     return md
+
+
+def _warning(runs: list[dict], count: str, title: str, text: str) -> list[str]:
+    """A warning naming the compiled runs whose `count` (a key of their `compiled`) is above 0."""
+    flagged = [r for r in runs if (r["compiled"].get(count) or 0) > 0]
+    if not flagged:
+        return []
+    where = ", ".join(sorted({config_of(r).describe(brief=True) for r in flagged})[:5])
+    return [
+        f"> **Warning: {title}.** {len(flagged)} of {len(runs)} compiled runs "
+        + text.format(where=where),
+        "",
+    ]
 
 
 def _floor_note(floors: dict[tuple, float]) -> list[str]:
