@@ -11,8 +11,9 @@ A *member-step* is one step of one grid member. The loop does one per call (one 
 `compare.py --engine loop`); the sweep does M per step (the members of a group: the grid's learning
 rates x activations x outputs, 16 by default). Each is set up as its `train` / `train_group` does it
 (data resident on the device, the shared initial weights, epoch 0's batch order); the first call
-(compilation, warm-up) is timed apart; then rounds alternate loop and sweep, per framework, each
-synchronised once at its end (shared/timing.py's rule), so a slow spell of the machine hits both.
+(compilation, warm-up) is timed apart; then each round times every path's loop, sweep and floor
+in turn, each synchronised once at its end (shared/timing.py's rule), so a slow spell of the
+machine hits every path alike.
 Three paths: torch eager, torch compiled (Config.compile: the loop's step and the sweep's stacked
 step under torch.compile, their compile in the first call), JAX.
 
@@ -156,10 +157,11 @@ def _rss_peak() -> int:
 
 def bench(base: Config, data: Dataset, device: str, members: int, steps: int, rounds: int) -> dict:
     """Per path: loop and sweep µs per member-step (per round), first-call seconds, GEMM floor
-    µs/step."""
+    µs/step. Every path is set up first; then each round times every path in turn (loop, sweep,
+    floor), so that a slow spell of a shared machine falls on all paths alike, not on one."""
     cfgs = members_of(base, members)
     loop_cfg = dataclasses.replace(base, learning_rate=1e-3)  # relu logits: the loop's step
-    out = {}
+    out, runs = {}, {}
     for name, stepper, sweeper, compiled in (
         ("torch", torch_stepper, torch_sweeper, False),
         ("torch compiled", torch_stepper, torch_sweeper, True),  # torch.compile (Config.compile)
@@ -178,17 +180,17 @@ def bench(base: Config, data: Dataset, device: str, members: int, steps: int, ro
         sync_sweep(run_sweep())  # includes the ahead-of-time compile (JAX, torch compiled)
         first_sweep = time.perf_counter() - t0
         sync_sweep(gemm())
-        # A CompiledStep resets dynamo (impls/torch_mlp/runtime.py): recompile the loop's.
-        if compiled:
-            sync_loop(run_loop(1))
-        r = {
-            "loop": [],
-            "sweep": [],
-            "gemm": [],
-            "first_s": (first_loop, first_sweep),
-            "device": where,
-        }
-        for _ in range(rounds):  # interleaved: loop, sweep, GEMM floor
+        # Each path's peak before the next is set up (on the CPU the process's peak only grows).
+        out[name] = {"loop": [], "sweep": [], "gemm": [], "first_s": (first_loop, first_sweep)}
+        out[name].update(device=where, peak_bytes=peak())
+        runs[name] = (run_loop, sync_loop, run_sweep, sync_sweep, gemm)
+    # A CompiledStep resets dynamo (impls/torch_mlp/runtime.py): the compiled loop's step compiles
+    # again here, before the timed rounds.
+    run_loop, sync_loop = runs["torch compiled"][:2]
+    sync_loop(run_loop(1))
+    for _ in range(rounds):
+        for name, (run_loop, sync_loop, run_sweep, sync_sweep, gemm) in runs.items():
+            r = out[name]
             t0 = time.perf_counter()
             sync_loop(run_loop(steps))
             r["loop"].append(1e6 * (time.perf_counter() - t0) / steps)  # one member per step
@@ -198,8 +200,6 @@ def bench(base: Config, data: Dataset, device: str, members: int, steps: int, ro
             t0 = time.perf_counter()
             sync_sweep(gemm())
             r["gemm"].append(1e6 * (time.perf_counter() - t0) / steps)  # per group step
-        r["peak_bytes"] = peak()
-        out[name] = r
     return out
 
 
