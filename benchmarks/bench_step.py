@@ -125,10 +125,15 @@ def torch_floor(cfg: Config, members: int, device: str, steps: int):
     x = torch.randn(x_shape, dtype=dtype, device=dev)
     ws = [torch.randn(shape, dtype=dtype, device=dev) for shape in w_shapes]
     acts = [torch.randn(shape, dtype=dtype, device=dev) for shape in a_shapes]
+    return _repeat(_gemm_step, steps, x, ws, acts)
+
+
+def _repeat(step, steps: int, *args):
+    """gemm(): `step(*args)` `steps` times, returning the last result (what the caller syncs)."""
 
     def gemm():
         for _ in range(steps):
-            out = _gemm_step(x, ws, acts)
+            out = step(*args)
         return out
 
     return gemm
@@ -160,14 +165,7 @@ def jax_floor(cfg: Config, members: int, device: str, steps: int):
     x = jax.device_put(rng.standard_normal(x_shape).astype(dtype), dev)
     ws = [jax.device_put(rng.standard_normal(shape).astype(dtype), dev) for shape in w_shapes]
     acts = [jax.device_put(rng.standard_normal(shape).astype(dtype), dev) for shape in a_shapes]
-    gemm_step = jax.jit(_jax_gemm_step)
-
-    def gemm():
-        for _ in range(steps):
-            out = gemm_step(x, ws, acts)
-        return out
-
-    return gemm
+    return _repeat(jax.jit(_jax_gemm_step), steps, x, ws, acts)
 
 
 def _jax_gemm_step(x, ws, acts):
