@@ -16,7 +16,8 @@ ways:
 
 Speed: every function the loop calls per step is compiled (jit), since an eager JAX op costs far
 more Python time than its torch twin (an eager `images[index]` gather alone took ~0.7 ms on the
-CPU, jitted ~0.06 ms). The step goes through `nnx.cached_partial` (see `build_training`).
+CPU, jitted ~0.06 ms). The step goes through `nnx.cached_partial` (see `build_training`); with
+`compile` set (Config) fast.py's one pure jitted call replaces it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from impls.flax_mlp import runtime
+from impls.flax_mlp import fast, runtime
 from impls.flax_mlp.model import MLP, build_model
 from shared.batches import epoch_index_matrix
 from shared.config import Config
@@ -114,6 +115,7 @@ def train(
             header = f"Epoch [{epoch + 1}/{cfg.epochs}]"
             order = epoch_order(cfg, data, epoch, dev)  # (steps, B)
             losses = train_epoch(step, (train_images, train_labels), order, clock, log, header)
+            fast.write_back(step)  # compiled: its state into model (fast.py)
             curve.extend(losses.tolist())
             test_loss, correct = (float(x) for x in evaluate(model, test_images, test_labels))
             test_accuracy = float(accuracy(correct, len(data.test_labels), cfg.dtype))
@@ -163,10 +165,11 @@ def build_training(cfg: Config, dev: jax.Device) -> tuple[MLP, nnx.Optimizer, Ca
     optimizer = build_optimizer(model, cfg)
     # A plain nnx.jit call walks the Python object graph of model and optimizer on every call
     # (Flax's "Performance considerations" guide), which costs a visible share of a step this small
-    # (~2.7 vs ~2.1 ms on the CPU). cached_partial walks it once. It is jitted whatever
-    # cfg.compile says (runtime.CompiledStep passes it through).
+    # (~2.7 vs ~2.1 ms on the CPU). cached_partial walks it once.
     step = nnx.cached_partial(train_step, model, optimizer)
-    return model, optimizer, runtime.CompiledStep(step, dev) if cfg.compile else step
+    if cfg.compile:  # speed only, fenced in fast.py: one pure compiled call (bench_host.py)
+        return model, optimizer, fast.FastStep(loss_fn, model, optimizer, dev)
+    return model, optimizer, step
 
 
 def build_optimizer(model: MLP, cfg: Config) -> nnx.Optimizer:

@@ -15,7 +15,7 @@ ways:
 * a loss that turns NaN/inf ends the run early with status "diverged" instead of training on.
 
 Speed: torch runs every op eagerly as Python calls it, so the step is a plain function; with
-`compile` set (Config) it runs under torch.compile instead (runtime.CompiledStep; on a GPU, CUDA
+`compile` set (Config) fast.py's one compiled call replaces it (torch.compile; on a GPU, CUDA
 graphs), its compile timed as the first step's warm-up.
 """
 
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from impls.torch_mlp import runtime
+from impls.torch_mlp import fast, runtime
 from impls.torch_mlp.model import MLP, build_model
 from shared.batches import epoch_index_matrix
 from shared.config import Config
@@ -117,6 +117,7 @@ def train(
             header = f"Epoch [{epoch + 1}/{cfg.epochs}]"
             order = epoch_order(cfg, data, epoch, dev)  # (steps, B)
             losses = train_epoch(step, (train_images, train_labels), order, clock, log, header)
+            fast.write_back(step)  # compiled: its state into model (fast.py)
             curve.extend(losses.tolist())
             test_loss, correct = (float(x) for x in evaluate(model, test_images, test_labels))
             test_accuracy = float(accuracy(correct, len(data.test_labels), cfg.dtype))
@@ -164,29 +165,21 @@ def build_training(cfg: Config, dev: torch.device) -> tuple[MLP, torch.optim.Ada
     model = build_model(cfg).to(dev)
     optimizer = build_optimizer(model, cfg)
     # torch dispatches each op eagerly from Python, so there is no per-call traversal to cache: a
-    # plain partial is all it takes; with cfg.compile, torch.compile traces it into graphs.
+    # plain partial is all it takes.
     step = functools.partial(train_step, model, optimizer)
-    return model, optimizer, runtime.CompiledStep(step, dev) if cfg.compile else step
+    if cfg.compile:  # speed only, fenced in fast.py: one pure compiled call (bench_host.py)
+        return model, optimizer, fast.FastStep(loss_fn, model, optimizer, dev)
+    return model, optimizer, step
 
 
 def build_optimizer(model: MLP, cfg: Config) -> torch.optim.Adam:
     """Adam with every hyperparameter spelled out, the same in both twins.
 
     Both put eps outside the square root, after bias correction: torch divides by
-    sqrt(v_hat) + eps, optax.adam by sqrt(v_hat + eps_root) + eps with eps_root = 0. Compiled, its
-    step count is a tensor on the device (capturable): torch.compile does not recompile per step;
-    and the update is torch's fused kernel, one vectorised pass per tensor: inductor's own fusion
-    of it evaluated pow(beta, step) for every 8 floats (1.2 of a 4.8 ms CPU step; see
-    benchmarks/README.md). Eager, it is the tutorial's Adam, whose rounding sweep.py mirrors.
+    sqrt(v_hat) + eps, optax.adam by sqrt(v_hat + eps_root) + eps with eps_root = 0. It is the
+    tutorial's Adam, whose rounding sweep.py mirrors; compiled, fast.py runs its update.
     """
-    return torch.optim.Adam(
-        model.parameters(),
-        lr=cfg.learning_rate,
-        betas=(0.9, 0.999),
-        eps=1e-8,
-        capturable=cfg.compile,
-        fused=cfg.compile or None,  # None: torch's default implementation
-    )
+    return torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.999), eps=1e-8)
 
 
 def epoch_order(cfg: Config, data: Dataset, epoch: int, dev: torch.device) -> torch.Tensor:
