@@ -134,6 +134,37 @@ def jax_floor_loop(cfg: Config, data: Dataset, device: str):
     return run, jax.block_until_ready
 
 
+def torch_compiled_lesson(cfg: Config, data: Dataset, device: str, steps: int):
+    """(run(count), sync): the compiled loop before fast.py, for the before/after: train.py's own
+    train_step under torch.compile (runtime.CompiledStep), Adam capturable and fused."""
+    import functools
+
+    import torch
+
+    from impls.torch_mlp import runtime
+    from impls.torch_mlp import train as twin
+    from impls.torch_mlp.model import build_model
+
+    dev = runtime.resolve_device(device)
+    images, labels, _, _ = twin.device_data(cfg, data, dev)
+    model = build_model(cfg).to(dev)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=cfg.learning_rate, capturable=True, fused=True
+    )
+    step = runtime.CompiledStep(functools.partial(twin.train_step, model, optimizer), dev)
+    order = torch.from_numpy(_order(cfg, data)).to(dev)
+    position = 0
+
+    def run(count: int):
+        nonlocal position
+        for _ in range(count):
+            loss = step(*twin.get_batch(images, labels, order, position % len(order)))
+            position += 1
+        return loss
+
+    return run, runtime.device_sync(dev)
+
+
 def _order(cfg: Config, data: Dataset):
     return epoch_index_matrix(cfg.seed, 0, len(data.train_labels), cfg.batch_size)
 
@@ -167,6 +198,7 @@ def _floor(floor_loop):
 PATHS = (
     ("torch loop, eager", "torch", _loop(torch_stepper, False)),
     ("torch loop, compiled", "torch", _loop(torch_stepper, True)),
+    ("torch loop, train_step under torch.compile", "torch", torch_compiled_lesson),
     ("torch sweep epoch, eager", "torch", _sweep(torch_sweeper, False)),
     ("torch sweep epoch, compiled", "torch", _sweep(torch_sweeper, True)),
     ("torch floor", "torch", _floor(torch_floor_loop)),
@@ -180,9 +212,14 @@ PATHS = (
 def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int) -> dict:
     """{path: µs/step of each round}: every path set up, warmed up twice (a CompiledStep resets
     dynamo, so the torch paths compiled before the last one compile again), then timed in turn."""
+    import torch
+
     from impls.flax_mlp import runtime as jax_runtime
     from impls.torch_mlp import runtime as torch_runtime
 
+    # One torch thread: a step this small has nothing to split, and on a shared CPU a second
+    # OpenMP thread turns every op into a wait for a core (a GPU's host loop is one thread too).
+    torch.set_num_threads(1)
     with contextlib.ExitStack() as stack:
         for runtime in (torch_runtime, jax_runtime):  # TF32 and dtype as in train
             stack.enter_context(runtime.matmul_precision(cfg.tf32))
@@ -204,9 +241,12 @@ def profile(cfg: Config, data: Dataset, device: str, steps: int, top: int = 12) 
     """cProfile of `steps` steps of each path (after its warm-up): the functions with the most own
     time, per step. Where the host time goes, call by call; the profiler's own cost inflates every
     Python call alike, so read it for shares, not for µs."""
+    import torch
+
     from impls.flax_mlp import runtime as jax_runtime
     from impls.torch_mlp import runtime as torch_runtime
 
+    torch.set_num_threads(1)  # as bench() does
     with contextlib.ExitStack() as stack:
         for runtime in (torch_runtime, jax_runtime):
             stack.enter_context(runtime.matmul_precision(cfg.tf32))

@@ -13,7 +13,15 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TWINS = {"torch_mlp": ("torch",), "flax_mlp": ("jax", "flax", "optax")}
 # The walk-through (fundamentals.py) is another engineer's and mirrors on its own terms.
-MODULES = ("__init__.py", "__main__.py", "model.py", "runtime.py", "sweep.py", "train.py")
+MODULES = (
+    "__init__.py",
+    "__main__.py",
+    "fast.py",
+    "model.py",
+    "runtime.py",
+    "sweep.py",
+    "train.py",
+)
 
 
 def public_api(path: pathlib.Path) -> list[tuple]:

@@ -35,6 +35,7 @@ IDIOMS = {
         "@contextlib.contextmanager",  # torch sets and restores its precision knobs by hand
     ),
     "__main__.py": (),
+    "fast.py": (),
     "sweep.py": (
         "import functools",  # JAX's epoch is functools.partial(jax.jit, donate_argnums=...)
         "argmax(dim=-1)",  # torch says dim=, JAX says axis=
@@ -49,6 +50,7 @@ MAX_HUNKS = {
     "runtime.py": 21,
     "__main__.py": 5,
     "sweep.py": 53,
+    "fast.py": 8,
 }
 
 

@@ -29,8 +29,10 @@ class FastStep(runtime.CompiledStep):
         # Views of the parameters' storage: updated in place, the model sees every step.
         self.params = [p.detach() for p in params]
         self.opt_state = _adam_state(optimizer, params)
+        # torch.optim.Adam's hyperparameters, as adam() names them.
         group = optimizer.param_groups[0]
-        hyper = {k: group[k] for k in ("lr", "betas", "eps", "weight_decay")}
+        hyper = {"beta1": group["betas"][0], "beta2": group["betas"][1], "amsgrad": False}
+        hyper.update({k: group[k] for k in ("lr", "eps", "weight_decay", "maximize")})
         super().__init__(functools.partial(_pure_step, loss_fn, model, names, hyper), dev)
         if dev.type == "cuda":  # CUDA graphs: the state keeps its addresses (sweep._mark_static)
             for t in self.params + [t for ts in self.opt_state.values() for t in ts]:
@@ -62,17 +64,11 @@ def _pure_step(loss_fn, model, names, hyper, params, opt_state, images, labels):
             list(grads),
             opt_state["exp_avg"],
             opt_state["exp_avg_sq"],
-            [],
+            [],  # no amsgrad: no max of the second moments
             opt_state["step"],
             foreach=False,
             capturable=True,
-            amsgrad=False,
-            beta1=hyper["betas"][0],
-            beta2=hyper["betas"][1],
-            lr=hyper["lr"],
-            weight_decay=hyper["weight_decay"],
-            eps=hyper["eps"],
-            maximize=False,
+            **hyper,
         )
     return loss.detach()
 
