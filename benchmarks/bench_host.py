@@ -3,6 +3,7 @@
     python benchmarks/bench_host.py                          # 784-8-10, batch 10, on the CPU
     python benchmarks/bench_host.py --steps 1000 --rounds 7
     python benchmarks/bench_host.py --profile                # cProfile of each path, then the table
+    python benchmarks/bench_host.py --no-torch-compile       # without the torch paths that compile
 
 At 784-8-10 and batch 10 a step's arithmetic is a few thousand multiply-adds, so what a step costs
 here is what the host spends on it: Python, the framework's dispatch, guards, pytree flattening.
@@ -209,7 +210,7 @@ PATHS = (
 )
 
 
-def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int) -> dict:
+def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int, paths=PATHS) -> dict:
     """{path: µs/step of each round}: every path set up, warmed up twice (a CompiledStep resets
     dynamo, so the torch paths compiled before the last one compile again), then timed in turn."""
     import torch
@@ -224,7 +225,7 @@ def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int) -> d
         for runtime in (torch_runtime, jax_runtime):  # TF32 and dtype as in train
             stack.enter_context(runtime.matmul_precision(cfg.tf32))
             stack.enter_context(runtime.dtype_scope(cfg.dtype))
-        runners = {name: make(cfg, data, device, steps) for name, _, make in PATHS}
+        runners = {name: make(cfg, data, device, steps) for name, _, make in paths}
         for _ in range(2):
             for run, sync in runners.values():
                 sync(run(steps))
@@ -237,7 +238,7 @@ def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int) -> d
         return out
 
 
-def profile(cfg: Config, data: Dataset, device: str, steps: int, top: int = 12) -> None:
+def profile(cfg: Config, data: Dataset, device: str, steps: int, paths=PATHS, top=12) -> None:
     """cProfile of `steps` steps of each path (after its warm-up): the functions with the most own
     time, per step. Where the host time goes, call by call; the profiler's own cost inflates every
     Python call alike, so read it for shares, not for µs."""
@@ -251,7 +252,7 @@ def profile(cfg: Config, data: Dataset, device: str, steps: int, top: int = 12) 
         for runtime in (torch_runtime, jax_runtime):
             stack.enter_context(runtime.matmul_precision(cfg.tf32))
             stack.enter_context(runtime.dtype_scope(cfg.dtype))
-        for name, _, make in PATHS:
+        for name, _, make in paths:
             run, sync = make(cfg, data, device, steps)
             sync(run(steps))
             sync(run(steps))
@@ -284,19 +285,21 @@ def with_defaults(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    show_profile = "--profile" in argv
-    argv = [a for a in argv if a != "--profile"]
+    show_profile, eager_torch = "--profile" in argv, "--no-torch-compile" in argv
+    argv = [a for a in argv if a not in ("--profile", "--no-torch-compile")]
+    # --no-torch-compile: leave out the torch paths that compile (tens of seconds each on a CPU).
+    paths = [p for p in PATHS if not (eager_torch and p[1] == "torch" and "compile" in p[0])]
     args, runs, data = parse_bench_args("bench_host.py", __doc__, "path", 5, with_defaults(argv))
     load_before = os.getloadavg()
     header = ("config", "path", "µs/step (min)", "median", "x its floor", "GPU ceiling steps/s")
     rows = []
     for cfg in runs:
         if show_profile:
-            profile(cfg, data[cfg.dataset], args.device, args.steps)
-        r = bench(cfg, data[cfg.dataset], args.device, args.steps, args.rounds)
+            profile(cfg, data[cfg.dataset], args.device, args.steps, paths)
+        r = bench(cfg, data[cfg.dataset], args.device, args.steps, args.rounds, paths)
         best = {name: min(us) for name, us in r.items()}
         floor = {"torch": best["torch floor"], "JAX": best["JAX floor"]}
-        for name, framework, _ in PATHS:
+        for name, framework, _ in paths:
             rows.append(
                 (
                     "-".join(map(str, cfg.layer_sizes)) + f" b{cfg.batch_size} {cfg.dtype}",
