@@ -28,7 +28,9 @@ class FastStep(runtime.CompiledStep):
         # A flat list of arrays: the cheapest pytree for jit to flatten on every call.
         self.leaves, self.treedef = jax.tree.flatten(state)
         self.targets = (model, optimizer)
-        pure = functools.partial(_pure_step, loss_fn, graphdef, self.treedef)
+        pure = functools.partial(
+            _pure_step, loss_fn=loss_fn, graphdef=graphdef, treedef=self.treedef
+        )
         super().__init__(jax.jit(pure, donate_argnums=0), dev)
 
     def __call__(self, images: jax.Array, labels: jax.Array) -> jax.Array:
@@ -43,7 +45,7 @@ def write_back(step: Callable) -> None:
         nnx.update(step.targets, jax.tree.unflatten(step.treedef, step.leaves))
 
 
-def _pure_step(loss_fn, graphdef, treedef, leaves, images, labels):
+def _pure_step(leaves, images, labels, *, loss_fn, graphdef, treedef):
     """One Adam step: grads of loss_fn for the model rebuilt from `leaves`, the optimizer's update
     (train.py's train_step, traced once); (the new leaves, the loss)."""
     model, optimizer = nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))
