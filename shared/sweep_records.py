@@ -5,7 +5,7 @@ fetches each epoch's numbers once, as numpy arrays: the step losses (steps, M), 
 and accuracies (M,). `GroupRecords` turns them into what the loop (train.py) would have recorded
 for each member on its own: it cuts a member's loss curve where the loop would have stopped,
 judges it as the loop does ("diverged" once a loss is NaN/inf), logs the loop's lines with the
-member's name in front, and at the end makes one record per member (shared.results.make_record),
+member's name in front, and at the end makes one record per member (shared.record.make_record),
 with the group's times divided among its members. Nothing here knows a framework.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 from shared.config import Config
 from shared.data import Dataset
 from shared.groups import group_key
-from shared.results import epoch_entry, make_record
+from shared.record import epoch_entry, make_record
 from shared.timing import StepClock, spread_share
 
 

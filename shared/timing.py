@@ -17,6 +17,7 @@ An engine that runs a whole epoch as one call (add_steps) has one window per epo
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -107,3 +108,32 @@ def spread_share(group_spread: dict[str, float] | None, members: int) -> dict[st
         **{k: round(group_spread[k] / members, 1) for k in ("p10", "p50", "p90")},
         "windows": group_spread["windows"],
     }
+
+
+# ------------------------------------------------------------------ threads, set before torch loads
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask: a container's or taskset's limit), not the
+    machine's count that os.cpu_count() and OpenMP's default see."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS has no affinity mask
+        return os.cpu_count() or 1
+
+
+def thread_env(environ: dict | None = None) -> dict[str, str]:
+    """OpenMP settings for torch's CPU threads that the user has not set: one thread per CPU this
+    process may use, and waiting threads that sleep rather than spin (on a shared CPU a spinning
+    team stalls whenever one of its threads is descheduled; measured in benchmarks/README.md).
+    JAX's CPU backend does not use OpenMP, so this changes torch only."""
+    environ = os.environ if environ is None else environ
+    wanted = {"OMP_NUM_THREADS": str(available_cpus()), "OMP_WAIT_POLICY": "PASSIVE"}
+    return {k: v for k, v in wanted.items() if k not in environ}
+
+
+def configure_threads() -> dict[str, str]:
+    """Set thread_env() in this process's environment (before any framework import); what it set."""
+    changes = thread_env()
+    os.environ.update(changes)
+    return changes

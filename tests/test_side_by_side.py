@@ -234,7 +234,7 @@ def _generate(tmp_path: pathlib.Path, *extra: str) -> subprocess.CompletedProces
 def test_refuses_a_public_definition_in_one_twin_only(tmp_path):
     _, flax = _copy_twins(tmp_path, "train")
     flax.write_text(flax.read_text() + "\n\ndef extra_step(model):\n    return model\n")
-    proc = _generate(tmp_path, "-m", "shared.side_by_side")
+    proc = _generate(tmp_path, "-m", "tools.side_by_side")
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
     assert "no longer line up" in proc.stderr and "def extra_step" in proc.stderr
@@ -247,14 +247,14 @@ def test_refuses_public_definitions_out_of_order(tmp_path):
     lines = torch_copy.read_text().split("\n\n\n")  # top-level blocks, ruff-formatted
     lines[-1], lines[-2] = lines[-2], lines[-1]
     torch_copy.write_text("\n\n\n".join(lines))
-    proc = _generate(tmp_path, "-m", "shared.side_by_side")
+    proc = _generate(tmp_path, "-m", "tools.side_by_side")
     assert proc.returncode == 2 and "no longer line up" in proc.stderr, proc.stderr
 
 
 def test_a_private_helper_in_one_twin_faces_a_blank(tmp_path):
     torch_copy, _ = _copy_twins(tmp_path, "train")
     torch_copy.write_text(torch_copy.read_text() + "\n\ndef _helper():\n    return 1\n")
-    proc = _generate(tmp_path, "-m", "shared.side_by_side")
+    proc = _generate(tmp_path, "-m", "tools.side_by_side")
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "out" / "train.html").read_text()
     assert re.search(r'<tr class="h" id="_helper">.*no twin: PyTorch only</td></tr>', page)
@@ -262,7 +262,7 @@ def test_a_private_helper_in_one_twin_faces_a_blank(tmp_path):
 
 def test_pygments_missing_is_one_line(tmp_path):
     _copy_twins(tmp_path, "model")
-    block = "import sys; sys.modules['pygments'] = None; import shared.side_by_side as s; s.main()"
+    block = "import sys; sys.modules['pygments'] = None; import tools.side_by_side as s; s.main()"
     proc = _generate(tmp_path, "-c", block)
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
     assert "needs Pygments: pip install" in proc.stderr

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import pathlib
 
-from shared.report import (
+from comparison.report import (
     accuracy,
     agreement,
     brief,
@@ -36,7 +36,7 @@ from shared.report import (
     speed,
     variants,
 )
-from shared.report.common import Page
+from comparison.report.common import Page
 
 SECTIONS = (
     overview.section,

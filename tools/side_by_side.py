@@ -1,7 +1,7 @@
 """The twins side by side: one static HTML page per mirrored file pair, built from the source.
 
-    python -m shared.side_by_side            # rewrite docs/side-by-side/*.html
-    python -m shared.side_by_side --check    # exit 1 naming the stale pages, write nothing
+    python -m tools.side_by_side            # rewrite docs/side-by-side/*.html
+    python -m tools.side_by_side --check    # exit 1 naming the stale pages, write nothing
 
 PyTorch (impls/torch_mlp/X.py) on the left, JAX/Flax (impls/flax_mlp/X.py) on the right. Each file
 is cut into blocks at its top-level definitions (functions, classes, assignments, the `__main__`
@@ -37,7 +37,7 @@ from shared.cli import ArgumentParser, fail
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OUT = pathlib.Path("docs") / "side-by-side"
-PROG = "python -m shared.side_by_side"
+PROG = "python -m tools.side_by_side"
 SIDES = (("impls/torch_mlp", "PyTorch"), ("impls/flax_mlp", "JAX/Flax"))
 # Reading order: the model, the loop, its plumbing, the sweep engine, the walk-through, the CLI.
 ORDER = ("model", "train", "runtime", "sweep", "fundamentals", "__main__")
