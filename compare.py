@@ -13,15 +13,14 @@ import os
 import pathlib
 import signal
 import sys
-import time
 
 from comparison import executors
-from comparison.machine import probe_floors
+from comparison.machine import measure_floors
 from comparison.results import (
     ResultsCorrupt,
     ResultsFile,
     ResultsLocked,
-    config_of,
+    WriteFailed,
     scan_results,
 )
 from shared.cli import ArgumentParser, add_run_args, dataset, fail, grid_from_args
@@ -29,14 +28,12 @@ from shared.config import Config
 from shared.groups import group_runs
 from shared.timing import configure_threads
 
-INSTALL_HINT = {"torch": "pip install 'mlp-twins[torch]'", "jax": "pip install 'mlp-twins[jax]'"}
-
 
 def parse_args(argv=None):
     p = ArgumentParser(
         prog="compare.py",
         description=__doc__.split("\n\n")[0],
-        epilog="Results: OUT/results.jsonl (schema in README.md); report: OUT/report.md + PNGs.",
+        epilog="Results: OUT/results.jsonl (docs/results-format.md); report: OUT/report.md + PNGs.",
     )
     add_run_args(p)
     p.add_argument(
@@ -108,12 +105,12 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
     on_ray = args.executor == "ray"
     if on_ray:
         executors.need_ray()
-    devices = {} if on_ray else check_backends(backends, args.device, engine)
+    devices = {} if on_ray else executors.check_backends(backends, args.device, engine)
     check_out(out)
     datasets = load_datasets(runs, args.data_dir)
     results = open_results(out)
     executor = executors.choose(args, datasets, ready=lambda: announce(datasets))
-    todo = left_to_run(results, runs, backends)
+    todo = results.left_to_run(runs, backends)
     units = executors.plan_units(runs, todo, engine, backends)
     floors = {} if on_ray else measure_floors([c for c, _ in todo], devices)
     bar = None
@@ -136,7 +133,7 @@ def train_and_write(executor, units, ctx, results: ResultsFile, status: Status) 
             with executor as execute, contextlib.closing(execute(units, ctx)) as outcomes:
                 for unit, records in outcomes:
                     for cfg, record in zip(unit.configs, records):
-                        append(results, record)
+                        results.append(record)
                         status.add(cfg, unit.backend, record)
     except KeyboardInterrupt:
         interrupted = True
@@ -161,42 +158,6 @@ def train_and_write(executor, units, ctx, results: ResultsFile, status: Status) 
         )
         return 130
     return 0
-
-
-def check_backends(names: list[str], device: str, engine: str) -> dict[str, str]:
-    """Import each backend's train (or sweep) module and resolve the device now, not three hours
-    into a grid: backend -> where it runs ("cpu", "gpu:0 NAME"), or exit 2."""
-    devices = {}
-    for name in names:
-        try:
-            executors.backend_module(name, engine)
-        except ImportError as e:
-            fail(
-                f"backend {name} is not installed ({e}); install it with {INSTALL_HINT[name]} "
-                "or use --backend"
-            )
-        try:
-            devices[name] = executors.device_name(name, device, strict=True)
-        except RuntimeError as e:
-            fail(f"--device {device}: {e}")
-    warning = device_mismatch(devices)
-    if warning:
-        print(f"[compare] warning: {warning}", file=sys.stderr)
-    return devices
-
-
-def device_mismatch(devices: dict[str, str]) -> str | None:
-    """One backend on a GPU and the other on the CPU (say, a CPU-only jaxlib) makes timings
-    incomparable."""
-    on_cpu = sorted(b for b, d in devices.items() if d == "cpu")
-    if not on_cpu or len(on_cpu) == len(devices):
-        return None
-    on_gpu = sorted(set(devices) - set(on_cpu))
-    return (
-        f"{', '.join(on_gpu)} runs on the GPU but {', '.join(on_cpu)} on the CPU (a CPU-only "
-        "build?), so step times are not comparable; install the CUDA build (README) or pass "
-        "--device gpu to require it"
-    )
 
 
 def check_out(out: pathlib.Path) -> None:
@@ -228,62 +189,6 @@ def open_results(out: pathlib.Path) -> ResultsFile:
     except OSError as e:
         reason = e.strerror or e
         fail(f"--out {out}: cannot write there ({reason}); allowed: a folder you can write to")
-
-
-def left_to_run(results: ResultsFile, runs: list[Config], backends: list[str]) -> list:
-    """The (config, backend) pairs not yet in results.jsonl, in the order they run: config by
-    config, backends interleaved. A rerun with the same --out resumes here."""
-    done = {(r["backend"], config_of(r).key()) for r in results.records if _valid(r)}
-    todo = [(cfg, b) for cfg in runs for b in backends if (b, cfg.key()) not in done]
-    skipped = len(runs) * len(backends) - len(todo)
-    if skipped:
-        print(
-            f"[compare] {skipped} finished runs found in {results.path}; skipping them",
-            file=sys.stderr,
-        )
-    return todo
-
-
-def _valid(record: dict) -> bool:
-    try:
-        config_of(record)
-        return True
-    except Exception:
-        return False
-
-
-def measure_floors(runs: list[Config], devices: dict[str, str]) -> dict[str, float]:
-    """The GEMM floor of each shape to run, measured now, before training: what numpy's float32
-    matrix products of one step take on this CPU, the reference a step time is read against
-    (comparison/machine.py). A CPU floor says nothing about a GPU's step, so GPU runs get none."""
-    if not runs or any(d != "cpu" for d in devices.values()):
-        return {}
-    t0 = time.perf_counter()
-    floors = probe_floors(runs)
-    print(
-        f"[compare] GEMM floor (numpy float32 matmuls of each step's shapes, {len(floors)} shapes, "
-        f"{time.perf_counter() - t0:.1f} s): "
-        + ", ".join(f"{k} {v:.0f} µs" for k, v in list(floors.items())[:6])
-        + (" ..." if len(floors) > 6 else ""),
-        file=sys.stderr,
-    )
-    return floors
-
-
-class WriteFailed(Exception):
-    """results.jsonl could not take a record (a full disk): the grid stops, the file stays whole."""
-
-    def __init__(self, error: OSError):
-        super().__init__(str(error))
-        self.error = error
-
-
-def append(results: ResultsFile, record: dict) -> None:
-    """One whole line, fsync'd: a kill after this keeps it. A failed write leaves no part of it."""
-    try:
-        results.append(record)
-    except OSError as e:
-        raise WriteFailed(e) from e
 
 
 def status_line(cfg: Config, recs: dict[str, dict]) -> str:

@@ -181,6 +181,44 @@ def failed_records(unit: Unit, data, text: str, wall_s: float, device: str) -> l
 
 # ------------------------------------------------------------------ the local executor
 
+INSTALL_HINT = {"torch": "pip install 'mlp-twins[torch]'", "jax": "pip install 'mlp-twins[jax]'"}
+
+
+def check_backends(names: list[str], device: str, engine: str) -> dict[str, str]:
+    """Import each backend's train (or sweep) module and resolve the device now, not three hours
+    into a grid: backend -> where it runs ("cpu", "gpu:0 NAME"), or exit 2."""
+    devices = {}
+    for name in names:
+        try:
+            backend_module(name, engine)
+        except ImportError as e:
+            fail(
+                f"backend {name} is not installed ({e}); install it with {INSTALL_HINT[name]} "
+                "or use --backend"
+            )
+        try:
+            devices[name] = device_name(name, device, strict=True)
+        except RuntimeError as e:
+            fail(f"--device {device}: {e}")
+    warning = device_mismatch(devices)
+    if warning:
+        print(f"[compare] warning: {warning}", file=sys.stderr)
+    return devices
+
+
+def device_mismatch(devices: dict[str, str]) -> str | None:
+    """One backend on a GPU and the other on the CPU (say, a CPU-only jaxlib) makes timings
+    incomparable."""
+    on_cpu = sorted(b for b, d in devices.items() if d == "cpu")
+    if not on_cpu or len(on_cpu) == len(devices):
+        return None
+    on_gpu = sorted(set(devices) - set(on_cpu))
+    return (
+        f"{', '.join(on_gpu)} runs on the GPU but {', '.join(on_cpu)} on the CPU (a CPU-only "
+        "build?), so step times are not comparable; install the CUDA build (README) or pass "
+        "--device gpu to require it"
+    )
+
 
 def run_local(units: Iterable[Unit], ctx: Context) -> Iterator[tuple[Unit, list[dict]]]:
     """Train the units here, one after another; yield (unit, its records) as each finishes. Each

@@ -7,6 +7,7 @@ Why: step times mean something only against the machine they ran on (docs/timing
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import numpy as np
@@ -79,4 +80,22 @@ def probe_floors(runs: list[Config], budget_s: float = 0.15) -> dict[str, float]
         key = shape_key(cfg)
         if key not in floors:
             floors[key] = round(gemm_floor_us(cfg, budget_s), 1)
+    return floors
+
+
+def measure_floors(runs: list[Config], devices: dict[str, str]) -> dict[str, float]:
+    """The GEMM floor of each shape to run, measured now, before training: what numpy's float32
+    matrix products of one step take on this CPU, the reference a step time is read against
+    (comparison/machine.py). A CPU floor says nothing about a GPU's step, so GPU runs get none."""
+    if not runs or any(d != "cpu" for d in devices.values()):
+        return {}
+    t0 = time.perf_counter()
+    floors = probe_floors(runs)
+    print(
+        f"[compare] GEMM floor (numpy float32 matmuls of each step's shapes, {len(floors)} shapes, "
+        f"{time.perf_counter() - t0:.1f} s): "
+        + ", ".join(f"{k} {v:.0f} µs" for k, v in list(floors.items())[:6])
+        + (" ..." if len(floors) > 6 else ""),
+        file=sys.stderr,
+    )
     return floors

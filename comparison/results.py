@@ -38,6 +38,14 @@ class ResultsCorrupt(RuntimeError):
     program wrote into it. Refused rather than skipped, so that no finished run is silently lost."""
 
 
+class WriteFailed(Exception):
+    """results.jsonl could not take a record (a full disk): the grid stops, the file stays whole."""
+
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
+
+
 class ResultsFile:
     """`with ResultsFile(path) as rf: rf.append(record)`; `rf.records`: what was there before."""
 
@@ -121,14 +129,16 @@ class ResultsFile:
                 print(f"[results] dropped a torn last line of {self.path}", file=sys.stderr)
 
     def append(self, record: dict) -> None:
-        """Write `record` as one whole line, or raise OSError leaving the file as it was: a full
+        """Write `record` as one whole line, or raise WriteFailed leaving the file as it was: a full
         disk can take part of a write, and that part is cut off again."""
         line = (json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            size = os.fstat(
-                fd
-            ).st_size  # where this line starts (we hold the lock: nobody else appends)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise WriteFailed(e) from e
+        try:
+            # where this line starts (we hold the lock: nobody else appends)
+            size = os.fstat(fd).st_size
             try:
                 written = os.write(fd, line)  # one write of the whole line
                 if written != len(line):
@@ -137,13 +147,26 @@ class ResultsFile:
                         f"{os.strerror(errno.ENOSPC)} ({written} of {len(line)} bytes written)",
                     )
                 os.fsync(fd)
-            except OSError:
+            except OSError as e:
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, size)
-                raise
+                raise WriteFailed(e) from e
         finally:
             os.close(fd)
         self.records.append(record)
+
+    def left_to_run(self, runs: list[Config], backends: list[str]) -> list[tuple[Config, str]]:
+        """The (config, backend) pairs not yet recorded, in the order they run: config by config,
+        backends interleaved. A rerun with the same --out resumes here."""
+        done = {(r["backend"], config_of(r).key()) for r in self.records if _valid(r)}
+        todo = [(cfg, b) for cfg in runs for b in backends if (b, cfg.key()) not in done]
+        skipped = len(runs) * len(backends) - len(todo)
+        if skipped:
+            print(
+                f"[compare] {skipped} finished runs found in {self.path}; skipping them",
+                file=sys.stderr,
+            )
+        return todo
 
     def close(self) -> None:
         if self._lock_fd is not None:
@@ -183,3 +206,11 @@ def scan_results(path: str | os.PathLike) -> tuple[list[dict], list[int]]:
 
 def _line_count(path: pathlib.Path) -> int:
     return len(path.read_text(errors="replace").splitlines())
+
+
+def _valid(record: dict) -> bool:
+    try:
+        config_of(record)
+        return True
+    except Exception:
+        return False

@@ -161,14 +161,13 @@ def test_torn_last_line_is_dropped_and_appends_stay_whole(tmp_path):
 
 
 def test_device_mismatch_is_named():
-    import compare
+    from comparison import executors
 
-    assert compare.device_mismatch({"torch": "cpu", "jax": "cpu"}) is None
-    assert (
-        compare.device_mismatch({"torch": "cuda:0 NVIDIA H100", "jax": "gpu:0 NVIDIA H100"}) is None
-    )
-    assert compare.device_mismatch({"jax": "cpu"}) is None
-    warning = compare.device_mismatch({"torch": "cuda:0 NVIDIA H100", "jax": "cpu"})
+    assert executors.device_mismatch({"torch": "cpu", "jax": "cpu"}) is None
+    on_gpus = {"torch": "cuda:0 NVIDIA H100", "jax": "gpu:0 NVIDIA H100"}
+    assert executors.device_mismatch(on_gpus) is None
+    assert executors.device_mismatch({"jax": "cpu"}) is None
+    warning = executors.device_mismatch({"torch": "cuda:0 NVIDIA H100", "jax": "cpu"})
     assert (
         warning.startswith("torch runs on the GPU but jax on the CPU") and "--device gpu" in warning
     )
