@@ -76,7 +76,7 @@ def parse_args(argv=None):
     p.add_argument(
         "--quiet",
         action="store_true",
-        help="no progress bar: one plain status line per finished run (for logs)",
+        help="no progress bar: one plain status line per finished config (for logs)",
     )
     p.add_argument(
         "--log-steps",

@@ -1,5 +1,5 @@
 """The report's pieces on hand-made records: heatmap cells, paired variant effects, the page's
-layout (the size of its functions: tests/test_structure.py)."""
+layout; and that the report does not depend on the order of the records."""
 
 from __future__ import annotations
 
