@@ -1,19 +1,9 @@
-"""One way to time a training loop, the same in both backends.
+"""One way to time a training loop, the same in both backends, and torch's threads set before it
+loads.
 
-Frameworks run asynchronously on a GPU (JAX always dispatches asynchronously),
-so a clock read after a step measures the *launch*, not the work. `StepClock`
-synchronises only where it has to: once after the very first step (whose time,
-reported as `warmup_s`, holds JIT compilation / CUDA warm-up) and once at each
-epoch's end. Syncing after every step would defeat the async dispatch we are
-trying to measure. Evaluation happens between `end_epoch` and the next
-`start_epoch`, so it never counts as step time.
-
-The spread: a mean hides a machine that was busy for half the run. The clock also
-synchronises every WINDOW steps (a drained queue once per 50 steps costs about one
-step's latency, well under 2 %) and keeps each window's µs/step; `summary` gives
-their 10th, 50th and 90th percentiles. A p90/p10 far above 1 means the timings are noisy.
-An engine that runs a whole epoch as one call (add_steps) has one window per epoch.
-"""
+`StepClock` times the first step apart (`warmup_s`: compilation, warm-up) and synchronises only
+once per epoch and per window of WINDOW steps, because a sync after every step would defeat the
+asynchronous dispatch being measured (docs/timing.md)."""
 
 from __future__ import annotations
 

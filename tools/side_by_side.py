@@ -3,23 +3,8 @@
     python -m tools.side_by_side            # rewrite docs/side-by-side/*.html
     python -m tools.side_by_side --check    # exit 1 naming the stale pages, write nothing
 
-PyTorch (impls/torch_mlp/X.py) on the left, JAX/Flax (impls/flax_mlp/X.py) on the right. Each file
-is cut into blocks at its top-level definitions (functions, classes, assignments, the `__main__`
-guard), each block taking the comments and decorators just above it. The blocks of the two files
-are paired by name, so each definition starts on the same row as its twin; within a pair, the rows
-are difflib's opcodes (SequenceMatcher, autojunk off): `equal` lines share a row and are plain,
-the others are marked (a tint and a `<` / `>` in the gutter), their most alike lines on one row
-as ndiff pairs them (with the words that differ picked out), the rest top-aligned, the shorter
-side padded. A public definition (no leading underscore) missing from one twin, or out of order, is
-refused with one line: the pages cannot show a mirror that is broken. Private helpers may be
-one-sided; they face a blank.
-
-The header names each file by its git blob id (`git hash-object FILE`, computed here from the bytes,
-so no git is needed): it changes exactly when the file does, so a page stays byte-identical until
-its sources change, and `git log --find-object=BLOB` names the commits holding that version. (A
-commit hash cannot work: the commit that adds a page cannot name itself.) Reads source text only;
-imports neither torch nor jax. Highlighting needs Pygments (`pip install -e '.[docs]'`).
-"""
+Each definition starts on the same row as its twin; code that differs is marked, prose (comments,
+docstrings) shaded. How and why: docs/side-by-side.md. Reads source text only, no framework."""
 
 from __future__ import annotations
 
