@@ -9,7 +9,8 @@ Reading order, the same in both twins:
 4. train.py: the lesson, the training loop (loss_fn, train_step, evaluate, get_batch, train);
 5. sweep.py, the advanced part: the sweep engine, a group of configs trained together at once.
 
-runtime.py is the process plumbing around the loop (devices, precision, versions), __main__.py
+runtime.py is the process plumbing around the loop (devices, precision, versions), fast.py the
+loop's step as one compiled call (--set compile=true: speed only, outside the lesson), __main__.py
 the command line (python -m impls.torch_mlp). `diff` any file with its twin to see only what the
 frameworks do differently.
 """
