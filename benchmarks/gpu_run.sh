@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One prepared GPU run (issue 23): the gpu tests, the step and sweep benchmarks at batch 100/300/600
-# (torch eager, torch compiled, JAX), and the whole grid on the GPU, in one call of at most 9 minutes.
+# (torch eager, torch compiled, JAX), the host-time benchmark at 784-8-10 batch 10 (issue 31: every
+# path's steps/s ceiling on this card), and the whole grid on the GPU, in one call of at most 9
+# minutes.
 #
 #   OUT=/some/dir benchmarks/gpu_run.sh             # on the GPU machine, from the repository root
 #   OUT=/tmp/x benchmarks/gpu_run.sh --dry-run      # on a CPU: the same stages, tiny sizes (a test)
@@ -33,12 +35,14 @@ if $DRY; then
     DEVICE=cpu GPU=cpu-dry
     STEP_ARGS=(--config smoke --set output=logits --set batch_size=600 --steps 3 --rounds 1)
     SWEEP_ARGS=(--batches 600 --hidden 16 --members 2 --steps 3 --rounds 1)
+    HOST_ARGS=(--steps 3 --rounds 1 --no-torch-compile)  # torch's compiles: tests/test_compiled.py
     GRID_ARGS=(--config smoke --set epochs=1)
 else
     DEVICE=gpu
     GPU=$("$PYTHON" -c "import torch; print(torch.cuda.get_device_name().split()[-1].lower())")
     STEP_ARGS=(--set batch_size=100,300,600 --steps 200 --rounds 5)
     SWEEP_ARGS=(--batches 100,300,600 --steps 60 --rounds 3)
+    HOST_ARGS=(--steps 300 --rounds 5)
     GRID_ARGS=(--config grid --set "compile=${GRID_COMPILE:-false}")
 fi
 DEST="$OUT/$GPU-grid"
@@ -82,6 +86,8 @@ stage tests 150 "$PYTHON" -m pytest tests/test_gpu.py -m gpu -q -rs -p no:cachep
 stage bench_step 120 "$PYTHON" benchmarks/bench_step.py "${STEP_ARGS[@]}" \
     --device "$DEVICE" --data-dir "$DATA_DIR"
 stage bench_sweep 150 "$PYTHON" benchmarks/bench_sweep.py "${SWEEP_ARGS[@]}" \
+    --device "$DEVICE" --data-dir "$DATA_DIR"
+stage bench_host 120 "$PYTHON" benchmarks/bench_host.py "${HOST_ARGS[@]}" \
     --device "$DEVICE" --data-dir "$DATA_DIR"
 grid_start=$SECONDS
 stage grid "$(left)" "$PYTHON" compare.py "${GRID_ARGS[@]}" --engine sweep --device "$DEVICE" \

@@ -226,7 +226,7 @@ def test_bench_sweep_bad_flags_are_one_line(mnist_dir):
 GPU_RUN = ROOT / "benchmarks" / "gpu_run.sh"
 
 
-@pytest.mark.slow  # trains the smoke grid for an epoch, after both benchmarks (about 75 s of CPU)
+@pytest.mark.slow  # trains the smoke grid for an epoch, after the benchmarks (about 2 min of CPU)
 def test_gpu_run_dry_run_end_to_end_and_resume(tmp_path, mnist_dir, both_frameworks):
     """benchmarks/gpu_run.sh --dry-run on the CPU: every stage of the GPU run with tiny sizes, its
     outputs under $OUT; called again, it skips what is done and the grid has nothing left."""
@@ -247,12 +247,13 @@ def test_gpu_run_dry_run_end_to_end_and_resume(tmp_path, mnist_dir, both_framewo
 
     first = run()
     dest = tmp_path / "cpu-dry-grid"
-    for stage in ("tests", "bench_step", "bench_sweep", "grid"):
+    for stage in ("tests", "bench_step", "bench_sweep", "bench_host", "grid"):
         log = (dest / f"{stage}.log").read_text()
         assert log.startswith("uptime: ") and log.splitlines()[-1].startswith("stage done"), log
     assert "skipped" in (dest / "tests.log").read_text()  # no CUDA here: the gpu tests skip
     assert "| 1x64 b600 relu logits |" in (dest / "bench_step.log").read_text()
     assert "| 1x16 b600 M=2 | torch compiled |" in (dest / "bench_sweep.log").read_text()
+    assert "| 784-8-10 b10 float32 | JAX loop, compiled |" in (dest / "bench_host.log").read_text()
     records = [json.loads(line) for line in (dest / "results.jsonl").read_text().splitlines()]
     assert sorted(r["backend"] for r in records) == ["jax", "jax", "torch", "torch"]
     assert all(r["status"] == "ok" and r["engine"] == "sweep" for r in records)
@@ -260,7 +261,7 @@ def test_gpu_run_dry_run_end_to_end_and_resume(tmp_path, mnist_dir, both_framewo
     assert re.search(r"grid wall time this call, compilation included: \d+ s", first)
 
     again = run()
-    assert again.count("done before") == 4, again
+    assert again.count("done before") == 5, again
     assert len((dest / "results.jsonl").read_text().splitlines()) == len(records)
 
 
