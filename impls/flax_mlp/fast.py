@@ -46,8 +46,8 @@ def write_back(step: Callable) -> None:
 
 
 def _pure_step(leaves, images, labels, *, loss_fn, graphdef, treedef):
-    """One Adam step: grads of loss_fn for the model rebuilt from `leaves`, the optimizer's update
-    (train.py's train_step, traced once); (the new leaves, the loss)."""
+    """One Adam step, the two lines of train.py's train_step on the model and optimizer rebuilt
+    from `leaves` (nnx.merge runs at trace time only): (the new leaves, the loss)."""
     model, optimizer = nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))
     loss, grads = nnx.value_and_grad(loss_fn)(model, images, labels)
     optimizer.update(model, grads)

@@ -5,7 +5,7 @@ mirrored by impls/flax_mlp/fast.py. Why: at a small step a GPU waits on the host
 torch.compile of train.py's train_step broke its graph 7 times (zero_grad, backward, inside
 optimizer.step), each a guarded resume, so compiled it cost more host time than eager. Here the
 forward and backward (torch.func.grad_and_value of train.loss_fn) and torch's own Adam
-(torch.optim.adam.adam on the optimizer's state) trace into one graph (benchmarks/README.md,
+(torch.optim.adam's adam(), on the optimizer's state) trace into one graph (benchmarks/README.md,
 bench_host.py).
 """
 
