@@ -1,7 +1,6 @@
-"""Process plumbing for the PyTorch twin: devices, precision, dtypes, syncs and versions.
+"""PyTorch's process plumbing around the loop: devices, precision, syncs, torch.compile, versions.
 
-Not part of the lesson (that is train.py): what a run needs from its process around the training
-loop. Mirrored function for function by impls/flax_mlp/runtime.py.
+The twin is impls/flax_mlp/runtime.py. Kept out of train.py so that the lesson shows only the loop.
 """
 
 from __future__ import annotations
@@ -31,10 +30,7 @@ def matmul_precision(tf32: bool):
 def dtype_scope(dtype: str) -> contextlib.AbstractContextManager:
     """What a run in `dtype` (Config.dtype) needs switched on process-wide: in torch, nothing.
 
-    Tensors carry their dtype, and build_model and train make a float64 run's tensors float64.
-    (Adam's step count: eager, it is read as a Python number; compiled, the fused Adam keeps it in
-    float32 whatever the default dtype and counts exactly. JAX's twin has to enable its x64 mode
-    here.)
+    Tensors carry their dtype (JAX's twin has to enable its x64 mode here).
     """
     return contextlib.nullcontext()
 
@@ -66,23 +62,19 @@ def device_sync(dev: torch.device) -> Callable[[object], None]:
 
 
 class CompiledStep:
-    """`step` under torch.compile, counting what dynamo compiles for it.
+    """`step` under torch.compile, counting what dynamo compiles for it (one at a time).
 
-    On the CPU inductor fuses the step's elementwise ops into C++ loops; on a GPU, mode=
-    "reduce-overhead" also records CUDA graphs, so that a step replays its kernels instead of
-    launching each from Python. The first `warm` calls compile (tens of seconds on a CPU); a graph
-    compiled after them is a recompile. dynamo's caches are reset first: it keeps compiled graphs on
-    code objects shared by every run of a process (a grid), which would fill up to its recompile
-    limit (measured: the 8th run), after which it runs the step eager. So one CompiledStep at a
-    time.
+    On a GPU mode "reduce-overhead" also records CUDA graphs: a step replays its kernels instead of
+    launching each from Python. The first `warm` calls compile; a graph compiled after them is a
+    recompile.
     """
 
     def __init__(self, step: Callable, dev: torch.device, warm: int = 1):
+        # dynamo keeps graphs on code objects that every run of a process shares: without a reset,
+        # a grid's runs fill its recompile limit, after which the step runs eager.
         torch._dynamo.reset()
-        # Let AOTAutograd's partitioner rebuild views in the backward instead of saving them:
-        # without it, it saved the sweep's activation mask (a bool) beside a view of the
-        # activations, the store sweep._PReLU exists to avoid. Set process-wide once, like the
-        # reset above (a patch around every call cost ~30 µs a step).
+        # Views rebuilt in the backward, not saved: else the sweep's activation saves a bool mask
+        # (impls/torch_mlp/sweep_tuning.py). Process-wide: a patch per call costs more.
         torch._functorch.config.recompute_views = True
         self.mode = "reduce-overhead" if dev.type == "cuda" else "default"
         self.fn = torch.compile(step, mode=self.mode)
@@ -119,15 +111,15 @@ def _dynamo_counts() -> tuple[int, int, int]:
     return graphs, breaks, counters["inductor"]["cudagraph_skips"]
 
 
-def compile_stats(step: Callable) -> dict | None:
-    """What a CompiledStep compiled (CompiledStep.stats), or None for an eager step."""
-    return step.stats() if isinstance(step, CompiledStep) else None
+def record_fields(dev: torch.device, step: Callable) -> dict:
+    """The record's device, versions and compiled (what a CompiledStep compiled; None: eager)."""
+    compiled = step.stats() if isinstance(step, CompiledStep) else None
+    return {"device": describe_device(dev), "versions": versions(), "compiled": compiled}
 
 
 def versions() -> dict[str, str]:
-    """This framework's package versions, for the record (shared.results adds python and numpy)."""
+    """This framework's package versions, for the record (which adds python and numpy)."""
     found = {"torch": torch.__version__}
-    # torchvision is optional here.
     with contextlib.suppress(importlib.metadata.PackageNotFoundError):
         found["torchvision"] = importlib.metadata.version("torchvision")
     return found
