@@ -16,18 +16,14 @@ import optax
 
 def matmul_precision(tf32: bool):
     """float32 matmuls as IEEE float32, or TF32 on GPUs that have it when `tf32`. CPUs ignore it.
-
-    A context manager; the precision is part of jit's cache key (another precision retraces).
-    """
+    A context manager; the precision is part of jit's cache key (another precision retraces)."""
     precision = "tensorfloat32" if tf32 else "highest"  # "highest": no TF32
     return jax.default_matmul_precision(precision)
 
 
 def dtype_scope(dtype: str) -> contextlib.AbstractContextManager:
-    """What a run in `dtype` (Config.dtype) needs switched on process-wide: in JAX, its x64 mode.
-
-    Without it float64 arrays are silently made float32; it is put back after the run.
-    """
+    """What a run in `dtype` needs switched on process-wide: in JAX its x64 mode, put back after
+    (without it, float64 arrays are silently made float32)."""
     # Older jax has it in jax.experimental only.
     enable_x64 = jax.enable_x64 if hasattr(jax, "enable_x64") else jax.experimental.enable_x64
     return enable_x64(dtype == "float64")

@@ -33,11 +33,8 @@ _ADAM = optax.scale_by_adam(b1=BETA1, b2=BETA2, eps=EPS)  # optax.adam, less its
 
 
 def init_params(cfg: Config, members: int, dev: jax.Device) -> list[tuple[jax.Array, jax.Array]]:
-    """The loop's initial weights, one copy per member: [(W, b), ...] with a member axis.
-
-    First layer: W (784, M, n) (reshaped to (784, M*n) for the wide GEMM, a free view), b (M, n).
-    Other layers: W (M, in, out), b (M, out).
-    """
+    """The loop's initial weights, one copy per member: [(W, b), ...], first W (784, M, n) (a free
+    view as (784, M*n) for the wide GEMM), b (M, n); then W (M, in, out), b (M, out)."""
     weights = get_weights(build_model(cfg))
     params = []
     for i, (w, b) in enumerate(weights):
@@ -67,8 +64,7 @@ def forward(params, slopes: jax.Array, softmax: jax.Array, images: jax.Array) ->
     # One wide GEMM for every member's first layer: (B, 784) @ (784, M*n), bias after (nnx.Linear)
     x = (images @ w.reshape(784, members * width)).reshape(batch, members, width) + b  # (B, M, n)
     for w, b in rest:
-        # Per member: x if x > 0 else slope * x (slope 0: ReLU); the member axis is the second.
-        x = jnp.where(x > 0, x, slopes[:, None] * x)  # one slope per member
+        x = jnp.where(x > 0, x, slopes[:, None] * x)  # x if x > 0 else slope * x, per member
         x = jnp.einsum("bmi,mio->bmo", x, w) + b  # (B, M, out): a batched matmul over members
     # The lab report's double softmax, only for the members that have it (see model.py).
     return jnp.where(softmax[:, None], jax.nn.softmax(x, axis=-1), x)  # (B, M, 10)
@@ -91,10 +87,8 @@ def init_adam(params) -> optax.ScaleByAdamState:
 @jax.tree_util.register_dataclass  # a pytree of arrays: jit, scan and donation take it whole
 @dataclasses.dataclass(frozen=True)
 class State:
-    """What an epoch changes: the stacked weights, Adam's state, who is alive (M,) bool.
-
-    JAX's arrays are immutable: each epoch returns a new State (the old one is donated to it).
-    """
+    """What an epoch changes: the stacked weights, Adam's state, who is alive (M,) bool. JAX's
+    arrays are immutable: each epoch returns a new State (the old one is donated to it)."""
 
     params: list
     opt_state: optax.ScaleByAdamState
@@ -102,11 +96,9 @@ class State:
 
 
 def adam_step(params, grads, opt_state: optax.ScaleByAdamState, lr: jax.Array, alive: jax.Array):
-    """optax.adam's update, each member with its lr: (params, opt_state), new.
-
-    optax.adam is scale_by_adam, then scale(-lr), then apply_updates; here -lr per member, so each
-    member's slice rounds exactly as an independent optax.adam. Frozen members are set to 0.
-    """
+    """optax.adam's update, each member with its lr: (params, opt_state), new. optax.adam is
+    scale_by_adam, then scale(-lr): with -lr per member, each member's slice rounds exactly as an
+    independent optax.adam. Frozen members are set to 0."""
     updates, opt_state = _ADAM.update(grads, opt_state)
     leaves, tree = jax.tree.flatten(params)
     new = [
@@ -208,12 +200,8 @@ def train_group(
     device: str = "auto",
     log: Callable[[str], object] | None = print,
 ) -> list[dict]:
-    """Train the members `cfgs` of one group (shared/groups.py) together: a record each, in order.
-
-    Split into parts that fit memory first (shared.groups.split_group). Each record is the loop's
-    (shared.results.make_record) with engine "sweep" and the group it ran in; its step time is the
-    group's step time / M, the share of one member.
-    """
+    """Train the members `cfgs` of one group (shared/groups.py) together, in parts that fit memory:
+    a loop-shaped record each, in order, engine "sweep", its step time the group's / M."""
     keys = {group_key(c) for c in cfgs}
     if len(keys) != 1:
         raise ValueError(
@@ -266,8 +254,7 @@ def _train_part(
 
 
 def _along_members(vec: jax.Array, index: int, p: jax.Array) -> jax.Array:
-    """vec (M,) shaped to broadcast along the member axis of flat parameter `index` (axis 1 in the
-    first W, 0 everywhere else)."""
+    """vec (M,) shaped to broadcast along the member axis of flat parameter `index`."""
     shape = [1] * p.ndim
     shape[1 if index == 0 else 0] = vec.shape[0]
     return vec.reshape(shape)

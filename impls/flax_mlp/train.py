@@ -34,10 +34,8 @@ def criterion(outputs: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 def loss_fn(model: MLP, images: jax.Array, labels: jax.Array) -> jax.Array:
-    """Mean cross-entropy of the model's outputs: (B, 784) float32, (B,) int -> 0-d.
-
-    With output="softmax" this applies a second softmax (the lab report's; see model.py).
-    """
+    """Mean cross-entropy of the model's outputs: (B, 784), (B,) int -> 0-d (output="softmax": the
+    lab report's double softmax, model.py)."""
     return criterion(model(images), labels)
 
 
@@ -54,10 +52,8 @@ def train_step(
 
 @nnx.jit  # evaluation compiled into one program (JAX records no autograd graph unless asked)
 def evaluate(model: MLP, images: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(mean loss, number of correct predictions) over all `images` at once, 0-d on the device.
-
-    No model.eval() first: with no dropout or batch norm, training and evaluation are one function.
-    """
+    """(mean loss, number of correct predictions) over all `images` at once, 0-d on the device. No
+    model.eval() first: with no dropout or batch norm, training and evaluation are one function."""
     outputs = model(images)  # (N, 10)
     return criterion(outputs, labels), (outputs.argmax(axis=1) == labels).sum()
 
@@ -74,11 +70,8 @@ def get_batch(
 def train(
     cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str], object] | None = print
 ) -> dict:
-    """Train `cfg` on `data`, testing after every epoch: the run's record (shared.results).
-
-    `log` gets the tutorial's lines (None: silent). A loss that turns NaN/inf ends the run early,
-    status "diverged"; a missing GPU raises RuntimeError.
-    """
+    """Train `cfg` on `data`, testing after every epoch: the run's record (shared.results). `log`
+    gets the tutorial's lines (None: silent); a loss that turns NaN/inf ends the run, "diverged"."""
     start, log = time.perf_counter(), log or runtime.silent
     dev = runtime.resolve_device(device)
     with runtime.matmul_precision(cfg.tf32), runtime.dtype_scope(cfg.dtype):
@@ -114,9 +107,6 @@ def train(
     )
 
 
-# ------------------------------------------------------------- what train() calls, in its order
-
-
 def device_data(cfg: Config, data: Dataset, dev: jax.Device) -> tuple[jax.Array, ...]:
     """The whole dataset on `dev`, moved once: train images (60000, 784) in cfg.dtype, train labels
     (60000,) int32 (JAX's default int), test images (10000, 784), test labels (10000,)."""
@@ -140,10 +130,7 @@ def build_training(cfg: Config, dev: jax.Device) -> tuple[MLP, nnx.Optimizer, Ca
 
 
 def build_optimizer(model: MLP, cfg: Config) -> nnx.Optimizer:
-    """Adam with every hyperparameter spelled out, the same in both twins.
-
-    Both put eps outside the square root, after bias correction.
-    """
+    """Adam with every hyperparameter spelled out, the same in both twins (eps outside the root)."""
     return nnx.Optimizer(
         model, optax.adam(cfg.learning_rate, b1=0.9, b2=0.999, eps=1e-8), wrt=nnx.Param
     )

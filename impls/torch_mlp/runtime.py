@@ -18,8 +18,7 @@ def matmul_precision(tf32: bool):
     """float32 matmuls as IEEE float32, or TF32 on GPUs that have it when `tf32`. CPUs ignore it."""
     saved = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
     torch.set_float32_matmul_precision("high" if tf32 else "highest")  # "highest": no TF32
-    # Convolutions: there are none here; set so that nothing uses TF32.
-    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32  # convolutions (none here): nothing else uses TF32
     try:
         yield
     finally:  # process-wide knobs: put them back for whatever runs next
@@ -28,10 +27,7 @@ def matmul_precision(tf32: bool):
 
 
 def dtype_scope(dtype: str) -> contextlib.AbstractContextManager:
-    """What a run in `dtype` (Config.dtype) needs switched on process-wide: in torch, nothing.
-
-    Tensors carry their dtype (JAX's twin has to enable its x64 mode here).
-    """
+    """What a run in `dtype` needs switched on process-wide: in torch nothing (tensors carry it)."""
     return contextlib.nullcontext()
 
 
@@ -62,12 +58,8 @@ def device_sync(dev: torch.device) -> Callable[[object], None]:
 
 
 class CompiledStep:
-    """`step` under torch.compile, counting what dynamo compiles for it (one at a time).
-
-    On a GPU mode "reduce-overhead" also records CUDA graphs: a step replays its kernels instead of
-    launching each from Python. The first `warm` calls compile; a graph compiled after them is a
-    recompile.
-    """
+    """`step` under torch.compile, counting what dynamo compiles (after the first `warm` calls: a
+    recompile). On a GPU, CUDA graphs too: a step replays its kernels, not launched from Python."""
 
     def __init__(self, step: Callable, dev: torch.device, warm: int = 1):
         # dynamo keeps graphs on code objects that every run of a process shares: without a reset,
@@ -90,9 +82,7 @@ class CompiledStep:
         return out.clone() if self.mode == "reduce-overhead" else out
 
     def stats(self) -> dict:
-        """{mode, graphs, graph_breaks, recompiles, cudagraph_skips}: graphs and breaks of the
-        warm-up calls, graphs compiled after them, and the graphs that "reduce-overhead" left
-        without a CUDA graph (TORCH_LOGS=cudagraphs says why; 0 off the GPU)."""
+        """{mode, graphs, graph_breaks, recompiles, cudagraph_skips} (docs/results-format.md)."""
         (g0, b0, s0), (g1, b1, _), (g2, _, s2) = self.counts, self.after_warm, _dynamo_counts()
         return {
             "mode": self.mode,
@@ -104,8 +94,7 @@ class CompiledStep:
 
 
 def _dynamo_counts() -> tuple[int, int, int]:
-    """(graphs compiled, graph breaks, graphs run without CUDA graphs) so far in this process,
-    from torch._dynamo's counters."""
+    """(graphs compiled, graph breaks, graphs run without CUDA graphs) so far in this process."""
     counters = torch._dynamo.utils.counters
     graphs, breaks = counters["stats"]["unique_graphs"], sum(counters["graph_break"].values())
     return graphs, breaks, counters["inductor"]["cudagraph_skips"]

@@ -34,11 +34,8 @@ BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # train.py's Adam: torch.optim.Adam(betas=
 def init_params(
     cfg: Config, members: int, dev: torch.device
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The loop's initial weights, one copy per member: [(W, b), ...] with a member axis.
-
-    First layer: W (784, M, n) (reshaped to (784, M*n) for the wide GEMM, a free view), b (M, n).
-    Other layers: W (M, in, out), b (M, out).
-    """
+    """The loop's initial weights, one copy per member: [(W, b), ...], first W (784, M, n) (a free
+    view as (784, M*n) for the wide GEMM), b (M, n); then W (M, in, out), b (M, out)."""
     weights = get_weights(build_model(cfg))
     params = []
     for i, (w, b) in enumerate(weights):
@@ -73,8 +70,7 @@ def forward(
     x = torch.addmm(b.reshape(-1), images, w.reshape(784, members * width))
     x = x.view(batch, members, width)  # (B, M, n)
     for w, b in rest:
-        # Per member: x if x > 0 else slope * x (slope 0: ReLU); the member axis is the second.
-        x = prelu(x, slopes)  # F.prelu, one slope per member (sweep_tuning.py)
+        x = prelu(x, slopes)  # x if x > 0 else slope * x, per member (sweep_tuning.py)
         x = torch.einsum("bmi,mio->bmo", x, w) + b  # (B, M, out): a batched matmul over members
     # The lab report's double softmax, only for the members that have it (see model.py).
     return torch.where(softmax[:, None], torch.softmax(x, dim=-1), x)  # (B, M, 10)
@@ -102,10 +98,8 @@ def init_adam(params) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class State:
-    """What an epoch changes: the stacked weights, Adam's state, who is alive (M,) bool.
-
-    torch updates the weights and Adam's state in place: only `alive` is ever replaced.
-    """
+    """What an epoch changes: the stacked weights, Adam's state, who is alive (M,) bool. torch
+    updates the weights and Adam's state in place: only `alive` is ever replaced."""
 
     params: list
     opt_state: dict
@@ -114,12 +108,9 @@ class State:
 
 @torch.no_grad()  # the update is not an op to differentiate
 def adam_step(params, grads, opt_state: dict, lr: torch.Tensor, alive: torch.Tensor) -> None:
-    """torch.optim.Adam's update (its single-tensor path), each member with its lr, in place.
-
-    torch.optim.Adam's ops in its order, so each member's slice rounds exactly as an independent
-    Adam; the step size -lr / bias correction 1 computed in double and rounded once, as addcdiv_
-    does with its `value`. Frozen members get step size 0.
-    """
+    """torch.optim.Adam's update, each member with its lr, in place: its ops in its order and its
+    step size, computed in double and rounded once, so each member's slice rounds exactly as an
+    independent Adam. Frozen members get step size 0."""
     flat = [p for layer in params for p in layer]
     neg_step_size, bias_correction2_sqrt = _step_sizes(opt_state, lr, alive, flat[0].dtype)
     flat_grads = [g for layer in grads for g in layer]
@@ -236,12 +227,8 @@ def train_group(
     device: str = "auto",
     log: Callable[[str], object] | None = print,
 ) -> list[dict]:
-    """Train the members `cfgs` of one group (shared/groups.py) together: a record each, in order.
-
-    Split into parts that fit memory first (shared.groups.split_group). Each record is the loop's
-    (shared.results.make_record) with engine "sweep" and the group it ran in; its step time is the
-    group's step time / M, the share of one member.
-    """
+    """Train the members `cfgs` of one group (shared/groups.py) together, in parts that fit memory:
+    a loop-shaped record each, in order, engine "sweep", its step time the group's / M."""
     keys = {group_key(c) for c in cfgs}
     if len(keys) != 1:
         raise ValueError(
@@ -295,8 +282,7 @@ def _train_part(
 
 
 def _along_members(vec: torch.Tensor, index: int, p: torch.Tensor) -> torch.Tensor:
-    """vec (M,) shaped to broadcast along the member axis of flat parameter `index` (axis 1 in the
-    first W, 0 everywhere else)."""
+    """vec (M,) shaped to broadcast along the member axis of flat parameter `index`."""
     shape = [1] * p.ndim
     shape[1 if index == 0 else 0] = vec.shape[0]
     return vec.reshape(shape)

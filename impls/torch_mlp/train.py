@@ -35,10 +35,8 @@ def criterion(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def loss_fn(model: MLP, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of the model's outputs: (B, 784) float32, (B,) int -> 0-d.
-
-    With output="softmax" this applies a second softmax (the lab report's; see model.py).
-    """
+    """Mean cross-entropy of the model's outputs: (B, 784), (B,) int -> 0-d (output="softmax": the
+    lab report's double softmax, model.py)."""
     return criterion(model(images), labels)
 
 
@@ -58,10 +56,8 @@ def train_step(
 def evaluate(
     model: MLP, images: torch.Tensor, labels: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean loss, number of correct predictions) over all `images` at once, 0-d on the device.
-
-    No model.eval() first: with no dropout or batch norm, training and evaluation are one function.
-    """
+    """(mean loss, number of correct predictions) over all `images` at once, 0-d on the device. No
+    model.eval() first: with no dropout or batch norm, training and evaluation are one function."""
     outputs = model(images)  # (N, 10)
     return criterion(outputs, labels), (outputs.argmax(dim=1) == labels).sum()
 
@@ -77,11 +73,8 @@ def get_batch(
 def train(
     cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str], object] | None = print
 ) -> dict:
-    """Train `cfg` on `data`, testing after every epoch: the run's record (shared.results).
-
-    `log` gets the tutorial's lines (None: silent). A loss that turns NaN/inf ends the run early,
-    status "diverged"; a missing GPU raises RuntimeError.
-    """
+    """Train `cfg` on `data`, testing after every epoch: the run's record (shared.results). `log`
+    gets the tutorial's lines (None: silent); a loss that turns NaN/inf ends the run, "diverged"."""
     start, log = time.perf_counter(), log or runtime.silent
     dev = runtime.resolve_device(device)
     with runtime.matmul_precision(cfg.tf32), runtime.dtype_scope(cfg.dtype):
@@ -117,9 +110,6 @@ def train(
     )
 
 
-# ------------------------------------------------------------- what train() calls, in its order
-
-
 def device_data(cfg: Config, data: Dataset, dev: torch.device) -> tuple[torch.Tensor, ...]:
     """The whole dataset on `dev`, moved once: train images (60000, 784) in cfg.dtype, train labels
     (60000,) int64 (what cross_entropy takes), test images (10000, 784), test labels (10000,)."""
@@ -142,11 +132,8 @@ def build_training(cfg: Config, dev: torch.device) -> tuple[MLP, torch.optim.Ada
 
 
 def build_optimizer(model: MLP, cfg: Config) -> torch.optim.Adam:
-    """Adam with every hyperparameter spelled out, the same in both twins.
-
-    Both put eps outside the square root, after bias correction. Compiled, torch's fused Adam with
-    its step count on the device (capturable), so that no step recompiles (benchmarks/README.md).
-    """
+    """Adam with every hyperparameter spelled out, the same in both twins (eps outside the root).
+    Compiled: the fused Adam, its step count on the device (capturable) so that none recompiles."""
     return torch.optim.Adam(
         model.parameters(),
         lr=cfg.learning_rate,
