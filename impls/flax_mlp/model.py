@@ -15,8 +15,7 @@ from flax import nnx
 from shared.config import Config
 from shared.init import Weights, shared_init
 
-# LeakyReLU's negative slope: the default of torch's and of JAX's leaky_relu alike.
-LEAKY_SLOPE = 0.01
+LEAKY_SLOPE = 0.01  # LeakyReLU's negative slope: torch's and JAX's default alike
 
 
 class MLP(nnx.Module):

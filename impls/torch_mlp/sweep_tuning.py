@@ -1,8 +1,7 @@
 """What the PyTorch sweep (sweep.py) does only for speed, on one device or under one compiler.
 
-None of it is the algorithm: each piece computes what its plain form would, bit for bit
-(tests/test_sweep.py), and names the benchmark in benchmarks/README.md that shows it pays. The JAX
-twin needs none of it: XLA fuses Adam's passes and the activation itself.
+Not the algorithm: each piece computes what its plain form would, bit for bit (tests/test_sweep.py);
+benchmarks/README.md ("The torch sweep's tuning") shows what each pays. JAX's twin needs none.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import torch.nn.functional as F
 
 from impls.torch_mlp import runtime
 
-ADAM_BLOCK = 1 << 20  # elements per block of Adam's update: 4 MB in float32, a few fit the L3
+ADAM_BLOCK = 1 << 20  # elements per block of Adam's update: a few blocks fit the CPU's cache
 
 
 def prelu(x: torch.Tensor, slopes: torch.Tensor) -> torch.Tensor:
@@ -24,8 +23,7 @@ def prelu(x: torch.Tensor, slopes: torch.Tensor) -> torch.Tensor:
 
 class _PReLU(torch.autograd.Function):
     # Why: compiled, F.prelu's backward saves the mask x > 0 as a bool tensor, which inductor's CPU
-    # code writes ~20x slower than floats; the output, saved anyway, gives the same mask for slopes
-    # in [0, 1] (benchmarks/README.md, "Before: torch compiled at 75-93 % of its floor").
+    # code writes slowly; the output, saved anyway, gives the same mask for slopes in [0, 1].
     # forward and setup_context apart, as torch.func's transforms require of a Function.
 
     @staticmethod
@@ -44,11 +42,8 @@ class _PReLU(torch.autograd.Function):
 
 def row_blocks(*tensors: torch.Tensor):
     """The tensors cut alike along dim 0 into blocks of about ADAM_BLOCK elements: zip of splits.
-
-    Why: eager torch makes one pass over memory per op; Adam's passes over a block after its first
-    hit the cache (benchmarks/README.md, "Measured here, idle"). Compiled, inductor fuses the
-    passes into one loop: one block.
-    """
+    Why: eager torch makes one pass over memory per op, and Adam's passes over a block after its
+    first hit the cache. Compiled, inductor fuses the passes into one loop: one block."""
     rows = max(1, ADAM_BLOCK // tensors[0][0].numel())
     if torch.compiler.is_compiling():
         rows = tensors[0].shape[0]
