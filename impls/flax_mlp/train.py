@@ -22,7 +22,7 @@ from impls.flax_mlp.model import MLP, build_model
 from shared.batches import epoch_index_matrix
 from shared.config import Config
 from shared.data import Dataset, scale_images
-from shared.results import accuracy, epoch_entry, make_record
+from shared.record import accuracy, epoch_entry, make_record
 from shared.timing import StepClock
 
 LOG_EVERY = 100  # steps between log lines, as in the tutorial
@@ -70,7 +70,7 @@ def get_batch(
 def train(
     cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str], object] | None = print
 ) -> dict:
-    """Train `cfg` on `data`, testing after every epoch: the run's record (shared.results). `log`
+    """Train `cfg` on `data`, testing after every epoch: the run's record (shared.record). `log`
     gets the tutorial's lines (None: silent); a loss that turns NaN/inf ends the run, "diverged"."""
     start, log = time.perf_counter(), log or runtime.silent
     dev = runtime.resolve_device(device)
