@@ -185,7 +185,7 @@ def bench(base: Config, data: Dataset, device: str, members: int, steps: int, ro
         out[name] = {"loop": [], "sweep": [], "gemm": [], "first_s": (first_loop, first_sweep)}
         out[name].update(device=where, peak_bytes=peak())
         runs[name] = (run_loop, sync_loop, run_sweep, sync_sweep, gemm)
-    # A CompiledStep resets dynamo (impls/torch_mlp/runtime.py): the compiled loop's step compiles
+    # A CompiledStep resets dynamo (impls/torch_mlp/compiled.py): the compiled loop's step compiles
     # again here, before the timed rounds.
     run_loop, sync_loop = runs["torch compiled"][:2]
     sync_loop(run_loop(1))

@@ -15,9 +15,9 @@ TWINS = {"torch_mlp": ("torch",), "flax_mlp": ("jax", "flax", "optax")}
 # The walk-through (fundamentals.py) is another engineer's and mirrors on its own terms.
 MODULES = ("__init__.py", "__main__.py", "model.py", "runtime.py", "sweep.py", "train.py")
 # What one twin has and the other needs not, each with why. torch_mlp/sweep_tuning.py: what the
-# torch sweep does only for speed on one device or compiler (XLA needs none of it); CompiledStep:
+# torch sweep does only for speed on one device or compiler (XLA needs none of it); compiled.py:
 # torch.compile wraps an eager step, where JAX's step is jitted where it is defined.
-ONLY_IN = {"torch_mlp": {"files": {"sweep_tuning.py"}, "runtime.py": {"CompiledStep"}}}
+ONLY_IN = {"torch_mlp": {"files": {"sweep_tuning.py", "compiled.py"}}}
 
 
 def public_api(path: pathlib.Path) -> list[tuple]:

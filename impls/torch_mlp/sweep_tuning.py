@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from impls.torch_mlp import runtime
+from impls.torch_mlp.compiled import CompiledStep
 
 ADAM_BLOCK = 1 << 20  # elements per block of Adam's update: a few blocks fit the CPU's cache
 
@@ -51,10 +51,10 @@ def row_blocks(*tensors: torch.Tensor):
 
 
 def compile_step(step: Callable, state, members, images, labels, index: torch.Tensor):
-    """The sweep's `step` under torch.compile (runtime.CompiledStep), compiled now on copies of the
+    """The sweep's `step` under torch.compile (compiled.CompiledStep), compiled now on copies of the
     state and the batch `index` (B,), so that the compile is timed as the warm-up."""
     images, labels, opt_state = images[index], labels[index], state.opt_state
-    compiled = runtime.CompiledStep(step, images.device)
+    compiled = CompiledStep(step, images.device)
     copies = [tuple(p.clone() for p in layer) for layer in state.params]
     state_copy = {"step": opt_state["step"], "m": [t.clone() for t in opt_state["m"]]}
     state_copy["v"] = [t.clone() for t in opt_state["v"]]

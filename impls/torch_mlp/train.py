@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from impls.torch_mlp import runtime
+from impls.torch_mlp.compiled import CompiledStep
 from impls.torch_mlp.model import MLP, build_model
 from shared.batches import epoch_index_matrix
 from shared.config import Config
@@ -127,7 +128,7 @@ def build_training(cfg: Config, dev: torch.device) -> tuple[MLP, torch.optim.Ada
     optimizer = build_optimizer(model, cfg)
     step = functools.partial(train_step, model, optimizer)  # torch runs each op as Python calls it
     if cfg.compile:
-        step = runtime.CompiledStep(step, dev)  # torch.compile (runtime.py; CUDA graphs on a GPU)
+        step = CompiledStep(step, dev)  # torch.compile (compiled.py; CUDA graphs on a GPU)
     return model, optimizer, step
 
 
