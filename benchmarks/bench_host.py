@@ -137,13 +137,14 @@ def jax_floor_loop(cfg: Config, data: Dataset, device: str):
 
 def torch_compiled_lesson(cfg: Config, data: Dataset, device: str, steps: int):
     """(run(count), sync): the compiled loop before fast.py, for the before/after: train.py's own
-    train_step under torch.compile (runtime.CompiledStep), Adam capturable and fused."""
+    train_step under torch.compile (compiled.CompiledStep), Adam capturable and fused."""
     import functools
 
     import torch
 
     from impls.torch_mlp import runtime
     from impls.torch_mlp import train as twin
+    from impls.torch_mlp.compiled import CompiledStep
     from impls.torch_mlp.model import build_model
 
     dev = runtime.resolve_device(device)
@@ -152,7 +153,7 @@ def torch_compiled_lesson(cfg: Config, data: Dataset, device: str, steps: int):
     optimizer = torch.optim.Adam(
         model.parameters(), lr=cfg.learning_rate, capturable=True, fused=True
     )
-    step = runtime.CompiledStep(functools.partial(twin.train_step, model, optimizer), dev)
+    step = CompiledStep(functools.partial(twin.train_step, model, optimizer), dev)
     order = torch.from_numpy(_order(cfg, data)).to(dev)
     position = 0
 

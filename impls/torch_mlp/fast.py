@@ -17,10 +17,10 @@ from collections.abc import Callable
 import torch
 from torch.optim.adam import adam  # the function torch.optim.Adam.step calls
 
-from impls.torch_mlp import runtime
+from impls.torch_mlp.compiled import CompiledStep
 
 
-class FastStep(runtime.CompiledStep):
+class FastStep(CompiledStep):
     """step(images, labels) -> the loss, not synced: one compiled call that updates the model's
     weights and the optimizer's Adam state in place (train.py's evaluate then reads the model)."""
 
