@@ -22,6 +22,7 @@ CPU, jitted ~0.06 ms). The step goes through `nnx.cached_partial` (see `build_tr
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 
@@ -31,7 +32,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from impls.flax_mlp import runtime
+from impls.flax_mlp import checkpoint, runtime
 from impls.flax_mlp.model import MLP, build_model
 from shared.batches import epoch_index_matrix
 from shared.config import Config
@@ -94,11 +95,17 @@ def get_batch(
 
 
 def train(
-    cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str], object] | None = print
+    cfg: Config,
+    data: Dataset,
+    device: str = "auto",
+    log: Callable[[str], object] | None = print,
+    *,
+    save: str | os.PathLike | None = None,
 ) -> dict:
     """Train `cfg` on `data`, evaluating after every epoch; returns shared.results' record.
 
-    `log` gets the tutorial's lines (None: silent). A loss that turns NaN/inf stops the run with
+    `log` gets the tutorial's lines (None: silent). `save`: where checkpoint.py saves the trained
+    model, if the run finished "ok". A loss that turns NaN/inf stops the run with
     status "diverged"; a missing GPU raises RuntimeError; any other error propagates.
     """
     start = time.perf_counter()
@@ -123,6 +130,8 @@ def train(
                 break
             epochs.append(epoch_entry(epoch, losses, test_loss, test_accuracy))
             log(f"{header}, Test Loss: {test_loss:.4f}, Test Accuracy: {100 * test_accuracy:.2f} %")
+        if save is not None and status == "ok":
+            checkpoint.save(model, save, cfg)
 
     return make_record(
         backend="jax",
