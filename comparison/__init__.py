@@ -1,0 +1,1 @@
+"""What compares the twins: executors, the results file, the report, TensorBoard."""
