@@ -109,6 +109,19 @@ def parse_args(argv=None):
         help="no progress bar: one plain status line per finished run (for logs)",
     )
     p.add_argument(
+        "--log-steps",
+        action="store_true",
+        help="also print the tutorial's training log (Epoch [1/5], Step [100/600], Loss: ...)",
+    )
+    add_keep_args(p)
+    args = p.parse_args(argv)
+    check_ray_args(args)
+    return args
+
+
+def add_keep_args(p) -> None:
+    """The flags of what a run leaves besides results.jsonl and the report: models, TensorBoard."""
+    p.add_argument(
         "--save-models",
         action="store_true",
         help="save each finished run's model in OUT/models/<run name>/ (torch.pt: torch.save; "
@@ -120,14 +133,6 @@ def parse_args(argv=None):
         help="write no TensorBoard event files (default: OUT/tensorboard/<run name>/<backend>, "
         "written with the report; view with tensorboard --logdir OUT/tensorboard)",
     )
-    p.add_argument(
-        "--log-steps",
-        action="store_true",
-        help="also print the tutorial's training log (Epoch [1/5], Step [100/600], Loss: ...)",
-    )
-    args = p.parse_args(argv)
-    check_ray_args(args)
-    return args
 
 
 def add_ray_args(p) -> None:

@@ -13,7 +13,15 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TWINS = {"torch_mlp": ("torch",), "flax_mlp": ("jax", "flax", "optax")}
 # The walk-through (fundamentals.py) is another engineer's and mirrors on its own terms.
-MODULES = ("__init__.py", "__main__.py", "model.py", "runtime.py", "sweep.py", "train.py")
+MODULES = (
+    "__init__.py",
+    "__main__.py",
+    "checkpoint.py",
+    "model.py",
+    "runtime.py",
+    "sweep.py",
+    "train.py",
+)
 
 
 def public_api(path: pathlib.Path) -> list[tuple]:
@@ -64,11 +72,11 @@ def test_train_modules_offer_what_compare_py_calls():
     train_def = next(
         e for e in public_api(ROOT / "impls" / "torch_mlp" / "train.py") if e[1] == "train"
     )
-    assert train_def[2] == ("cfg", "data", "device", "log")
+    assert train_def[2] == ("cfg", "data", "device", "log", "save")
     sweep_def = next(
         e for e in public_api(ROOT / "impls" / "torch_mlp" / "sweep.py") if e[1] == "train_group"
     )
-    assert sweep_def[2] == ("cfgs", "data", "device", "log")
+    assert sweep_def[2] == ("cfgs", "data", "device", "log", "save")
 
 
 BAD_INPUT = {

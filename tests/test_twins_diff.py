@@ -35,6 +35,7 @@ IDIOMS = {
         "@contextlib.contextmanager",  # torch sets and restores its precision knobs by hand
     ),
     "__main__.py": (),
+    "checkpoint.py": (),
     "sweep.py": (
         "import functools",  # JAX's epoch is functools.partial(jax.jit, donate_argnums=...)
         "argmax(dim=-1)",  # torch says dim=, JAX says axis=
@@ -47,8 +48,9 @@ MAX_HUNKS = {
     "model.py": 19,
     "train.py": 31,
     "runtime.py": 21,
-    "__main__.py": 5,
-    "sweep.py": 53,
+    "__main__.py": 12,
+    "sweep.py": 54,
+    "checkpoint.py": 14,
 }
 
 

@@ -10,7 +10,6 @@ that cannot be used raises shared.checkpoint.CheckpointError, one line.
 from __future__ import annotations
 
 import os
-import pathlib
 
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
@@ -27,14 +26,14 @@ def save(model: MLP, path: str | os.PathLike, cfg: Config) -> None:
     """nnx.state(model) saved by Orbax in the folder `path` (atomically), its Config by it."""
     with atomic_folder(path) as tmp:
         checkpointer = ocp.StandardCheckpointer()
-        checkpointer.save(pathlib.Path(tmp).resolve(), nnx.state(model))
+        checkpointer.save(os.path.abspath(tmp), nnx.state(model))  # Orbax wants it absolute
         checkpointer.wait_until_finished()
     write_config(path, cfg)
 
 
 def load(path: str | os.PathLike, cfg: Config) -> Weights:
     """The Orbax checkpoint `path` as [(W (in, out), b (out,)), ...], checked against `cfg`."""
-    path = pathlib.Path(path).resolve()
+    path = os.path.abspath(path)
     checkpointer = ocp.StandardCheckpointer()
     try:
         tree = checkpointer.metadata(path).item_metadata.tree

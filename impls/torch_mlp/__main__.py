@@ -93,8 +93,9 @@ def evaluate_weights(cfg, weights, data, device: str = "auto") -> tuple[float, i
 
     dev = runtime.resolve_device(device)
     with runtime.matmul_precision(cfg.tf32), runtime.dtype_scope(cfg.dtype):
-        model = build_model(cfg).to(dev)
+        model = build_model(cfg)
         set_weights(model, weights)
+        model.to(dev)  # its parameters onto the device
         images = torch.from_numpy(scale_images(data.test_images, cfg.dtype)).to(dev)
         labels = torch.from_numpy(data.test_labels).to(dev)
         loss, correct = evaluate_model(model, images, labels)

@@ -56,7 +56,7 @@ def _layer_shapes(path, state) -> list[tuple[tuple, tuple]]:
     if not layers or sorted(wanted) != keys or not all(torch.is_tensor(state[k]) for k in keys):
         found = ", ".join(keys[:6]) if keys else type(state).__name__
         raise CheckpointError(
-            f"{path}: expected this MLP's state_dict (layers.0.weight, layers.0.bias, ...); "
+            f"{path}: expected this MLP's torch state_dict (layers.0.weight, layers.0.bias, ...); "
             f"found {found}"
         )
     return [
