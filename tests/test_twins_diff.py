@@ -50,7 +50,7 @@ MAX_HUNKS = {
     "runtime.py": 21,
     "__main__.py": 12,
     "sweep.py": 54,
-    "checkpoint.py": 14,
+    "checkpoint.py": 12,
 }
 
 

@@ -36,10 +36,10 @@ def load(path: str | os.PathLike, cfg: Config) -> Weights:
     path = os.path.abspath(path)
     checkpointer = ocp.StandardCheckpointer()
     try:
-        tree = checkpointer.metadata(path).item_metadata.tree
+        state = checkpointer.metadata(path).item_metadata.tree  # shapes, no arrays yet
     except Exception as e:  # a folder cut short, or another program's
         raise _unreadable(path, e) from None
-    check_shapes(path, cfg, _layer_shapes(path, tree))
+    check_shapes(path, cfg, _layer_shapes(path, state))
     with runtime.dtype_scope(cfg.dtype):
         # The NNX way: an abstract model (shapes only), its state restored into, then merged.
         dtype = jnp.dtype(cfg.dtype)
@@ -48,10 +48,10 @@ def load(path: str | os.PathLike, cfg: Config) -> Weights:
         )
         graphdef, abstract_state = nnx.split(abstract)
         try:
-            state = checkpointer.restore(path, abstract_state)
+            restored = checkpointer.restore(path, abstract_state)
         except Exception as e:
             raise _unreadable(path, e) from None
-        return get_weights(nnx.merge(graphdef, state))
+        return get_weights(nnx.merge(graphdef, restored))
 
 
 def _layer_shapes(path, tree) -> list[tuple[tuple, tuple]]:

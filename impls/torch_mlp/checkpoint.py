@@ -36,11 +36,7 @@ def load(path: str | os.PathLike, cfg: Config) -> Weights:
         # weights_only: tensors and plain containers only, no arbitrary pickled code
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a truncated zip, a pickle of something else
-        first = (str(e).strip().splitlines() or [""])[0][:120]
-        raise CheckpointError(
-            f"{path}: expected a torch.save file of a state_dict; found one torch cannot read "
-            f"(truncated or damaged?): {type(e).__name__}: {first}"
-        ) from None
+        raise _unreadable(path, e) from None
     check_shapes(path, cfg, _layer_shapes(path, state))
     with runtime.dtype_scope(cfg.dtype):
         model = build_model(cfg)
@@ -51,7 +47,8 @@ def load(path: str | os.PathLike, cfg: Config) -> Weights:
 def _layer_shapes(path, state) -> list[tuple[tuple, tuple]]:
     """(W (in, out), b) shapes of the layers in a state_dict, or CheckpointError naming its keys."""
     keys = sorted(state) if isinstance(state, dict) else []
-    layers = sorted({k.split(".")[1] for k in keys if k.count(".") == 2}, key=_number)
+    parts = [k.split(".") for k in keys]
+    layers = sorted({p[1] for p in parts if len(p) == 3 and p[1].isdigit()}, key=int)
     wanted = [f"layers.{i}.{p}" for i in layers for p in ("weight", "bias")]
     if not layers or sorted(wanted) != keys or not all(torch.is_tensor(state[k]) for k in keys):
         found = ", ".join(keys[:6]) if keys else type(state).__name__
@@ -59,11 +56,16 @@ def _layer_shapes(path, state) -> list[tuple[tuple, tuple]]:
             f"{path}: expected this MLP's torch state_dict (layers.0.weight, layers.0.bias, ...); "
             f"found {found}"
         )
+    # torch keeps a weight as (out, in): its shape reversed is W's (in, out)
     return [
         (tuple(state[f"layers.{i}.weight"].shape[::-1]), tuple(state[f"layers.{i}.bias"].shape))
         for i in layers
     ]
 
 
-def _number(text: str) -> int:
-    return int(text) if text.isdigit() else -1
+def _unreadable(path, e: Exception) -> CheckpointError:
+    first = (str(e).strip().splitlines() or [""])[0][:120]
+    return CheckpointError(
+        f"{path}: expected a torch.save file of a state_dict; found one torch cannot read "
+        f"(truncated or damaged?): {type(e).__name__}: {first}"
+    )
