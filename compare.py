@@ -524,9 +524,9 @@ def build_report(out: pathlib.Path, tensorboard: bool = True) -> int:
 
 def write_tensorboard(records: list[dict], out: pathlib.Path) -> None:
     """OUT/tensorboard: one TensorBoard run per record (comparison/tensorboard.py), or exit."""
-    from comparison.tensorboard import write_events
-
     try:
+        from comparison.tensorboard import write_events
+
         logdir = write_events(records, out / "tensorboard")
     except ImportError as e:
         fail(

@@ -22,17 +22,27 @@ import pathlib
 import time
 from dataclasses import fields
 
-from shared.checkpoint import atomic_folder, run_name
+from google.protobuf.struct_pb2 import ListValue, Value
+from tensorboardX.proto.api_pb2 import DataType, Experiment, HParamInfo, MetricInfo, MetricName
+from tensorboardX.proto.event_pb2 import Event
+from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
+from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
+from tensorboardX.record_writer import RecordWriter
+from tensorboardX.summary import hparams as hparams_summary
+
+from shared.checkpoint import atomic_file, atomic_folder, run_name
 from shared.config import Config
 
-TAGS = ("train/loss", "train/epoch_loss", "test/loss", "test/accuracy", "time/step_time_us")
+# In the order the HParams dashboard lists them as metrics: what a grid is sorted by first.
+TAGS = ("test/accuracy", "test/loss", "train/loss", "train/epoch_loss", "time/step_time_us")
 
 
 def write_events(records: list[dict], logdir: str | os.PathLike) -> pathlib.Path:
-    """One TensorBoard run per record under `logdir` (replacing what a run had there): returns
-    `logdir`. ImportError where tensorboardX is not installed."""
+    """One TensorBoard run per record under `logdir` (replacing what a run had there), and the
+    HParams experiment they make: returns `logdir`."""
     logdir = pathlib.Path(logdir)
     axes = grid_axes(records)
+    write_experiment(logdir, records, axes)
     for record in records:
         cfg = Config(**record["config"])
         # Atomically: a reader (a running TensorBoard) never sees half a run, nor two copies.
@@ -45,25 +55,60 @@ def write_run(folder: pathlib.Path, points: list[tuple[str, int, float]], values
     """An event file in `folder`: the scalars `points` (tag, step, value), then the HParams
     session of `values`. Written record by record with tensorboardX's protos and RecordWriter,
     not its SummaryWriter, whose queue and thread took 3x as long (a 432-run grid: minutes)."""
-    # Imported here: the report needs no TensorBoard.
-    from tensorboardX.proto.event_pb2 import Event
-    from tensorboardX.proto.summary_pb2 import Summary
-    from tensorboardX.record_writer import RecordWriter
-    from tensorboardX.summary import hparams as hparams_summary
 
     now = time.time()
     folder.mkdir(parents=True)
-    writer = RecordWriter(str(folder / f"events.out.tfevents.{int(now)}.mlp-twins"))
-    writer.write(Event(wall_time=now, file_version="brain.Event:2").SerializeToString())
+    writer = event_file(folder / f"events.out.tfevents.{int(now)}.mlp-twins")
     for tag, step, value in points:
         summary = Summary(value=[Summary.Value(tag=tag, simple_value=value)])
         writer.write(Event(wall_time=now, step=step, summary=summary).SerializeToString())
-    # The session's start and end. No experiment summary: TensorBoard then gathers the hparams
-    # and their values over every run, and the metrics from the runs' scalar tags.
+    # The session's start and end (the experiment is write_experiment's).
     _, start, end = hparams_summary(values, {tag: 0.0 for tag in TAGS})
     for summary in (start, end):
         writer.write(Event(wall_time=now, summary=summary).SerializeToString())
     writer.close()
+
+
+def write_experiment(logdir: pathlib.Path, records: list[dict], axes: list[str]) -> None:
+    """The HParams experiment, in an event file of its own at `logdir`'s top (replacing one there):
+    each hparam with the values it takes, numbers too (without it TensorBoard offers a number only
+    a min-max range to filter by, not its values), and the metrics, test/accuracy first."""
+    infos = []
+    for name in ["backend", *axes, "status"]:  # TensorBoard lists them by name
+        values = sorted({hparams(r, axes)[name] for r in records}, key=lambda v: (str(type(v)), v))
+        kind = "STRING" if isinstance(values[0], str) else "FLOAT64"
+        kind = "BOOL" if isinstance(values[0], bool) else kind
+        domain = ListValue(values=[_value(v) for v in values])
+        infos.append(
+            HParamInfo(name=name, type=DataType.Value(f"DATA_TYPE_{kind}"), domain_discrete=domain)
+        )
+    metrics = [MetricInfo(name=MetricName(tag=tag)) for tag in TAGS]
+    experiment = Experiment(hparam_infos=infos, metric_infos=metrics)
+    content = HParamsPluginData(experiment=experiment, version=0).SerializeToString()
+    plugin = SummaryMetadata.PluginData(plugin_name="hparams", content=content)
+    value = Summary.Value(tag="_hparams_/experiment", metadata=SummaryMetadata(plugin_data=plugin))
+    logdir.mkdir(parents=True, exist_ok=True)
+    for old in logdir.glob("events.out.tfevents.*"):
+        old.unlink()
+    with atomic_file(logdir / f"events.out.tfevents.{int(time.time())}.mlp-twins") as tmp:
+        writer = event_file(tmp)
+        writer.write(
+            Event(wall_time=time.time(), summary=Summary(value=[value])).SerializeToString()
+        )
+        writer.close()
+
+
+def event_file(path: pathlib.Path) -> RecordWriter:
+    """An event file at `path`, its version record written (what TensorBoard reads first)."""
+    writer = RecordWriter(str(path))
+    writer.write(Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString())
+    return writer
+
+
+def _value(v) -> Value:
+    if isinstance(v, bool):
+        return Value(bool_value=v)
+    return Value(string_value=v) if isinstance(v, str) else Value(number_value=float(v))
 
 
 def scalars(record: dict) -> list[tuple[str, int, float]]:

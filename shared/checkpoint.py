@@ -114,7 +114,7 @@ def atomic_file(path: str | os.PathLike):
     so that a run killed while writing leaves the previous file or none, never half of one."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield pathlib.Path(tmp)

@@ -171,7 +171,10 @@ def test_a_real_tensorboard_serves_the_runs(records, logdir):
                 pass
             time.sleep(0.5)
         assert sessions == len(records)
-        assert len(get(f"{base}/data/runs")) == len(records)
+        # a run per record, and the experiment's own file at the top
+        assert sorted(get(f"{base}/data/runs")) == sorted(
+            [".", *(f"{run_name(Config(**r['config']))}/{r['backend']}" for r in records)]
+        )
         rec = records[1]
         run = f"{run_name(Config(**rec['config']))}/{rec['backend']}"
         for tag, field in (("test/accuracy", "test_accuracy"), ("test/loss", "test_loss")):
@@ -182,7 +185,10 @@ def test_a_real_tensorboard_serves_the_runs(records, logdir):
             ]
         experiment = get(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})
         names = {h["name"] for h in experiment["hparamInfos"]}
-        assert names == {*grid_axes(records), "backend", "status"}
+        assert names == {"backend", *grid_axes(records), "status"}
+        # numbers too get their values as a list (checkboxes to filter by), not a min-max range
+        lr = next(h for h in experiment["hparamInfos"] if h["name"] == "learning_rate")
+        assert lr["domainDiscrete"] == sorted({r["config"]["learning_rate"] for r in records})
         assert {m["name"]["tag"] for m in experiment["metricInfos"]} == set(TAGS)
         best = get(
             f"{base}/data/plugin/hparams/session_groups",
