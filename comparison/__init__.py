@@ -1,1 +1,1 @@
-"""What compares the twins: executors, the results file, the report, TensorBoard."""
+"""What compares the twins: the executors, the results file, the report, the machine probe."""

@@ -10,9 +10,9 @@ import re
 
 import pytest
 
+from comparison.results import scan_results
 from shared.checkpoint import run_name
 from shared.config import Config
-from shared.results import scan_results
 
 pd = pytest.importorskip("pandas")
 

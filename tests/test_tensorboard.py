@@ -21,10 +21,9 @@ import urllib.request
 import numpy as np
 import pytest
 
-from comparison.tensorboard import TAGS, grid_axes, scalars, write_events
+from comparison.results import scan_results
 from shared.checkpoint import run_name
 from shared.config import Config
-from shared.results import scan_results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 GRID = ROOT / "docs" / "results" / "cpu-grid" / "results.jsonl"
@@ -32,6 +31,8 @@ BASELINE = ROOT / "docs" / "results" / "cpu-baseline" / "results.jsonl"
 
 pytest.importorskip("tensorboardX")
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+
+from comparison.tensorboard import TAGS, grid_axes, scalars, write_events  # noqa: E402
 
 
 @pytest.fixture(scope="module")
