@@ -1,18 +1,7 @@
-"""TensorBoard event files from results records: a run's curves and its grid's axes as HParams.
-
-Framework-free (tensorboardX writes the files; neither torch nor JAX is imported), and written from
-records alone, so that `compare.py --report OUT` gives the committed grids of docs/results/ to
-TensorBoard without training. Layout, one TensorBoard run per record:
-
-    LOGDIR/<run name>/<backend>     run name: shared.checkpoint.run_name, the configuration
-
-so the torch and JAX runs of a configuration overlay in the scalar view (filter the runs by its
-name). Tags: `train/loss` at every recorded step (the record's loss_curve; step numbers from 1),
-`train/epoch_loss`, `test/loss` and `test/accuracy` at every epoch (step = epoch, from 1), and
-`time/step_time_us`, the steady-state step time, once at the last step. Each run is an HParams
-session: the grid's axes (the config fields its records vary), `backend` and `status`, so that the
-HParams dashboard sorts and filters the configurations by final test accuracy. TensorBoard keeps
-scalars as float32.
+"""TensorBoard event files from results records, framework-free (tensorboardX's protos): one run
+per record, LOGDIR/<run name>/<backend>, so that a configuration's torch and JAX curves overlay, and
+the grid's axes as HParams. From records alone, so `compare.py --report` gives the committed grids
+to TensorBoard without training; tags and layout: docs/results-format.md#tensorboard-outtensorboard.
 """
 
 from __future__ import annotations

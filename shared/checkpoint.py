@@ -1,13 +1,7 @@
-"""What both twins' checkpoints share, framework-free: where a run's model goes, its config beside
-it, which framework wrote a file, and the one-line error for a bad one.
-
-Each twin writes its framework's own format (impls/torch_mlp/checkpoint.py: torch.save of the
-state_dict; impls/flax_mlp/checkpoint.py: the NNX state with Orbax); either twin reads both, through
-the framework-free weights of shared/init.py. A model folder holds one configuration:
-
-    DIR/<run name>/config.json   the Config, so that `evaluate` needs no flags
-    DIR/<run name>/torch.pt      torch.save(model.state_dict())
-    DIR/<run name>/jax.orbax/    Orbax's checkpoint of nnx.state(model)
+"""What both twins' checkpoints share, framework-free: where a run's model goes
+(DIR/<run name>/torch.pt | jax.orbax, its config.json beside), which framework wrote a file, atomic
+writes, and the one-line CheckpointError. The formats are the twins' own (impls/*/checkpoint.py);
+why and how: docs/results-format.md#saved-models-outmodels.
 """
 
 from __future__ import annotations
