@@ -1,12 +1,6 @@
 """python -m impls.torch_mlp [--config NAME|FILE.toml] [--set KEY=VALUE ...] [--data-dir DIR]
-    [--device auto|cpu|gpu] [--save-models DIR]
-python -m impls.torch_mlp evaluate PATH [--config ...] [--set ...] [--data-dir DIR] [--device ...]
-
-Trains every run of the config grid with PyTorch (train.py), printing the tutorial's lines,
-then its closing line (`Accuracy of the network on the 10000 test images: 97.9 %`), the
-wall time and the time per step; with --save-models, saves each model (checkpoint.py).
-`evaluate` runs a saved model, either twin's (torch.pt or jax.orbax), on the test set. Bad flags,
-missing data, a missing GPU or a bad checkpoint: one line on stderr and exit 2.
+[--device auto|cpu|gpu] [--save-models DIR]: train.py over every run of the config, printing the
+tutorial's lines; `evaluate PATH`: a saved model, either twin's (torch.pt, jax.orbax), tested.
 The twin: python -m impls.flax_mlp.
 """
 
@@ -15,13 +9,15 @@ import sys
 from shared.checkpoint import CheckpointError, checkpoint_format, model_path
 from shared.cli import backend_args, dataset, evaluate_args, fail, summary
 
+PROG, FRAMEWORK = "python -m impls.torch_mlp", "PyTorch"
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["evaluate"]:
         return evaluate(argv[1:])
-    prog = "python -m impls.torch_mlp"
-    args, runs = backend_args(prog, "PyTorch", argv)
+    prog = PROG
+    args, runs = backend_args(prog, FRAMEWORK, argv)
     # The framework is imported once the flags are known to be good, so that bad flags fail at once.
     from impls.torch_mlp import runtime, train
 
@@ -46,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def evaluate(argv: list[str]) -> int:
     """`evaluate PATH`: test loss and accuracy of a saved model, this twin's or the other's."""
-    prog = "python -m impls.torch_mlp evaluate"
-    args, cfg = evaluate_args(prog, "PyTorch", argv)
+    prog = f"{PROG} evaluate"
+    args, cfg = evaluate_args(prog, FRAMEWORK, argv)
     from impls.torch_mlp import runtime
 
     try:
@@ -59,7 +55,7 @@ def evaluate(argv: list[str]) -> int:
     loss, correct = evaluate_weights(cfg, weights, data, args.device)
     n = len(data.test_labels)
     where = runtime.describe_device(device)
-    print(f"{args.path}: {cfg.describe()}, evaluated with PyTorch on {where}")
+    print(f"{args.path}: {cfg.describe()}, evaluated with {FRAMEWORK} on {where}")
     print(f"Test Loss: {loss:.4f}, correct: {correct} of {n}")
     print(f"Accuracy of the network on the {n} test images: {100 * correct / n:.2f} %")
     return 0
