@@ -16,6 +16,7 @@ TWINS = {"torch_mlp": ("torch",), "flax_mlp": ("jax", "flax", "optax")}
 MODULES = (
     "__init__.py",
     "__main__.py",
+    "checkpoint.py",
     "fast.py",
     "model.py",
     "runtime.py",
@@ -81,11 +82,11 @@ def test_train_modules_offer_what_compare_py_calls():
     train_def = next(
         e for e in public_api(ROOT / "impls" / "torch_mlp" / "train.py") if e[1] == "train"
     )
-    assert train_def[2] == ("cfg", "data", "device", "log")
+    assert train_def[2] == ("cfg", "data", "device", "log", "save")
     sweep_def = next(
         e for e in public_api(ROOT / "impls" / "torch_mlp" / "sweep.py") if e[1] == "train_group"
     )
-    assert sweep_def[2] == ("cfgs", "data", "device", "log")
+    assert sweep_def[2] == ("cfgs", "data", "device", "log", "save")
 
 
 BAD_INPUT = {
