@@ -12,12 +12,13 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 
-from shared.config import Config
+from shared.config import FIELD_NAMES, Config
 from shared.results import config_of
 
 BACKENDS = ("torch", "jax")
 COLORS = {"torch": "#ee4c2c", "jax": "#1a73e8"}  # PyTorch orange-red, JAX blue
 NAMES = {"torch": "torch", "jax": "JAX"}  # as sentences write them (tables keep the record's)
+STYLES = {"torch": "-", "jax": "--"}  # line styles, so that the curves part in grey print too
 # A backend's paths, as the report labels them: torch eager, torch under torch.compile
 # (Config.compile), JAX (always jitted: it ignores Config.compile).
 PATHS = ("torch", "torch compiled", "jax")
@@ -77,13 +78,23 @@ class Page:
     timed: list[dict] = field(init=False)
     set_aside: list[dict] = field(init=False)
     jax_repeats: int = field(init=False)
+    figures: dict = field(init=False)  # file name -> the matplotlib Figure written there
+    # An explanation given once per page: its name -> the section that gives it, for the others
+    # to point to.
+    explained: dict = field(init=False)
 
     def __post_init__(self) -> None:
+        self.figures, self.explained = {}, {}
         self.timed, repeats = _split_compiled(self.records, "jax")
         self.jax_repeats = len(repeats)
         self.records, self.set_aside = _split_compiled(self.timed, "torch")
         self.pairs = pairs_of(self.records)
         self.backends = [b for b in BACKENDS if any(r["backend"] == b for r in self.records)]
+
+    def save(self, fig, name: str, dpi: int, tight: bool = True) -> str:
+        """Write `fig` as OUT/`name`, keep it in `figures`; returns `name` for the page's link."""
+        self.figures[name] = save(fig, self.out / name, dpi, tight)
+        return name
 
     @property
     def oks(self) -> list[dict]:
@@ -146,6 +157,60 @@ def arch_order(a: str) -> tuple[int, ...]:
     return tuple(map(int, a.split("x")))
 
 
+# How a panel names a field's value: "lr 0.01", "batch 100", "seed 3"; words as they are.
+_SHORT = {"learning_rate": "lr", "batch_size": "batch", "hidden_size": "hidden", "epochs": "epochs"}
+
+
+def varying(cfgs: list[Config]) -> list[str]:
+    """The Config fields whose values differ among `cfgs`, in Config's order."""
+    return [n for n in FIELD_NAMES if len({getattr(c, n) for c in cfgs}) > 1]
+
+
+def field_text(cfg: Config, name: str) -> str:
+    """One field of `cfg` as a panel or a legend names it: "lr 0.01", "batch 100", "relu",
+    "float64", "seed 3", "compile true"."""
+    v = getattr(cfg, name)
+    if name == "learning_rate":
+        return f"lr {v:g}"
+    if isinstance(v, bool):
+        return f"{name} {str(v).lower()}"
+    if isinstance(v, str) and name not in ("init",):
+        return v
+    return f"{_SHORT.get(name, name.replace('_', ' '))} {v}"
+
+
+def label(cfg: Config, names: list[str]) -> str:
+    """`cfg`'s values of the fields `names`, an architecture as "2x500": a panel's title."""
+    parts = []
+    if "hidden_layers" in names or "hidden_size" in names:
+        parts.append(arch(cfg))
+    parts += [field_text(cfg, n) for n in names if n not in ("hidden_layers", "hidden_size")]
+    return ", ".join(parts)
+
+
+def shared_label(everything: list[Config], shown: list[Config]) -> str:
+    """What the panels `shown` share of the fields that vary in `everything` ("1x500, relu,
+    logits"): a figure's title says it, so that a panel's title names only what differs."""
+    vary = varying(shown)
+    return label(shown[0], [n for n in varying(everything) if n not in vary]) if shown else ""
+
+
+def integer_ticks(axis) -> None:
+    """Whole numbers only on `axis` (epochs: there is no epoch 1.5)."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def backend_legend(fig, backends=BACKENDS) -> None:
+    """One legend under a figure (constrained layout) whose panels all draw torch and JAX alike."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=COLORS[b], ls=STYLES[b], lw=1.6) for b in backends]
+    labels = [NAMES[b] for b in backends]
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(handles), fontsize=9)
+
+
 def table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -179,8 +244,11 @@ def plt():
     return pyplot
 
 
-def save(fig, path: pathlib.Path, dpi: int, tight: bool = True) -> None:
+def save(fig, path: pathlib.Path, dpi: int, tight: bool = True):
+    """Write `fig` to `path` and let pyplot forget it; the Figure is returned, still readable (its
+    axes, titles and legends), for Page.figures and the tests that look at them."""
     if tight:
         fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     plt().close(fig)
+    return fig
