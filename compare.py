@@ -1,22 +1,25 @@
 """Train the same MLP in PyTorch and in JAX over a config (one run, a preset grid, a TOML file)
 and write a results file and a report that contrast loss, accuracy, convergence and step speed.
 
-    python compare.py --config grid                   # the lab report's 432 runs, both backends
+    python compare.py --config grid                   # the lab report's 432 configurations
     python compare.py --config baseline --backend jax # one backend alone
     python compare.py --config smoke --set hidden_size=64,128
-    python compare.py --list --config grid            # what would run, then "432 runs"
+    python compare.py --list --config grid            # "432 configurations, 864 runs"
     python compare.py --report runs/grid              # rebuild the report from results.jsonl alone
     python compare.py --config grid --engine loop     # one run at a time, the readable train.py
     python compare.py --config grid --executor ray    # each group a Ray task, here or on a cluster
 
-Runs go backend after backend for each config (interleaved), from the same initial weights and
-the same batch order, so a grid stopped halfway is still a fair comparison. Results are appended
+Runs go backend after backend for each configuration (interleaved), from the same initial weights
+and the same batch order, so a grid stopped halfway is still a fair comparison. Results are appended
 to OUT/results.jsonl one whole line per finished run; rerunning with the same --out skips those.
 
 Terms (executors.py says more):
-  run         one config trained on one backend (torch or jax): one record of results.jsonl.
-  group       the runs that share everything but learning rate, activation and output
-              (shared/groups.py): same batches, same initial weights, so they can train together.
+  configuration  one Config (shared/config.py): a network, its training settings, its seed.
+  run         one configuration trained on one backend (torch or jax): one record of
+              results.jsonl; `--config grid` is 432 configurations, 864 runs.
+  group       the configurations that share everything but learning rate, activation and output
+              (shared/groups.py): same batches, same initial weights, so on each backend one step
+              of the sweep engine trains them all (that step's time is the group's, not a run's).
   engine      how runs are trained. `loop`: one run at a time with impls/*/train.py, the readable
               lesson; `sweep`: a group's members at once with impls/*/sweep.py, exactly as the
               loop would, member by member. The default is sweep when two or more runs share a
@@ -47,7 +50,7 @@ import executors
 from shared.cli import ArgumentParser, add_run_args, dataset, fail, grid_from_args
 from shared.config import Config
 from shared.groups import group_key, group_runs
-from shared.machine import configure_threads, probe_floors
+from shared.machine import configure_threads, probe_floors, shape_key
 from shared.results import (
     ResultsCorrupt,
     ResultsFile,
@@ -63,7 +66,8 @@ def parse_args(argv=None):
     p = ArgumentParser(
         prog="compare.py",
         description=__doc__.split("\n\n")[0],
-        epilog="Results: OUT/results.jsonl (schema in README.md); report: OUT/report.md + PNGs.",
+        epilog="Results: OUT/results.jsonl, one run per line (schema: docs/results-format.md); "
+        "report: OUT/report.md and its PNG figures.",
     )
     add_run_args(p)
     p.add_argument(
@@ -95,7 +99,9 @@ def parse_args(argv=None):
         help="where results.jsonl and the report go (default: runs/<config name>)",
     )
     p.add_argument(
-        "--list", action="store_true", help="print the expanded runs and 'N runs', train nothing"
+        "--list",
+        action="store_true",
+        help="print the configurations and 'N configurations, M runs', train nothing",
     )
     p.add_argument(
         "--report",
@@ -106,7 +112,7 @@ def parse_args(argv=None):
     p.add_argument(
         "--quiet",
         action="store_true",
-        help="no progress bar: one plain status line per finished run (for logs)",
+        help="no progress bar: plain status lines only (for logs)",
     )
     p.add_argument(
         "--log-steps",
@@ -201,12 +207,9 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
         announce(datasets)  # with Ray, once Ray's own checks have passed too (ray_executor)
     todo = left_to_run(results, runs, backends)
     units = executors.plan_units(runs, todo, engine, backends)
+    say_plan(todo, units, engine)
     floors = {} if ray else measure_floors([c for c, _ in todo], devices)
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(todo), unit="run", dynamic_ncols=True, file=sys.stderr)
+    bar = None if args.quiet else RunBar(len(todo))
     ctx = executors.Context(datasets, args.device, args.log_steps, floors, bar)
     writer = Writer(results, runs, units, bar, as_they_come=ray is not None)
     executor = (
@@ -273,8 +276,9 @@ def check_backends(names: list[str], device: str, engine: str) -> dict[str, str]
             )
         try:
             devices[name] = executors.device_name(name, device, strict=True)
-        except RuntimeError as e:
-            fail(f"--device {device}: {e}")
+        except RuntimeError as e:  # the twins' messages may name the flag themselves
+            text = str(e)
+            fail(text if text.startswith(f"--device {device}") else f"--device {device}: {text}")
     warning = device_mismatch(devices)
     if warning:
         print(f"[compare] warning: {warning}", file=sys.stderr)
@@ -348,6 +352,58 @@ def _valid(record: dict) -> bool:
         return False
 
 
+def say_plan(todo: list, units: list[executors.Unit], engine: str) -> None:
+    """What is about to train, in the words of the report: runs, configurations, groups."""
+    if not todo:
+        return
+    configs = len({c.key() for c, _ in todo})
+    how = (
+        f"the sweep engine, {plural(len({part_of(u) for u in units}), 'group')} (one step trains "
+        "a group's configurations together)"
+        if engine == "sweep"
+        else "the loop engine, one run at a time"
+    )
+    print(
+        f"[compare] {plural(len(todo), 'run')} to train ({plural(configs, 'configuration')} x "
+        f"{plural(len({b for _, b in todo}), 'backend')}) with {how}",
+        file=sys.stderr,
+    )
+
+
+class RunBar:
+    """The progress bar, counted in runs. A sweep group advances it after each epoch (its share of
+    the group's runs), so that a group which trains for minutes moves it; the loop's runs count
+    when they finish."""
+
+    def __init__(self, total: int):
+        from tqdm import tqdm
+
+        fmt = "{l_bar}{bar}| {n:.1f}/{total_fmt} runs [{elapsed}<{remaining}]"
+        self.bar = tqdm(total=total, dynamic_ncols=True, file=sys.stderr, bar_format=fmt)
+        self.what, self.within = "", 0.0
+
+    def start_unit(self, what: str) -> None:
+        self.what, self.within = what, 0.0
+        self.bar.set_description(what)
+
+    def epoch(self, done: int, epochs: int, members: int) -> None:
+        """A sweep part of `members` configurations finished epoch `done` of `epochs`."""
+        self.within += members / epochs
+        self.bar.update(members / epochs)
+        self.bar.set_description(f"{self.what}, epoch {done}/{epochs}")
+
+    def unit_done(self, runs: int) -> None:
+        """The unit's `runs` are back: what its epochs did not yet count (a group stopped early)."""
+        self.bar.update(runs - self.within)
+        self.within = 0.0
+
+    def write(self, line: str) -> None:
+        self.bar.write(line)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def measure_floors(runs: list[Config], devices: dict[str, str]) -> dict[str, float]:
     """The GEMM floor of each shape to run, measured now, before training: what numpy's float32
     matrix products of one step take on this CPU, the reference a step time is read against
@@ -357,7 +413,8 @@ def measure_floors(runs: list[Config], devices: dict[str, str]) -> dict[str, flo
     t0 = time.perf_counter()
     floors = probe_floors(runs)
     print(
-        f"[compare] GEMM floor (numpy float32 matmuls of each step's shapes, {len(floors)} shapes, "
+        "[compare] GEMM floor, the yardstick the report reads step times against: the bare "
+        f"matrix products of one step on this CPU (numpy float32, {plural(len(floors), 'shape')}, "
         f"{time.perf_counter() - t0:.1f} s): "
         + ", ".join(f"{k} {v:.0f} µs" for k, v in list(floors.items())[:6])
         + (" ..." if len(floors) > 6 else ""),
@@ -410,15 +467,35 @@ def append(results: ResultsFile, record: dict) -> None:
         raise WriteFailed(e) from e
 
 
-def status_line(cfg: Config, recs: dict[str, dict]) -> str:
+def status_line(cfg: Config, recs: dict[str, dict], engine: str = "loop") -> str:
+    """A finished configuration: each backend's final test accuracy, and for the loop engine its
+    µs per step (a sweep's step time is its group's: group_line says it once)."""
     parts = []
     for name, r in recs.items():
         if r["status"] == "ok":
             acc = r["epochs"][-1]["test_accuracy"] * 100
-            parts.append(f"{name} {acc:.2f}% {r['step_time_us']:.0f}us/step")
+            step = f" {r['step_time_us']:.0f} µs/step" if engine == "loop" else ""
+            parts.append(f"{name} {acc:.2f}%{step}")
         else:
             parts.append(f"{name} {r['status'].upper()}")
     return f"{cfg.describe()} | " + " | ".join(parts)
+
+
+def group_line(cfg: Config, records: list[dict]) -> str:
+    """A finished sweep group, once: one step trained all its configurations together, and took
+    this long on each backend (the records' group_step_time_us)."""
+    n = len({config_of(r).key() for r in records})
+    steps = {}
+    for r in records:
+        g = r.get("group") or {}
+        if g.get("group_step_time_us"):
+            steps.setdefault(r["backend"], g["group_step_time_us"])
+    times = " | ".join(f"{b} {t:.0f} µs per group step" for b, t in steps.items())
+    return (
+        f"[group] {shape_key(cfg)} {cfg.dataset} epochs={cfg.epochs} seed={cfg.seed}: "
+        f"{plural(n, 'configuration')} trained together, one step training all of them"
+        + (f" | {times}" if times else "")
+    )
 
 
 def part_of(unit: executors.Unit) -> str:
@@ -447,12 +524,14 @@ class Writer:
 
     def add(self, unit: executors.Unit, records: list[dict]) -> None:
         if self.bar:
-            self.bar.update(len(records))
+            self.bar.unit_done(len(records))
         back = [(cfg, unit.backend, rec) for cfg, rec in zip(unit.configs, records)]
         if self.as_they_come:
+            if unit.engine == "sweep":
+                self.say(group_line(unit.configs[0], records))
             for cfg, backend, rec in back:
                 append(self.results, rec)
-                self.say(status_line(cfg, {backend: rec}))
+                self.say(status_line(cfg, {backend: rec}, unit.engine))
             return
         if unit.engine == "loop":
             for *_, rec in back:
@@ -467,11 +546,14 @@ class Writer:
         by_config: dict = {}  # config key -> (config, {backend: record}), in the order of the runs
         for cfg, backend, rec in sorted(self.back.pop(part), key=lambda b: self.order[b[0].key()]):
             by_config.setdefault(cfg.key(), (cfg, {}))[1][backend] = rec
+        if engine == "sweep":  # the group's step once, then its configurations
+            first = next(iter(by_config.values()))[0]
+            self.say(group_line(first, [r for _, rs in by_config.values() for r in rs.values()]))
         for cfg, recs in by_config.values():
             if engine == "sweep":
                 for rec in recs.values():
                     append(self.results, rec)
-            self.say(status_line(cfg, recs))
+            self.say(status_line(cfg, recs, engine))
 
 
 def build_report(out: pathlib.Path) -> int:
@@ -502,6 +584,16 @@ def build_report(out: pathlib.Path) -> int:
     return 0
 
 
+def count_line(runs: list[Config], backend: str) -> str:
+    """ "432 configurations, 864 runs": a run is one configuration on one backend."""
+    n = len(runs) * (2 if backend == "both" else 1)
+    return f"{plural(len(runs), 'configuration')}, {plural(n, 'run')}"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -521,7 +613,7 @@ def main(argv=None) -> int:
     if args.list:
         for i, cfg in enumerate(runs, 1):
             print(f"{i:4d}  {cfg.describe()}")
-        print(f"{len(runs)} runs")
+        print(count_line(runs, args.backend))
         return 0
     out = pathlib.Path(args.out or f"runs/{grid.name}")
     code = run_all(args, runs, out)

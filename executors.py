@@ -78,7 +78,7 @@ class Context:
     # one step take on this CPU (shared/machine.py). Local CPU runs only: a worker's CPU or a GPU
     # is not the one measured.
     floors: dict = dataclasses.field(default_factory=dict)
-    bar: object = None  # the tqdm progress bar (None with --quiet), told what trains now
+    bar: object = None  # compare.RunBar (None with --quiet): told what trains now, epoch by epoch
 
 
 def plan_units(
@@ -136,9 +136,11 @@ def device_name(backend: str, device: str, strict: bool = False) -> str:
         return device
 
 
-def train_unit(unit: Unit, data, device: str, log_steps: bool) -> list[dict]:
+def train_unit(unit: Unit, data, device: str, log_steps: bool, progress=None) -> list[dict]:
     """Train one unit in this process; one record per config of the unit, in order. An exception
-    in training becomes an `error` record for each: one broken run must not sink a 432-run grid."""
+    in training becomes an `error` record for each: one broken run must not sink a 432-run grid.
+    `progress(epoch, epochs, members)`: told after each epoch of a sweep (the loop's runs are
+    short enough to count whole)."""
     mod = backend_module(unit.backend, unit.engine)  # outside the try: not installed is not a run
     # Arrays from Ray's object store are read-only, and torch.from_numpy warns on those. The labels
     # are 0.5 MB (the images are scaled into new arrays anyway), so copy them, not the images.
@@ -150,7 +152,9 @@ def train_unit(unit: Unit, data, device: str, log_steps: bool) -> list[dict]:
     t0 = time.perf_counter()
     try:
         if unit.engine == "sweep":
-            return mod.train_group(list(unit.configs), data, device=device, log=log)
+            return mod.train_group(
+                list(unit.configs), data, device=device, log=log, progress=progress
+            )
         return [mod.train(unit.configs[0], data, device=device, log=log)]
     except KeyboardInterrupt:
         raise
@@ -201,15 +205,18 @@ def run_local(units: Iterable[Unit], ctx: Context) -> Iterator[tuple[Unit, list[
     record also gets the machine's load when the unit started and its shape's GEMM floor."""
     for unit in units:
         cfg = unit.configs[0]
+        progress = None
         if ctx.bar is not None:
             what = (
-                f"{shape_key(cfg)} group of {len(unit.configs)}"
+                f"group {shape_key(cfg)} ({len(unit.configs)} configurations)"
                 if unit.engine == "sweep"
                 else cfg.describe(brief=True)
             )
-            ctx.bar.set_description(f"{unit.backend} {what}")
+            ctx.bar.start_unit(f"{unit.backend} {what}")
+            progress = ctx.bar.epoch
         load = load_now()
-        records = train_unit(unit, ctx.datasets[cfg.dataset], ctx.device, ctx.log_steps)
+        data = ctx.datasets[cfg.dataset]
+        records = train_unit(unit, data, ctx.device, ctx.log_steps, progress)
         for c, rec in zip(unit.configs, records):
             rec.update(load_at_start=load, gemm_floor_us=ctx.floors.get(shape_key(c)))
         yield unit, records

@@ -240,8 +240,10 @@ def train_group(
     data: Dataset,
     device: str = "auto",
     log: Callable[[str], object] | None = print,
+    progress: Callable[[int, int, int], object] | None = None,
 ) -> list[dict]:
     """Train the members `cfgs` of one group (shared/groups.py) together: a record each, in order.
+    `progress(epoch, epochs, members)` is called after each epoch (compare.py's progress bar).
 
     Split into parts that fit memory first (shared.groups.split_group). Each record is the loop's
     (shared.results.make_record) with engine "sweep" and the group it ran in; its step time is the
@@ -256,16 +258,20 @@ def train_group(
     dev = runtime.resolve_device(device)
     records = []
     for part in split_group(cfgs, memory_budget(dev)):
-        records += _train_part(part, data, dev, log or runtime.silent)
+        records += _train_part(part, data, dev, log or runtime.silent, progress)
     return records
 
 
 def _train_part(
-    cfgs: list[Config], data: Dataset, dev: jax.Device, log: Callable[[str], object]
+    cfgs: list[Config],
+    data: Dataset,
+    dev: jax.Device,
+    log: Callable[[str], object],
+    progress: Callable[[int, int, int], object] | None = None,
 ) -> list[dict]:
     start = time.perf_counter()
     cfg, count = cfgs[0], len(cfgs)  # cfg: what the members share
-    records = GroupRecords("jax", cfgs, log, LOG_EVERY)  # shared/sweep_records.py
+    records = GroupRecords("jax", cfgs, log, LOG_EVERY, progress)  # shared/sweep_records.py
     with runtime.matmul_precision(cfg.tf32), runtime.dtype_scope(cfg.dtype):
         train_images, train_labels, test_images, test_labels = device_data(cfg, data, dev)
         params = init_params(cfg, count, dev)

@@ -396,7 +396,7 @@ def fig_acc_epochs(pairs):
         title += ": per learning rate, the configuration with the best final accuracy (mean of\n"
         title += "torch and JAX), both backends on that same configuration"
         common = shared_label([first_cfg(recs) for recs in pairs.values()], cfgs)
-        title += f"; all {common}" if common else ""
+        title += f"; every panel: {common}" if common else ""
     fig.suptitle(title, fontsize=10.5)
     present = [b for b in BACKENDS if any(b in recs for recs in chosen)]
     backend_legend(fig, present)

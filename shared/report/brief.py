@@ -65,15 +65,16 @@ def speed_line(page: Page) -> str:
     mid = median(r)
     faster = "JAX faster" if mid > 1 else "torch faster" if mid < 1 else "as fast"
     over = (
-        f"median {mid:.2f} over {len(r)} configurations (range {min(r):.2f}–{max(r):.2f})"
+        f"median {mid:.2f}x over {len(r)} configurations (range {min(r):.2f}x–{max(r):.2f}x)"
         if len(r) > 1
-        else f"{mid:.2f}"
+        else f"{mid:.2f}x"
     )
     torch = [path_of(r) for r in page.records if r["backend"] == "torch"]
     who = "torch compiled" if torch and set(torch) == {"torch compiled"} else "torch"
     text = (
-        f"**Step time**, {who} / JAX, steady state (µs per training step, the first step, which "
-        f"compiles or warms up, left out): {over}, {faster}."
+        f"**Step-time ratio**, {who} / JAX (a ratio of steady-state µs per training step, the "
+        f"first step, which compiles or warms up, left out; above 1x JAX is faster): {over}, "
+        f"{faster}."
     )
     noisy = sum(n for _, n in ratios)
     if noisy:
@@ -93,7 +94,7 @@ def _compiled_ratio(page: Page) -> str:
     r = [x for x, _ in ratios]
     noisy = sum(n for _, n in ratios)
     return (
-        f" torch compiled / JAX: median {median(r):.2f} over {plural(len(r), 'configuration')}"
+        f" torch compiled / JAX: median {median(r):.2f}x over {plural(len(r), 'configuration')}"
         + (f" (⚠ {noisy} noisy)" if noisy else "")
         + "."
     )

@@ -174,7 +174,9 @@ def field_text(cfg: Config, name: str) -> str:
         return f"lr {v:g}"
     if isinstance(v, bool):
         return f"{name} {str(v).lower()}"
-    if isinstance(v, str) and name not in ("init",):
+    if name == "output":
+        return f"{v} output"
+    if isinstance(v, str) and name != "init":
         return v
     return f"{_SHORT.get(name, name.replace('_', ' '))} {v}"
 
@@ -189,10 +191,16 @@ def label(cfg: Config, names: list[str]) -> str:
 
 
 def shared_label(everything: list[Config], shown: list[Config]) -> str:
-    """What the panels `shown` share of the fields that vary in `everything` ("1x500, relu,
-    logits"): a figure's title says it, so that a panel's title names only what differs."""
+    """What the panels `shown` share of the brief fields and the fields that vary in `everything`
+    ("1x500, relu, logits output"): a figure's title says it, so that a panel's title names only
+    what differs."""
     vary = varying(shown)
-    return label(shown[0], [n for n in varying(everything) if n not in vary]) if shown else ""
+    named = [n for n in FIELD_NAMES if n in _BRIEF or n in varying(everything)]
+    return label(shown[0], [n for n in named if n not in vary]) if shown else ""
+
+
+# What a figure's title always names of a configuration, varied or not (as Config.describe(brief))
+_BRIEF = ("hidden_layers", "hidden_size", "activation", "output", "batch_size", "learning_rate")
 
 
 def integer_ticks(axis) -> None:

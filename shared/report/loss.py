@@ -157,22 +157,23 @@ def panel_configs(
     pairs: dict[str, dict[str, dict]], ref: dict[str, dict] | None
 ) -> list[dict[str, dict]]:
     """The small multiples: every configuration where there are PANELS or fewer; else a slice
-    chosen on purpose: the reference configuration's (the tutorial's network, loss.reference) over
-    every learning rate and batch size; where that leaves fewer than two panels, its architecture's
-    configurations too. PANELS at most, largest learning rate first."""
+    chosen on purpose around the reference configuration (loss.reference, the tutorial's network):
+    its configurations over every learning rate and batch size; where that leaves one panel, over
+    the architectures too; where still one, the configurations that differ from it in one field
+    (its seeds, its float64 twin). PANELS at most, largest learning rate first."""
     allrecs = list(pairs.values())
     if len(allrecs) <= PANELS or ref is None:
         return sorted(allrecs, key=_panel_order)[:PANELS]
     base = first_cfg(ref)
+
+    def differing(recs: dict[str, dict]) -> set[str]:
+        return {n for n in FIELD_NAMES if getattr(first_cfg(recs), n) != getattr(base, n)}
+
     for free in (_LR_BATCH, _LR_BATCH + ("hidden_size", "hidden_layers")):
-        keep = [n for n in FIELD_NAMES if n not in free]
-        chosen = [
-            recs
-            for recs in allrecs
-            if all(getattr(first_cfg(recs), n) == getattr(base, n) for n in keep)
-        ]
+        chosen = [recs for recs in allrecs if differing(recs) <= set(free)]
         if len(chosen) > 1:
-            break
+            return sorted(chosen, key=_panel_order)[:PANELS]
+    chosen = [recs for recs in allrecs if len(differing(recs)) <= 1]
     return sorted(chosen, key=_panel_order)[:PANELS]
 
 
@@ -261,10 +262,12 @@ def _slice_note(shown: int, total: int, vary: list[str], shared: str) -> str:
     what = " and ".join(_WORDS.get(n, n.replace("_", " ")) for n in vary) or "the configuration"
     if shown == total:
         return f"Training loss of every configuration, one panel each; the panels vary {what}."
+    around = (
+        f"{shared} (the reference configuration's)" if shared else "the reference configuration"
+    )
     return (
         f"Training loss of {shown} of the {total} configurations, a slice chosen on purpose: "
-        f"{shared} (the reference configuration's) over {what}. Every configuration's final "
-        "accuracy is in the heatmaps under Accuracy."
+        f"{around} over {what}. Every configuration's final accuracy is under Accuracy."
     )
 
 

@@ -8,12 +8,11 @@ final accuracies from the seed alone (initial weights and batch order). torch an
 
 from __future__ import annotations
 
-import pathlib
 from collections import defaultdict
 
 import numpy as np
 
-from shared.report.common import BACKENDS, COLORS, Page, final_acc, ok, plt, points, save, table
+from shared.report.common import BACKENDS, COLORS, NAMES, Page, final_acc, ok, plt, points, table
 from shared.results import config_of
 
 MIN_SEEDS = 3
@@ -37,7 +36,7 @@ def section(page: Page) -> list[str]:
             cells += ["-", "-", "-"]
         rows.append(cells)
     both = sum(1 for _, pb in stats if {"torch", "jax"} <= pb.keys())
-    fig_seed_spread(stats, page.out / "seed_spread.png")
+    name = page.save(fig_seed_spread(stats), "seed_spread.png", dpi=110)
     return [
         "## Framework difference vs seed spread",
         "",
@@ -61,7 +60,7 @@ def section(page: Page) -> list[str]:
             [[r[0], _n_seeds(stats, r[0])] + r[1:] for r in rows],
         ),
         "",
-        "![seed spread](seed_spread.png)",
+        f"![seed spread]({name})",
         "",
     ]
 
@@ -110,7 +109,7 @@ def _n_seeds(stats, name: str) -> str:
     )
 
 
-def fig_seed_spread(stats: list[tuple[str, dict[str, dict]]], path: pathlib.Path) -> None:
+def fig_seed_spread(stats: list[tuple[str, dict[str, dict]]]):
     """Per configuration, each backend's seeds as dots with mean ± std, side by side."""
     stats = stats[:MAX_IN_FIGURE]
     fig, ax = plt().subplots(figsize=(max(6.0, 0.55 * len(stats) + 2), 5))
@@ -126,7 +125,7 @@ def fig_seed_spread(stats: list[tuple[str, dict[str, dict]]], path: pathlib.Path
                 s=12,
                 color=COLORS[b],
                 alpha=0.6,
-                label=b if i == 0 else None,
+                label=NAMES[b] if i == 0 else None,
             )
             ax.errorbar(
                 x, 100 * s["mean"], yerr=100 * s["std"], fmt="_", color=COLORS[b], capsize=4, lw=1.5
@@ -139,4 +138,4 @@ def fig_seed_spread(stats: list[tuple[str, dict[str, dict]]], path: pathlib.Path
     )
     ax.legend()
     ax.grid(alpha=0.3, axis="y")
-    save(fig, path, dpi=110)
+    return fig
