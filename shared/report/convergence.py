@@ -53,7 +53,7 @@ def _thresholds(page: Page) -> list[str]:
         rs = [r for r in page.records if r["backend"] == b]
         for t in THRESHOLDS:
             reached = [x for x in (first_reach(r, t) for r in rs) if x is not None]
-            row = [b, f"{100 * t:g} %", f"{len(reached)} of {len(rs)}"]
+            row = [b, f"{100 * t:g}%", f"{len(reached)}/{len(rs)}"]
             row.append(f"{median(x[0] for x in reached):g}" if reached else "-")
             if one:
                 row.append(f"{reached[0][1]}" if reached else "-")

@@ -69,8 +69,9 @@ def _engine_note(records: list[dict]) -> list[str]:
         return []
     return [
         (
-            "Runs of the sweep engine trained a group of M members at once: their µs/step is the "
-            "group's step time / M, each member's share, and their first-step time the group's "
+            "The sweep engine trains a group of M configurations in one step, all of them at "
+            "once: a sweep run's µs/step here is that group step's time / M, its share (compare "
+            "it with a loop run's step, not with a group's), and its first-step time the group's "
             "compile. "
         )
         + (
@@ -200,7 +201,7 @@ def _speed_table(
             "batch",
             "torch µs/step",
             "JAX µs/step",
-            "torch/JAX",
+            "torch / JAX (ratio, x)",
             "GEMM floor µs",
             "torch / floor",
             "JAX / floor",
@@ -250,7 +251,15 @@ def _path_table(
                     f"{median(w):.3f}" if w else "-",
                 ]
             )
-    header = ["layers x hidden", "batch", "path", "µs/step", "/ JAX", "GEMM floor µs", "/ floor"]
+    header = [
+        "layers x hidden",
+        "batch",
+        "path",
+        "µs/step",
+        "/ JAX (x)",
+        "GEMM floor µs",
+        "/ floor",
+    ]
     return table(header + ["samples/s", "first step s (compile / warm-up)"], rows)
 
 
