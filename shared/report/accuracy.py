@@ -51,7 +51,15 @@ def _heatmaps(page: Page) -> list[str]:
     """Every configuration's final accuracy per backend, and torch − JAX, as heatmaps (Facets)."""
     fc = facets(page.pairs)
     if fc is None:
-        return []
+        if len(page.pairs) < 4:
+            return []
+        vary = ", ".join(varying([first_cfg(recs) for recs in page.pairs.values()]))
+        return [
+            f"No heatmaps: these {len(page.pairs)} configurations, varying in {vary}, do not form "
+            f"a grid of at most {MAX_PANELS} panels; the tables here and under Convergence list "
+            "them.",
+            "",
+        ]
     md = [
         f"Final test accuracy of all {plural(len(fc.pairs), 'configuration')}, one heatmap per "
         "backend and one of torch − JAX; each panel is one "
@@ -265,7 +273,7 @@ def _panel(ax, fc: Facets, row: tuple, col: tuple, backend: str, norm, cmap) -> 
     ax.set_xticks(range(len(fc.batches)), fc.batches, fontsize=7)
     ax.set_yticks(range(len(fc.archs)), [f"{layers}x{h}" for layers, h in fc.archs], fontsize=7)
     cfg = fc.panel_cfg(row, col)
-    ax.set_title(label(cfg, fc.outer) if fc.outer else "every configuration", fontsize=8.5)
+    ax.set_title(label(cfg, fc.outer) if fc.outer else f"all {len(fc.pairs)}", fontsize=8.5)
     ax.set_gid(repr(row + col))  # the panel's values of the outer fields, for the tests
 
 
@@ -301,7 +309,10 @@ def fig_acc_heatmaps(fc: Facets, backend: str):
     fig, axes = pyplot.subplots(
         nr,
         nc,
-        figsize=(1.0 + nc * (0.75 * len(fc.batches) + 0.9), 1.2 + nr * (0.3 * len(fc.archs) + 0.8)),
+        figsize=(
+            max(8.5, 1.0 + nc * (0.75 * len(fc.batches) + 0.9)),
+            1.2 + nr * (0.3 * len(fc.archs) + 0.8),
+        ),
         squeeze=False,
         layout="constrained",
     )
@@ -321,19 +332,23 @@ def fig_acc_heatmaps(fc: Facets, backend: str):
             if j == 0:
                 ax.set_ylabel("layers x hidden", fontsize=7.5)
     fig.suptitle(_heatmap_title(fc, backend), fontsize=11)
-    bar = fig.colorbar(ScalarMappable(norm, cmap), ax=axes, shrink=0.6, aspect=30)
+    shrink = 0.6 if nr > 2 else 0.95
+    bar = fig.colorbar(ScalarMappable(norm, cmap), ax=axes, shrink=shrink, aspect=30)
     if backend == "diff":
         ticks = [t for t in (0.1, 1, 10, 50) if t <= norm.vmax]
         values = [-t for t in ticks[::-1]] + [0] + ticks
         bar.set_ticks(values, labels=[f"{v:+g}" if v else "0" for v in values])
         bar.minorticks_off()
-        bar.set_label("torch − JAX final test accuracy (points); symlog: linear within ±0.1")
+        bar.set_label("torch − JAX final test accuracy (points)\nsymlog: linear within ±0.1")
     else:
-        ticks = [t for t in (1, 2, 3, 5, 10, 20, 50, 90) if norm.vmin <= t <= norm.vmax]
+        steps = (1, 2, 3, 5, 10, 20, 50, 90)
+        if sum(norm.vmin <= t <= norm.vmax for t in steps) < 3:  # a narrow range: finer ticks
+            steps = (1, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 30, 50, 70, 90)
+        ticks = [t for t in steps if norm.vmin <= t <= norm.vmax]
         bar.set_ticks(ticks, labels=[f"{100 - t:g}" for t in ticks])
         bar.minorticks_off()
         bar.ax.invert_yaxis()  # the best accuracy on top
-        bar.set_label("final test accuracy (%), colour on a log scale of the error 100 − accuracy")
+        bar.set_label("final test accuracy (%)\ncolour: log scale of the error, 100 − accuracy")
     return fig
 
 

@@ -204,10 +204,14 @@ _BRIEF = ("hidden_layers", "hidden_size", "activation", "output", "batch_size", 
 
 
 def integer_ticks(axis) -> None:
-    """Whole numbers only on `axis` (epochs: there is no epoch 1.5)."""
+    """Whole numbers only on `axis` (epochs: there is no epoch 1.5), even over a range of one."""
     from matplotlib.ticker import MaxNLocator
 
-    axis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    lo, hi = axis.get_view_interval()
+    if hi - lo < 1:  # a single epoch: half an epoch either side, so that its tick shows
+        middle = round((lo + hi) / 2)
+        axis.set_view_interval(middle - 0.5, middle + 0.5, ignore=True)
 
 
 def backend_legend(fig, backends=BACKENDS) -> None:

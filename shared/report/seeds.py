@@ -76,7 +76,7 @@ def seed_stats(records: list[dict]) -> list[tuple[str, dict[str, dict]]]:
             key = tuple((k, v) for k, v in cfg.to_dict().items() if k != "seed")
             finals[key][r["backend"]][cfg.seed] = final_acc(r)
             dtype = "" if cfg.dtype == "float32" else f" {cfg.dtype}"
-            names[key] = f"{cfg.describe(brief=True)}{dtype} e{cfg.epochs}"
+            names[key] = f"{cfg.describe(brief=True)}{dtype} {cfg.epochs} epochs"
     out = []
     for key, per_backend in finals.items():
         summary = {}

@@ -435,7 +435,7 @@ def fig_step_time(pairs, sweep: bool):
     fig, axes = plt().subplots(
         len(layers),
         len(sizes),
-        figsize=(3.3 * len(sizes) + 0.8, 2.6 * len(layers) + 1.2),
+        figsize=(max(7.0, 3.3 * len(sizes) + 0.8), 2.6 * len(layers) + 1.2),
         squeeze=False,
         layout="constrained",
     )
@@ -474,11 +474,12 @@ def fig_step_time(pairs, sweep: bool):
                 ax.set_xlabel("batch size", fontsize=8)
             if j == 0:
                 ax.set_ylabel("µs per step", fontsize=8)
-    what = "a run's share of its group's step (group step / members)" if sweep else "one run's step"
+    what = "sweep runs: a run's share of its group's step (group step / members)" if sweep else ""
     fig.suptitle(
-        f"Steady-state µs per training step, median over runs: {what}\n"
-        "numbers: the step-time ratio torch / JAX (above 1x: JAX faster)",
-        fontsize=10.5,
+        "Steady-state µs per training step, median over runs"
+        + (f"\n{what}" if what else "")
+        + "\nnumbers: the step-time ratio torch / JAX (above 1x: JAX faster)",
+        fontsize=10,
     )
     backend_legend(fig)
     return fig
