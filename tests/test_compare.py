@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
+from comparison.results import ResultsFile, ResultsLocked, config_of, scan_results
 from shared.config import FIELD_NAMES, Config
-from shared.results import ResultsFile, ResultsLocked, config_of, scan_results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 KEYS = {
@@ -163,14 +163,13 @@ def test_torn_last_line_is_dropped_and_appends_stay_whole(tmp_path):
 
 
 def test_device_mismatch_is_named():
-    import compare
+    from comparison import executors
 
-    assert compare.device_mismatch({"torch": "cpu", "jax": "cpu"}) is None
-    assert (
-        compare.device_mismatch({"torch": "cuda:0 NVIDIA H100", "jax": "gpu:0 NVIDIA H100"}) is None
-    )
-    assert compare.device_mismatch({"jax": "cpu"}) is None
-    warning = compare.device_mismatch({"torch": "cuda:0 NVIDIA H100", "jax": "cpu"})
+    assert executors.device_mismatch({"torch": "cpu", "jax": "cpu"}) is None
+    on_gpus = {"torch": "cuda:0 NVIDIA H100", "jax": "gpu:0 NVIDIA H100"}
+    assert executors.device_mismatch(on_gpus) is None
+    assert executors.device_mismatch({"jax": "cpu"}) is None
+    warning = executors.device_mismatch({"torch": "cuda:0 NVIDIA H100", "jax": "cpu"})
     assert (
         warning.startswith("torch runs on the GPU but jax on the CPU") and "--device gpu" in warning
     )
@@ -191,7 +190,7 @@ def test_datasets_are_loaded_once_per_process(mnist_dir, capsys):
 def test_error_records_name_the_resolved_device(backend, engine, mnist, monkeypatch, capsys):
     """A run that fails is recorded where it would have run ("cpu", "gpu:0 NAME"), as its twin's
     records are, not as the --device it was asked for ("auto")."""
-    import executors
+    from comparison import executors
 
     pytest.importorskip("torch" if backend == "torch" else "flax")
     mod = executors.backend_module(backend, engine)
@@ -228,9 +227,9 @@ def smoke_out(tmp_path_factory, mnist_dir):
 def test_smoke_end_to_end_schema(smoke_out):
     out, r = smoke_out
     recs = lines(out / "results.jsonl")
-    assert len(recs) == 4  # 2 configs x 2 backends, interleaved per config
-    assert [x["backend"] for x in recs] == ["torch", "jax", "torch", "jax"]
-    assert recs[0]["config"] == recs[1]["config"]
+    # 2 configs x 2 backends, each written as it finished (the report reads them in any order)
+    by = {(x["backend"], config_of(x).key()): x for x in recs}
+    assert len(recs) == len(by) == 4 and {b for b, _ in by} == {"torch", "jax"}
     for rec in recs:
         assert KEYS <= set(rec), KEYS - set(rec)
         assert set(rec["config"]) == set(FIELD_NAMES)
@@ -255,7 +254,7 @@ def test_smoke_end_to_end_schema(smoke_out):
         # measured once at the start, for the run's shape (CPU runs)
         assert rec["gemm_floor_us"] > 0
     # Same weights, same batches: the two backends' curves coincide.
-    for t, j in ((recs[0], recs[1]), (recs[2], recs[3])):
+    for t, j in ((by["torch", k], by["jax", k]) for k in {k for _, k in by}):
         assert max(abs(a - b) for a, b in zip(t["loss_curve"], j["loss_curve"])) < 1e-3
     # The sweep group's step said once (it trains both configurations), then one line per
     # configuration naming both backends' accuracy and no per-run step that would look copied.
@@ -366,7 +365,7 @@ def test_a_sweep_tells_its_progress_after_each_epoch(backend, mnist):
     """A group trains for minutes on the CPU grid: it says each epoch, and the bar moves."""
     pytest.importorskip("torch" if backend == "torch" else "flax")
     import compare
-    import executors
+    from comparison import executors
 
     mod = executors.backend_module(backend, "sweep")
     cfg = Config(hidden_size=16, batch_size=600, epochs=2)

@@ -10,10 +10,10 @@ import pathlib
 import numpy as np
 import pytest
 
+from comparison.report import SECTIONS, accuracy, loss
+from comparison.report.common import COLORS, Page, first_cfg, pairs_of, varying
+from comparison.results import config_of, scan_results
 from shared.config import Config
-from shared.report import SECTIONS, accuracy, loss
-from shared.report.common import COLORS, Page, first_cfg, pairs_of, varying
-from shared.results import config_of, scan_results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 HEATMAPS = ("accuracy_heatmap_torch.png", "accuracy_heatmap_jax.png", "accuracy_heatmap_diff.png")

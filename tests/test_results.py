@@ -1,4 +1,4 @@
-"""shared/results.py's readers of a record read today's records and the committed older ones."""
+"""comparison/results.py's readers of a record read today's records and the committed older ones."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pathlib
 
 import pytest
 
+from comparison.results import config_of, scan_results, warmup_s
 from shared.config import Config, ConfigError
-from shared.results import config_of, scan_results, warmup_s
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COMMITTED = sorted((ROOT / "docs" / "results").glob("*/results.jsonl"))
@@ -29,8 +29,8 @@ def test_committed_results_keep_their_warmup_time():
 
 
 def test_report_reads_the_old_name(tmp_path):
-    from shared.report import speed
-    from shared.report.common import Page
+    from comparison.report import speed
+    from comparison.report.common import Page
 
     records, _ = scan_results(ROOT / "docs" / "results" / "cpu-baseline" / "results.jsonl")
     assert all("compile_s" in r and "warmup_s" not in r for r in records)

@@ -7,8 +7,7 @@ import math
 
 import numpy as np
 
-from shared.config import FIELD_NAMES, Config
-from shared.report.common import (
+from comparison.report.common import (
     BACKENDS,
     COLORS,
     NAMES,
@@ -28,6 +27,7 @@ from shared.report.common import (
     table,
     varying,
 )
+from shared.config import FIELD_NAMES, Config
 
 # The float32 drift, explained once per page: here, beside the figure that shows it; the Agreement
 # section points back (Page.explained).

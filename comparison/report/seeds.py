@@ -12,8 +12,18 @@ from collections import defaultdict
 
 import numpy as np
 
-from shared.report.common import BACKENDS, COLORS, NAMES, Page, final_acc, ok, plt, points, table
-from shared.results import config_of
+from comparison.report.common import (
+    BACKENDS,
+    COLORS,
+    NAMES,
+    Page,
+    final_acc,
+    ok,
+    plt,
+    points,
+    table,
+)
+from comparison.results import config_of
 
 MIN_SEEDS = 3
 MAX_IN_FIGURE = 40

@@ -9,8 +9,7 @@ from statistics import median
 
 import numpy as np
 
-from shared.config import Config
-from shared.report.common import (
+from comparison.report.common import (
     BACKENDS,
     COLORS,
     NAMES,
@@ -32,6 +31,7 @@ from shared.report.common import (
     table,
     varying,
 )
+from shared.config import Config
 
 
 def section(page: Page) -> list[str]:
@@ -127,7 +127,8 @@ def _best(page: Page) -> list[str]:
     if len(page.pairs) < 2:
         return []
     done = [recs for recs in page.pairs.values() if all(ok(recs.get(b)) for b in page.backends)]
-    top = sorted(done, key=lambda recs: _mean_final(recs, page.backends), reverse=True)[:10]
+    # ties by configuration, so that the ranking does not depend on the order of the records
+    top = sorted(done, key=lambda recs: (-_mean_final(recs, page.backends), _key(recs)))[:10]
     if not top:
         return []
     both = len(page.backends) == 2
@@ -147,6 +148,15 @@ def _best(page: Page) -> list[str]:
 
 def _mean_final(recs: dict[str, dict], backends) -> float:
     return float(np.mean([final_acc(recs[b]) for b in backends if b in recs]))
+
+
+def _key(recs: dict[str, dict]) -> str:
+    return first_cfg(recs).key()
+
+
+def _rank(recs: dict[str, dict]) -> tuple:
+    """Best first: the highest mean final accuracy over the backends, ties by configuration."""
+    return -_mean_final(recs, BACKENDS), _key(recs)
 
 
 def _torch_minus_jax(page: Page) -> list[str]:
@@ -253,7 +263,7 @@ def cell(recs: dict[str, dict] | None, backend: str) -> tuple[float, str]:
     return 100 * final_acc(runs[0]), points(final_acc(runs[0]), 1)
 
 
-def _panel(ax, fc: Facets, row: tuple, col: tuple, backend: str, norm, cmap) -> None:
+def _panel(ax, fc: Facets, row: tuple, col: tuple, backend: str, *, norm, cmap) -> None:
     """One panel: architectures x batch sizes, each cell coloured and labelled (cell()). An
     accuracy is coloured by its error, 100 − accuracy (_accuracy_norm)."""
     grid = np.full((len(fc.archs), len(fc.batches)), np.nan)
@@ -326,7 +336,7 @@ def fig_acc_heatmaps(fc: Facets, backend: str):
             if fc.panel_cfg(row, col) is None:
                 ax.axis("off")
                 continue
-            _panel(ax, fc, row, col, backend, norm, cmap)
+            _panel(ax, fc, row, col, backend, norm=norm, cmap=cmap)
             if i == nr - 1:
                 ax.set_xlabel("batch size", fontsize=7.5)
             if j == 0:
@@ -375,7 +385,8 @@ def best_per_lr(pairs) -> list[dict[str, dict]]:
         if not all(ok(r) for r in recs.values()):
             continue
         lr = first_cfg(recs).learning_rate
-        if lr not in best or _mean_final(recs, BACKENDS) > _mean_final(best[lr], BACKENDS):
+        # ties by configuration, whatever the order of the records
+        if lr not in best or _rank(recs) < _rank(best[lr]):
             best[lr] = recs
     return [best[lr] for lr in sorted(best, reverse=True)]
 
