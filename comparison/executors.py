@@ -65,7 +65,7 @@ class Context:
     # take on this CPU (comparison/machine.py). Local CPU runs only: a worker's CPU or a GPU is not
     # the one measured.
     floors: dict = dataclasses.field(default_factory=dict)
-    bar: object = None  # the tqdm progress bar (None with --quiet), told what trains now
+    bar: object = None  # compare.RunBar (None with --quiet): told what trains now, epoch by epoch
     # --save-models: where each finished run's model goes (shared.checkpoint.model_path), else None
     models: pathlib.Path | None = None
 
@@ -126,12 +126,19 @@ def device_name(backend: str, device: str, strict: bool = False) -> str:
 
 
 def train_unit(
-    unit: Unit, data, device: str, log_steps: bool, models: pathlib.Path | None = None
+    unit: Unit,
+    data,
+    device: str,
+    log_steps: bool,
+    models: pathlib.Path | None = None,
+    progress=None,
 ) -> list[dict]:
     """Train one unit in this process; one record per config of the unit, in order. An exception
     in training becomes an `error` record for each: one broken run must not sink a 432-run grid.
     With `models` (a folder), each run that finished "ok" is saved there and its record's "model"
-    says where, relative to the folder above `models` (compare.py's OUT)."""
+    says where, relative to the folder above `models` (compare.py's OUT).
+    `progress(epoch, epochs, members)`: told after each epoch of a sweep (the loop's runs are
+    short enough to count whole)."""
     mod = backend_module(unit.backend, unit.engine)  # outside the try: not installed is not a run
     # Arrays from Ray's object store are read-only, and torch.from_numpy warns on those. The labels
     # are 0.5 MB (the images are scaled into new arrays anyway), so copy them, not the images.
@@ -144,7 +151,9 @@ def train_unit(
     paths = {c.key(): model_path(models, c, unit.backend) for c in unit.configs} if models else {}
     try:
         if unit.engine == "sweep":
-            records = mod.train_group(list(unit.configs), data, device=device, log=log, save=paths)
+            records = mod.train_group(
+                list(unit.configs), data, device=device, log=log, progress=progress, save=paths
+            )
         else:
             cfg = unit.configs[0]
             records = [mod.train(cfg, data, device=device, log=log, save=paths.get(cfg.key()))]
@@ -212,8 +221,9 @@ def check_backends(names: list[str], device: str, engine: str) -> dict[str, str]
             )
         try:
             devices[name] = device_name(name, device, strict=True)
-        except RuntimeError as e:
-            fail(f"--device {device}: {e}")
+        except RuntimeError as e:  # the twins' messages may name the flag themselves
+            text = str(e)
+            fail(text if text.startswith(f"--device {device}") else f"--device {device}: {text}")
     warning = device_mismatch(devices)
     if warning:
         print(f"[compare] warning: {warning}", file=sys.stderr)
@@ -239,15 +249,18 @@ def run_local(units: Iterable[Unit], ctx: Context) -> Iterator[tuple[Unit, list[
     record also gets the machine's load when the unit started and its shape's GEMM floor."""
     for unit in units:
         cfg = unit.configs[0]
+        progress = None
         if ctx.bar is not None:
             what = (
-                f"{shape_key(cfg)} group of {len(unit.configs)}"
+                f"group {shape_key(cfg)} ({len(unit.configs)} configurations)"
                 if unit.engine == "sweep"
                 else cfg.describe(brief=True)
             )
-            ctx.bar.set_description(f"{unit.backend} {what}")
+            ctx.bar.start_unit(f"{unit.backend} {what}")
+            progress = ctx.bar.epoch
         load = load_now()
-        records = train_unit(unit, ctx.datasets[cfg.dataset], ctx.device, ctx.log_steps, ctx.models)
+        data = ctx.datasets[cfg.dataset]
+        records = train_unit(unit, data, ctx.device, ctx.log_steps, ctx.models, progress)
         for c, rec in zip(unit.configs, records):
             rec.update(load_at_start=load, gemm_floor_us=ctx.floors.get(shape_key(c)))
         yield unit, records

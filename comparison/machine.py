@@ -92,8 +92,9 @@ def measure_floors(runs: list[Config], devices: dict[str, str]) -> dict[str, flo
     t0 = time.perf_counter()
     floors = probe_floors(runs)
     print(
-        f"[compare] GEMM floor (numpy float32 matmuls of each step's shapes, {len(floors)} shapes, "
-        f"{time.perf_counter() - t0:.1f} s): "
+        "[compare] GEMM floor, the yardstick the report reads step times against: the bare "
+        "matrix products of one step on this CPU (numpy float32, "
+        f"{len(floors)} shape{'' if len(floors) == 1 else 's'}, {time.perf_counter() - t0:.1f} s): "
         + ", ".join(f"{k} {v:.0f} µs" for k, v in list(floors.items())[:6])
         + (" ..." if len(floors) > 6 else ""),
         file=sys.stderr,

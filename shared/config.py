@@ -1,8 +1,9 @@
 """One config type for every run, presets by name, and grid expansion.
 
-A *run* is one frozen `Config`; a *grid* is a base `Config` plus axes (field -> values), expanded
-in a fixed order (axes in field order), so `--list` and the results file agree on what "run 17"
-is. The lab report's learning rates are kept literal (docs/configs.md)."""
+A *configuration* is one frozen `Config` (a run: a configuration on one backend); a *grid* is a
+base `Config` plus axes (field -> values), expanded in a fixed order (axes in field order), so
+`--list` and the results file agree on what "configuration 17" is. The lab report's learning rates
+are kept literal (docs/configs.md)."""
 
 from __future__ import annotations
 
@@ -94,10 +95,10 @@ class Config:
         return dataclasses.asdict(self)
 
     def describe(self, brief: bool = False) -> str:
-        """The run on one line: every field that makes it, as compare.py's log lines and --list
-        show it ("mnist 784-500-10 relu logits batch=100 lr=0.001 epochs=5 seed=0 init=shared");
-        `brief`: the fields a grid varies, as the report's tables show them ("1x500 relu logits
-        b100 lr0.001")."""
+        """The configuration on one line: every field that makes it, as compare.py's log lines and
+        --list show it ("mnist 784-500-10 relu logits batch=100 lr=0.001 epochs=5 seed=0
+        init=shared"); `brief`: the fields a grid varies, as the report's tables show them ("1x500
+        relu logits b100 lr0.001")."""
         if brief:
             return (
                 f"{self.hidden_layers}x{self.hidden_size} {self.activation} {self.output} "

@@ -32,6 +32,8 @@ class GroupRecords:
     cfgs: list[Config]  # the members, in order
     log: Callable[[str], object]
     log_every: int
+    # Told after each epoch: (epochs done, epochs, members); compare.py's progress bar moves.
+    progress: Callable[[int, int, int], object] | None = None
     curves: list[list[float]] = field(init=False)  # per member: its step losses so far
     epochs: list[list[dict]] = field(init=False)  # per member: its finished epochs (epoch_entry)
     status: list[str] = field(init=False)  # per member: "ok" | "diverged"
@@ -71,6 +73,8 @@ class GroupRecords:
                 f"{header}, Test Loss: {test_loss[j]:.4f}, "
                 f"Test Accuracy: {100 * test_accuracy[j]:.2f} %"
             )
+        if self.progress:
+            self.progress(epoch + 1, self.cfgs[0].epochs, len(self.cfgs))
         return alive
 
     def records(

@@ -323,6 +323,8 @@ def test_bad_input_is_one_line_and_exit_2(entry, args, words, bad, mnist_dir, tm
     assert len(err) == 1, err
     for word in words:
         assert word in err[0], (word, err[0])
+    said = err[0].split(":")[0]  # what the line is about, said once ("--device gpu: ...")
+    assert f"{said}: {said}" not in err[0], err[0]
     assert [snapshot(p) for p in watched] == before, "an input or output file changed"
 
 

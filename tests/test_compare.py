@@ -62,11 +62,11 @@ def lines(path: pathlib.Path) -> list[dict]:
 # ------------------------------------------------------------------ no training
 
 
-def test_list_grid_counts_432_runs():
+def test_list_grid_counts_432_configurations_864_runs():
     r = compare("--config", "grid", "--list")
     assert r.returncode == 0, r.stderr
     out = r.stdout.strip().splitlines()
-    assert out[-1] == "432 runs"
+    assert out[-1] == "432 configurations, 864 runs"  # a run: one configuration on one backend
     assert len(out) == 433
     assert "lr=1 " in r.stdout and "lr=1e-06" in r.stdout  # the literal learning rates
 
@@ -82,7 +82,9 @@ def test_list_custom_axes():
         "--list",
     )
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip().splitlines()[-1] == "6 runs"
+    assert r.stdout.strip().splitlines()[-1] == "6 configurations, 12 runs"
+    r = compare("--config", "baseline", "--backend", "jax", "--list")
+    assert r.stdout.strip().splitlines()[-1] == "1 configuration, 1 run"
 
 
 @pytest.mark.parametrize(
@@ -254,11 +256,19 @@ def test_smoke_end_to_end_schema(smoke_out):
     # Same weights, same batches: the two backends' curves coincide.
     for t, j in ((by["torch", k], by["jax", k]) for k in {k for _, k in by}):
         assert max(abs(a - b) for a, b in zip(t["loss_curve"], j["loss_curve"])) < 1e-3
-    # One status line per finished config, naming both backends.
-    status = [
-        ln for ln in r.stdout.splitlines() if "torch" in ln and "jax" in ln and "us/step" in ln
-    ]
-    assert len(status) == 2
+    # The sweep group's step said once per backend (it trains both configurations), then one line
+    # per configuration naming both backends' accuracy and no per-run step that would look copied.
+    said = r.stdout.splitlines()
+    group = [ln for ln in said if ln.startswith("[group]")]
+    assert [ln.split()[1] for ln in group] == ["torch", "jax"], said
+    for ln in group:
+        assert "2 configurations trained together" in ln and "µs per group step" in ln
+    status = [ln for ln in said if " | torch " in ln and " | jax " in ln and ln not in group]
+    assert len(status) == 2 and not any("µs" in ln for ln in status), said
+    # The words of the report: runs, configurations, groups; the floor says what it is.
+    err = r.stderr
+    assert "[compare] 4 runs to train (2 configurations x 2 backends) with the sweep engine" in err
+    assert "GEMM floor, the yardstick the report reads step times against" in err
 
 
 def test_smoke_report_files(smoke_out):
@@ -349,3 +359,26 @@ def test_diverged_and_collapsed_runs_are_recorded_and_the_grid_goes_on(
     # diverged): the table after the paragraph is its header, its rule and one row.
     stuck = report[report.index("but did not learn") :].split("\n\n")[1]
     assert stuck.splitlines()[2:] == ["| 1 | logits | 1 of 1 | 1 of 1 |"], stuck
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_a_sweep_tells_its_progress_after_each_epoch(backend, mnist):
+    """A group trains for minutes on the CPU grid: it says each epoch, and the bar moves."""
+    pytest.importorskip("torch" if backend == "torch" else "flax")
+    import compare
+    from comparison import executors
+
+    mod = executors.backend_module(backend, "sweep")
+    cfg = Config(hidden_size=16, batch_size=600, epochs=2)
+    members = [cfg, dataclasses.replace(cfg, learning_rate=1e-2)]
+    told = []
+    mod.train_group(members, mnist, device="cpu", log=None, progress=lambda *a: told.append(a))
+    assert told == [(1, 2, 2), (2, 2, 2)]  # (epochs done, epochs, members)
+    bar = compare.RunBar(4)
+    bar.start_unit(f"{backend} group")
+    for args in told:
+        bar.epoch(*args)
+    assert bar.bar.n == pytest.approx(2.0) and "epoch 2/2" in bar.bar.desc
+    bar.unit_done(2)
+    bar.close()
+    assert bar.bar.n == pytest.approx(2.0)

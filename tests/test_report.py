@@ -13,11 +13,11 @@ from shared.config import Config
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def test_heatmap_cells_tell_not_run_from_diverged_and_failed(tmp_path):
-    def record(lr, layers, status, acc):
+def test_heatmap_cells_tell_not_run_from_diverged_and_failed():
+    def record(lr, layers, status, acc, backend="torch"):
         cfg = Config(hidden_layers=layers, learning_rate=lr, batch_size=600)
         return {
-            "backend": "torch",
+            "backend": backend,
             "config": dataclasses.asdict(cfg),
             "status": status,
             "epochs": [{"epoch": 1, "train_loss": 0.3, "test_loss": 0.3, "test_accuracy": acc}]
@@ -25,22 +25,26 @@ def test_heatmap_cells_tell_not_run_from_diverged_and_failed(tmp_path):
             else [],
         }
 
-    leaky = record(1e-2, 2, "ok", 0.9)
-    leaky["config"]["activation"] = "leaky_relu"  # the heatmaps show relu + logits only: not a cell
     records = [
         record(1e-3, 1, "ok", 0.9712),
+        record(1e-3, 1, "ok", 0.9700, "jax"),
         record(1e-3, 2, "diverged", None),
         record(1e-2, 1, "error", None),
-        leaky,
+        record(1e-2, 3, "ok", 0.95),
     ]
-    cells, failed = accuracy.heatmap_cells(pairs_of(records), "torch")
-    assert accuracy.cell_text((1e-3, 600, 1, 500), cells, failed) == "97.1"
-    assert accuracy.cell_text((1e-3, 600, 2, 500), cells, failed) == "div"
-    assert accuracy.cell_text((1e-2, 600, 1, 500), cells, failed) == "err"
-    assert accuracy.cell_text((1e-2, 600, 2, 500), cells, failed) == "not run"
-    # A partial grid renders
-    assert accuracy.fig_acc_heatmaps(pairs_of(records), tmp_path / "h.png", "torch")
-    assert (tmp_path / "h.png").stat().st_size > 1000
+    fc = accuracy.facets(pairs_of(records))
+    assert fc.outer == ["learning_rate"] and fc.archs == [(1, 500), (2, 500), (3, 500)]
+
+    def text(lr, layers, backend="torch"):
+        return accuracy.cell(fc.pairs.get(((lr,), (), (layers, 500), 600)), backend)[1]
+
+    assert text(1e-3, 1) == "97.1" and text(1e-3, 1, "diff") == "+0.12"
+    assert text(1e-3, 2) == "div" and text(1e-2, 1) == "err"
+    assert text(1e-2, 2) == "not run" and text(1e-3, 3) == "not run"
+    assert text(1e-2, 3, "diff") == "not run"  # JAX did not run it
+    # A partial grid renders, a panel per learning rate
+    fig = accuracy.fig_acc_heatmaps(fc, "torch")
+    assert sorted(ax.get_title() for ax in fig.axes if ax.get_gid()) == ["lr 0.001", "lr 0.01"]
 
 
 def test_variant_effects_are_paired_overall_and_per_learning_rate():

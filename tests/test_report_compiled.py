@@ -61,7 +61,9 @@ def test_path_of_labels_compiled_runs():
 
 def test_speed_section_shows_each_path_with_its_ratios_and_compile_time(tmp_path):
     md = "\n".join(speed.section(Page(both_paths(), tmp_path)))
-    assert "| layers x hidden | batch | path | µs/step | / JAX | GEMM floor µs | / floor |" in md
+    assert (
+        "| layers x hidden | batch | path | µs/step | / JAX (x) | GEMM floor µs | / floor |" in md
+    )
     # JAX's compile=false run (2000 µs) is the one both torch paths are set against
     assert "| 1x500 | 100 | torch | 2600 | 1.30 | 800 | 3.2 | 38,462 | 0.100 |" in md
     assert "| 1x500 | 100 | torch compiled | 2400 | 1.20 | 800 | 3.0 | 41,667 | 30.000 |" in md
@@ -105,7 +107,7 @@ def test_compiled_twins_stay_out_of_the_other_sections(tmp_path):
     assert "1 JAX compiled run (config compile true) is shown in Step speed only" in what
     line = brief.speed_line(page)
     assert "torch / JAX" in line and "1.30" in line
-    assert line.endswith(" torch compiled / JAX: median 1.20 over 1 configuration.")
+    assert line.endswith(" torch compiled / JAX: median 1.20x over 1 configuration.")
 
 
 def test_compiled_torch_alone_pairs_with_jax_of_its_key(tmp_path):
@@ -118,7 +120,7 @@ def test_compiled_torch_alone_pairs_with_jax_of_its_key(tmp_path):
     softmax = Config(epochs=1, compile=True, output="softmax").to_dict()
     grid = Page(recs + [record("torch", 2400, compile=True, config=softmax)], tmp_path)
     assert "compile true (each twin's fast step: impls/*/fast.py)" in overview.what_ran(grid)
-    assert brief.speed_line(page).startswith("**Step time**, torch compiled / JAX compiled")
+    assert brief.speed_line(page).startswith("**Step-time ratio**, torch compiled / JAX compiled")
     md = "\n".join(speed.section(page))
     assert "| 1x500 | 100 | torch compiled | 2400 | 1.20 | 800 | 3.0 |" in md
     failed = record("torch", 0, compile=True, status="error", error="boom", epochs=[])

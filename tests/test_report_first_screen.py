@@ -70,7 +70,7 @@ def test_first_screen_says_what_ran_and_the_answer_before_any_table(tmp_path):
         "|gap| 2.00 points." in head
     )
     # torch / JAX per configuration: 1.5, 2, 1, 1, 1 (lr 1 and softmax runs are timed too).
-    assert "median 1.00 over 5 configurations (range 1.00–2.00), as fast." in head
+    assert "median 1.00x over 5 configurations (range 1.00x–2.00x), as fast." in head
     assert (
         "**Did not learn** (finished, final test accuracy below 20 %): 3 of 10 runs (torch 1, "
         "JAX 2): lr 1 logits 1, lr 0.01 softmax 2 (see Convergence). Diverged (a loss went NaN or "
@@ -84,7 +84,7 @@ def test_one_configuration_gives_its_values_not_medians(tmp_path):
     assert (
         "- **Final test accuracy**: torch 97.86 %, JAX 97.88 % (torch − JAX -0.02 points)." in lines
     )
-    assert any("steady state" in line and ": 1.30, JAX faster." in line for line in lines)
+    assert any("Step-time ratio" in line and ": 1.30x, JAX faster." in line for line in lines)
     assert any(line.startswith("- **Every run learned**") for line in lines)
     what = overview.what_ran(page)
     assert "1 configuration, 2 runs" in what and Config(epochs=1).describe() in what
@@ -166,7 +166,9 @@ def test_first_screen_of_the_committed_grid(tmp_path):
     assert float(m.group(2)) == pytest.approx(100 * median(torch), abs=0.006)
     assert float(m.group(3)) == pytest.approx(100 * mean(torch), abs=0.006)
     ratios = [recs["torch"]["step_time_us"] / recs["jax"]["step_time_us"] for recs in both]
-    m = re.search(r"torch / JAX, steady state .*: median ([\d.]+) over 432 configurations", text)
+    m = re.search(
+        r"Step-time ratio\*\*, torch / JAX .*: median ([\d.]+)x over 432 configurations", text
+    )
     assert m and 1 < float(m.group(1)) < 3 and min(ratios) > 1  # JAX faster on this CPU
     stuck = sum(r["status"] == "ok" and final_acc(r) < 0.2 for r in records)
     assert f"**Did not learn** (finished, final test accuracy below 20 %): {stuck} of 864" in text

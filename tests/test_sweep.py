@@ -372,4 +372,4 @@ def test_compare_engine_sweep_end_to_end_and_resume(tmp_path, mnist_dir, compare
     for x in new:
         assert x["status"] == "ok" and x["step_time_us"] > 0 and x["steps"] == 100
     report = (tmp_path / "report.md").read_text()
-    assert "8 results" in r.stdout and "each member's share" in report and "Loop runs" in report
+    assert "8 results" in r.stdout and "time / M, its share" in report and "Loop runs" in report

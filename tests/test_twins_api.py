@@ -86,7 +86,7 @@ def test_train_modules_offer_what_compare_py_calls():
     sweep_def = next(
         e for e in public_api(ROOT / "impls" / "torch_mlp" / "sweep.py") if e[1] == "train_group"
     )
-    assert sweep_def[2] == ("cfgs", "data", "device", "log", "save")
+    assert sweep_def[2] == ("cfgs", "data", "device", "log", "progress", "save")
 
 
 BAD_INPUT = {

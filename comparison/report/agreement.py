@@ -8,21 +8,22 @@ from collections import defaultdict
 import numpy as np
 
 from comparison.report.common import Page, curve, first_cfg, learned, plural, table
+from comparison.report.loss import DRIFT, DRIFT_TEXT
 from shared.config import Config
 
 F64_TOL = 1e-9  # what the float64 parity tests hold whole runs to (tests/test_parity.py)
 BLEW_UP = 10.0  # a training loss above this many times the run's first one: the run blew up
 
-TEXT = (
-    "Both twins (the torch and the JAX implementation) start from the same weights and see the "
-    "same batches, so any difference between their curves comes from rounding: the frameworks sum "
-    "in different orders, and the results differ in the last bits. In float32 training amplifies "
-    "those bits (a chaotic system: the same happens when one weight changes by 1e-7), so curves "
-    "that agree to ~1e-6 for the first hundred steps drift apart to ~1e-3-1e-2 over an epoch "
-    "while keeping the same statistics. In float64 the first differences are ~1e9 times smaller "
-    "and whole runs stay together: that is the proof that the two implementations compute the "
-    "same algorithm. Max |Δ loss| is the largest |torch − JAX| between the two stored "
-    "training-loss curves of a configuration, step by step."
+# Why float32 curves part is explained once, under Loss (loss.DRIFT_TEXT); here only where the
+# page has no such paragraph (a reference run of one backend).
+POINTER = (
+    "Why float32 curves drift apart while float64 ones stay together: see Loss. This table "
+    "measures it per dtype and learning rate; in float64 whole runs agreeing to ~1e-9 is the "
+    "proof that the two implementations compute the same algorithm."
+)
+MEASURE = (
+    "Max |Δ loss| is the largest |torch − JAX| between the two stored training-loss curves of a "
+    "configuration, step by step."
 )
 
 
@@ -30,9 +31,19 @@ def section(page: Page) -> list[str]:
     compared, left_out = split(page.pairs)
     if not left_out:  # every configuration split weighs, compared or not, has a row
         return []
-    md = ["## Agreement of the twins", "", TEXT, "", _left_out_text(left_out), ""]
+    why = (
+        POINTER
+        if DRIFT in page.explained
+        else DRIFT_TEXT.replace("the lower panel shows", "Loss shows")
+    )
+    md = ["## Agreement of the twins", "", why, "", MEASURE, "", _left_out_text(left_out), ""]
     md += [_table(compared, left_out), ""]
     return md + _float64(compared)
+
+
+def _without_figure(text: str) -> str:
+    """The drift paragraph where Loss shows no difference panel to point at."""
+    return text.replace("; the lower panel shows their per-step difference. It is", ". It is")
 
 
 def split(pairs) -> tuple[list[tuple[Config, float]], dict[tuple[str, float], list]]:

@@ -65,17 +65,18 @@ def speed_line(page: Page) -> str:
     mid = median(r)
     faster = "JAX faster" if mid > 1 else "torch faster" if mid < 1 else "as fast"
     over = (
-        f"median {mid:.2f} over {len(r)} configurations (range {min(r):.2f}–{max(r):.2f})"
+        f"median {mid:.2f}x over {len(r)} configurations (range {min(r):.2f}x–{max(r):.2f}x)"
         if len(r) > 1
-        else f"{mid:.2f}"
+        else f"{mid:.2f}x"
     )
     torch = [path_of(r) for r in page.records if r["backend"] == "torch"]
     who = "torch compiled" if torch and set(torch) == {"torch compiled"} else "torch"
     jax = [path_of(r) for r in page.records if r["backend"] == "jax"]
     jax_who = "JAX compiled" if jax and set(jax) == {"jax compiled"} else "JAX"
     text = (
-        f"**Step time**, {who} / {jax_who}, steady state (µs per training step, the first step, "
-        f"which compiles or warms up, left out): {over}, {faster}."
+        f"**Step-time ratio**, {who} / {jax_who} (a ratio of steady-state µs per training step, "
+        f"the first step, which compiles or warms up, left out; above 1x JAX is faster): {over}, "
+        f"{faster}."
     )
     noisy = sum(n for _, n in ratios)
     if noisy:
@@ -95,7 +96,7 @@ def _compiled_ratio(page: Page) -> str:
     r = [x for x, _ in ratios]
     noisy = sum(n for _, n in ratios)
     return (
-        f" torch compiled / JAX: median {median(r):.2f} over {plural(len(r), 'configuration')}"
+        f" torch compiled / JAX: median {median(r):.2f}x over {plural(len(r), 'configuration')}"
         + (f" (⚠ {noisy} noisy)" if noisy else "")
         + "."
     )

@@ -14,11 +14,12 @@ from decimal import ROUND_HALF_UP, Decimal
 import numpy as np
 
 from comparison.results import config_of
-from shared.config import Config
+from shared.config import FIELD_NAMES, Config
 
 BACKENDS = ("torch", "jax")
 COLORS = {"torch": "#ee4c2c", "jax": "#1a73e8"}  # PyTorch orange-red, JAX blue
 NAMES = {"torch": "torch", "jax": "JAX"}  # as sentences write them (tables keep the record's)
+STYLES = {"torch": "-", "jax": "--"}  # line styles, so that the curves part in grey print too
 # A backend's paths, as the report labels them: each twin's lesson step, and its compiled fast
 # step (Config.compile: impls/*/fast.py, torch.compile / a jax.jit of a pure step).
 PATHS = ("torch", "torch compiled", "jax", "jax compiled")
@@ -74,13 +75,23 @@ class Page:
     backends: list[str] = field(init=False)  # those present, torch first
     timed: list[dict] = field(init=False)
     set_aside: list[dict] = field(init=False)
+    figures: dict = field(init=False)  # file name -> the matplotlib Figure written there
+    # An explanation given once per page: its name -> the section that gives it, for the others
+    # to point to.
+    explained: dict = field(init=False)
 
     def __post_init__(self) -> None:
+        self.figures, self.explained = {}, {}
         self.records = plan_order(self.records)
         self.timed = self.records
         self.records, self.set_aside = _split_compiled(self.timed)
         self.pairs = pairs_of(self.records)
         self.backends = [b for b in BACKENDS if any(r["backend"] == b for r in self.records)]
+
+    def save(self, fig, name: str, dpi: int, tight: bool = True) -> str:
+        """Write `fig` as OUT/`name`, keep it in `figures`; returns `name` for the page's link."""
+        self.figures[name] = save(fig, self.out / name, dpi, tight)
+        return name
 
     @property
     def oks(self) -> list[dict]:
@@ -159,6 +170,72 @@ def arch_order(a: str) -> tuple[int, ...]:
     return tuple(map(int, a.split("x")))
 
 
+# How a panel names a field's value: "lr 0.01", "batch 100", "seed 3"; words as they are.
+_SHORT = {"learning_rate": "lr", "batch_size": "batch", "hidden_size": "hidden", "epochs": "epochs"}
+
+
+def varying(cfgs: list[Config]) -> list[str]:
+    """The Config fields whose values differ among `cfgs`, in Config's order."""
+    return [n for n in FIELD_NAMES if len({getattr(c, n) for c in cfgs}) > 1]
+
+
+def field_text(cfg: Config, name: str) -> str:
+    """One field of `cfg` as a panel or a legend names it: "lr 0.01", "batch 100", "relu",
+    "float64", "seed 3", "compile true"."""
+    v = getattr(cfg, name)
+    if name == "learning_rate":
+        return f"lr {v:g}"
+    if isinstance(v, bool):
+        return f"{name} {str(v).lower()}"
+    if name == "output":
+        return f"{v} output"
+    if isinstance(v, str) and name != "init":
+        return v
+    return f"{_SHORT.get(name, name.replace('_', ' '))} {v}"
+
+
+def label(cfg: Config, names: list[str]) -> str:
+    """`cfg`'s values of the fields `names`, an architecture as "2x500": a panel's title."""
+    parts = []
+    if "hidden_layers" in names or "hidden_size" in names:
+        parts.append(arch(cfg))
+    parts += [field_text(cfg, n) for n in names if n not in ("hidden_layers", "hidden_size")]
+    return ", ".join(parts)
+
+
+def shared_label(everything: list[Config], shown: list[Config]) -> str:
+    """What the panels `shown` share of the brief fields and the fields that vary in `everything`
+    ("1x500, relu, logits output"): a figure's title says it, so that a panel's title names only
+    what differs."""
+    vary = varying(shown)
+    named = [n for n in FIELD_NAMES if n in _BRIEF or n in varying(everything)]
+    return label(shown[0], [n for n in named if n not in vary]) if shown else ""
+
+
+# What a figure's title always names of a configuration, varied or not (as Config.describe(brief))
+_BRIEF = ("hidden_layers", "hidden_size", "activation", "output", "batch_size", "learning_rate")
+
+
+def integer_ticks(axis) -> None:
+    """Whole numbers only on `axis` (epochs: there is no epoch 1.5), even over a range of one."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    lo, hi = axis.get_view_interval()
+    if hi - lo < 1:  # a single epoch: half an epoch either side, so that its tick shows
+        middle = round((lo + hi) / 2)
+        axis.set_view_interval(middle - 0.5, middle + 0.5, ignore=True)
+
+
+def backend_legend(fig, backends=BACKENDS) -> None:
+    """One legend under a figure (constrained layout) whose panels all draw torch and JAX alike."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=COLORS[b], ls=STYLES[b], lw=1.6) for b in backends]
+    labels = [NAMES[b] for b in backends]
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(handles), fontsize=9)
+
+
 def table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -192,8 +269,11 @@ def plt():
     return pyplot
 
 
-def save(fig, path: pathlib.Path, dpi: int, tight: bool = True) -> None:
+def save(fig, path: pathlib.Path, dpi: int, tight: bool = True):
+    """Write `fig` to `path` and let pyplot forget it; the Figure is returned, still readable (its
+    axes, titles and legends), for Page.figures and the tests that look at them."""
     if tight:
         fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     plt().close(fig)
+    return fig

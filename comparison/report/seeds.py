@@ -8,12 +8,21 @@ final accuracies from the seed alone (initial weights and batch order). torch an
 
 from __future__ import annotations
 
-import pathlib
 from collections import defaultdict
 
 import numpy as np
 
-from comparison.report.common import BACKENDS, COLORS, Page, final_acc, ok, plt, points, save, table
+from comparison.report.common import (
+    BACKENDS,
+    COLORS,
+    NAMES,
+    Page,
+    final_acc,
+    ok,
+    plt,
+    points,
+    table,
+)
 from comparison.results import config_of
 
 MIN_SEEDS = 3
@@ -37,7 +46,7 @@ def section(page: Page) -> list[str]:
             cells += ["-", "-", "-"]
         rows.append(cells)
     both = sum(1 for _, pb in stats if {"torch", "jax"} <= pb.keys())
-    fig_seed_spread(stats, page.out / "seed_spread.png")
+    name = page.save(fig_seed_spread(stats), "seed_spread.png", dpi=110)
     return [
         "## Framework difference vs seed spread",
         "",
@@ -61,7 +70,7 @@ def section(page: Page) -> list[str]:
             [[r[0], _n_seeds(stats, r[0])] + r[1:] for r in rows],
         ),
         "",
-        "![seed spread](seed_spread.png)",
+        f"![seed spread]({name})",
         "",
     ]
 
@@ -77,7 +86,7 @@ def seed_stats(records: list[dict]) -> list[tuple[str, dict[str, dict]]]:
             key = tuple((k, v) for k, v in cfg.to_dict().items() if k != "seed")
             finals[key][r["backend"]][cfg.seed] = final_acc(r)
             dtype = "" if cfg.dtype == "float32" else f" {cfg.dtype}"
-            names[key] = f"{cfg.describe(brief=True)}{dtype} e{cfg.epochs}"
+            names[key] = f"{cfg.describe(brief=True)}{dtype} {cfg.epochs} epochs"
     out = []
     for key, per_backend in finals.items():
         summary = {}
@@ -110,7 +119,7 @@ def _n_seeds(stats, name: str) -> str:
     )
 
 
-def fig_seed_spread(stats: list[tuple[str, dict[str, dict]]], path: pathlib.Path) -> None:
+def fig_seed_spread(stats: list[tuple[str, dict[str, dict]]]):
     """Per configuration, each backend's seeds as dots with mean ± std, side by side."""
     stats = stats[:MAX_IN_FIGURE]
     fig, ax = plt().subplots(figsize=(max(6.0, 0.55 * len(stats) + 2), 5))
@@ -126,7 +135,7 @@ def fig_seed_spread(stats: list[tuple[str, dict[str, dict]]], path: pathlib.Path
                 s=12,
                 color=COLORS[b],
                 alpha=0.6,
-                label=b if i == 0 else None,
+                label=NAMES[b] if i == 0 else None,
             )
             ax.errorbar(
                 x, 100 * s["mean"], yerr=100 * s["std"], fmt="_", color=COLORS[b], capsize=4, lw=1.5
@@ -139,4 +148,4 @@ def fig_seed_spread(stats: list[tuple[str, dict[str, dict]]], path: pathlib.Path
     )
     ax.legend()
     ax.grid(alpha=0.3, axis="y")
-    save(fig, path, dpi=110)
+    return fig

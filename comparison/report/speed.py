@@ -7,7 +7,6 @@ of the same configuration, and torch.compile's graphs, graph breaks and recompil
 
 from __future__ import annotations
 
-import pathlib
 from collections import defaultdict
 from statistics import median
 
@@ -15,15 +14,17 @@ import numpy as np
 
 from comparison.report.common import (
     BACKENDS,
+    COLORS,
     PATHS,
+    STYLES,
     Page,
     arch,
     arch_order,
+    backend_legend,
     eager_key,
     path_of,
     plt,
     plural,
-    save,
     table,
 )
 from comparison.results import config_of, warmup_s
@@ -55,8 +56,9 @@ def section(page: Page) -> list[str]:
     md += _warmup_line(records)
     md += compiled_lines(records)
     if sum(not k[2].endswith(" compiled") for k in speed) > 2:
-        fig_step_time(page.pairs, page.out / "step_time.png")
-        md += ["![step time](step_time.png)", ""]
+        sweep = any(r.get("engine") == "sweep" for r in records)
+        name = page.save(fig_step_time(page.pairs, sweep), "step_time.png", dpi=100, tight=False)
+        md += [f"![step time]({name})", ""]
     return md
 
 
@@ -67,8 +69,9 @@ def _engine_note(records: list[dict]) -> list[str]:
         return []
     return [
         (
-            "Runs of the sweep engine trained a group of M members at once: their µs/step is the "
-            "group's step time / M, each member's share, and their first-step time the group's "
+            "The sweep engine trains a group of M configurations in one step, all of them at "
+            "once: a sweep run's µs/step here is that group step's time / M, its share (compare "
+            "it with a loop run's step, not with a group's), and its first-step time the group's "
             "compile. "
         )
         + (
@@ -200,7 +203,7 @@ def _speed_table(
             "batch",
             "torch µs/step",
             "JAX µs/step",
-            "torch/JAX",
+            "torch / JAX (ratio, x)",
             "GEMM floor µs",
             "torch / floor",
             "JAX / floor",
@@ -252,7 +255,15 @@ def _path_table(
                     f"{median(w):.3f}" if w else "-",
                 ]
             )
-    header = ["layers x hidden", "batch", "path", "µs/step", "/ JAX", "GEMM floor µs", "/ floor"]
+    header = [
+        "layers x hidden",
+        "batch",
+        "path",
+        "µs/step",
+        "/ JAX (x)",
+        "GEMM floor µs",
+        "/ floor",
+    ]
     return table(header + ["samples/s", "first step s (compile / warm-up)"], rows)
 
 
@@ -413,41 +424,67 @@ def _by_backend_arch_batch(pairs) -> dict[tuple, list[float]]:
         for b, r in recs.items():
             if r.get("step_time_us"):
                 c = config_of(r)
-                times[(b, arch(c), c.batch_size)].append(r["step_time_us"])
+                times[(b, (c.hidden_layers, c.hidden_size), c.batch_size)].append(r["step_time_us"])
     return times
 
 
-def fig_step_time(pairs, path: pathlib.Path) -> None:
-    """µs/step by batch size, one line per architecture, per backend; and the torch/JAX ratio."""
+def fig_step_time(pairs, sweep: bool):
+    """Median µs per training step by batch size, one panel per architecture (layers as rows,
+    hidden sizes as columns), torch and JAX in their colours; each batch size's torch / JAX ratio
+    written above its points. `sweep`: the times are shares of a group's step."""
     times = _by_backend_arch_batch(pairs)
-    archs = sorted({k[1] for k in times}, key=arch_order)
+    archs = sorted({k[1] for k in times})
+    layers = sorted({a[0] for a in archs})
+    sizes = sorted({a[1] for a in archs})
     batches = sorted({k[2] for k in times})
-    pyplot = plt()
-    fig, axes = pyplot.subplots(1, 3, figsize=(15, 4.5))
-    cmap = pyplot.get_cmap("viridis", max(2, len(archs)))
+    fig, axes = plt().subplots(
+        len(layers),
+        len(sizes),
+        figsize=(max(7.0, 3.3 * len(sizes) + 0.8), 2.6 * len(layers) + 1.2),
+        squeeze=False,
+        layout="constrained",
+    )
 
     def med(b, a, bs):
         return median(times[(b, a, bs)]) if times.get((b, a, bs)) else np.nan
 
-    for ax, b in zip(axes[:2], BACKENDS):
-        for i, a in enumerate(archs):
-            ax.plot(batches, [med(b, a, bs) for bs in batches], marker="o", color=cmap(i), label=a)
-        ax.set_title(f"{b}: median µs per training step")
-        ax.set_ylabel("µs / step")
-    ax = axes[2]
-    for i, a in enumerate(archs):
-        ax.plot(
-            batches,
-            [med("torch", a, bs) / med("jax", a, bs) for bs in batches],
-            marker="o",
-            color=cmap(i),
-            label=a,
-        )
-    ax.axhline(1, color="black", lw=0.8)
-    ax.set_title("torch / JAX step time (>1: JAX faster)")
-    ax.set_ylabel("ratio")
-    for ax in axes:
-        ax.set_xlabel("batch size")
-        ax.grid(alpha=0.3)
-        ax.legend(title="layers x hidden", fontsize=7)
-    save(fig, path, dpi=100)
+    for i, n in enumerate(layers):
+        for j, h in enumerate(sizes):
+            ax, a = axes[i, j], (n, h)
+            if a not in archs:
+                ax.axis("off")
+                continue
+            for b in BACKENDS:
+                y = [med(b, a, bs) for bs in batches]
+                ax.plot(batches, y, marker="o", ms=4, color=COLORS[b], ls=STYLES[b])
+            for bs in batches:
+                t, j_ = med("torch", a, bs), med("jax", a, bs)
+                if np.isfinite(t) and np.isfinite(j_):
+                    where = (bs, max(t, j_))
+                    ax.annotate(
+                        f"{t / j_:.2f}x",
+                        where,
+                        xytext=(0, 5),
+                        textcoords="offset points",
+                        ha="center",
+                        fontsize=7,
+                    )
+            ax.set_title(f"{n}x{h} (layers x hidden)", fontsize=9)
+            ax.set_gid(f"{n}x{h}")
+            ax.set_xticks(batches)
+            ax.set_ylim(0, 1.2 * ax.get_ylim()[1])  # from 0, room for the ratios
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+            if i == len(layers) - 1:
+                ax.set_xlabel("batch size", fontsize=8)
+            if j == 0:
+                ax.set_ylabel("µs per step", fontsize=8)
+    what = "sweep runs: a run's share of its group's step (group step / members)" if sweep else ""
+    fig.suptitle(
+        "Steady-state µs per training step, median over runs"
+        + (f"\n{what}" if what else "")
+        + "\nnumbers: the step-time ratio torch / JAX (above 1x: JAX faster)",
+        fontsize=10,
+    )
+    backend_legend(fig)
+    return fig

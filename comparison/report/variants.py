@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from comparison.report.common import Page, final_acc, ok, points, table
+from comparison.report.common import Page, final_acc, learned, ok, points, table
 
 # (field, reference, variant)
 VARIANTS = (
@@ -43,23 +43,25 @@ def _paired(pairs, backend: str, field: str) -> dict[tuple, dict[str, dict]]:
 def _rows(pairs, backend: str, field: str, a: str, b_: str) -> list[list]:
     """Table rows of one backend: all pairs, then per learning rate when there are several."""
     d: dict[float, list[float]] = defaultdict(list)  # learning rate -> paired differences
-    div: dict[float, dict[str, int]] = defaultdict(lambda: {a: 0, b_: 0})
+    stuck: dict[float, dict[str, int]] = defaultdict(lambda: {a: 0, b_: 0})
     for pair in _paired(pairs, backend, field).values():
         if a in pair and b_ in pair:
             lr = pair[a]["config"]["learning_rate"]
             for v in (a, b_):
-                div[lr][v] += pair[v]["status"] != "ok"
+                stuck[lr][v] += not learned(pair[v])  # did not finish, or finished unlearned
             if ok(pair[a]) and ok(pair[b_]):
                 d[lr].append(final_acc(pair[b_]) - final_acc(pair[a]))
     groups = [
         (
             "all",
             [x for v in d.values() for x in v],
-            [sum(n[v] for n in div.values()) for v in (a, b_)],
+            [sum(n[v] for n in stuck.values()) for v in (a, b_)],
         )
     ]
     if len(d) > 1:
-        groups += [(f"{lr:g}", d[lr], [div[lr][a], div[lr][b_]]) for lr in sorted(d, reverse=True)]
+        groups += [
+            (f"{lr:g}", d[lr], [stuck[lr][a], stuck[lr][b_]]) for lr in sorted(d, reverse=True)
+        ]
     return [
         [
             backend,
@@ -83,7 +85,8 @@ def variant_effects(pairs, backends) -> list[str]:
         if rows:
             md += [
                 f"Effect of `{field}={b_}` against `{field}={a}` (final test accuracy, paired runs "
-                "that differ only there), over all pairs and per learning rate:",
+                "that differ only there), over all pairs and per learning rate; the last column "
+                "counts the runs that did not learn or did not finish (see Convergence):",
                 "",
                 table(
                     [
@@ -92,7 +95,7 @@ def variant_effects(pairs, backends) -> list[str]:
                         "pairs",
                         "mean diff (points)",
                         "median diff",
-                        f"not ok: {a} / {b_}",
+                        f"did not learn: {a} / {b_}",
                     ],
                     rows,
                 ),

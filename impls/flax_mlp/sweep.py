@@ -200,12 +200,14 @@ def train_group(
     data: Dataset,
     device: str = "auto",
     log: Callable[[str], object] | None = print,
+    progress: Callable[[int, int, int], object] | None = None,
     *,
     save: dict | None = None,
 ) -> list[dict]:
     """Train the members `cfgs` of one group (shared/groups.py) together, in parts that fit memory:
-    a loop-shaped record each, in order, engine "sweep", its step time the group's / M. `save`:
-    {config key: path}, where each member that ends "ok" is saved as train.py saves its model."""
+    a loop-shaped record each, in order, engine "sweep", its step time the group's / M.
+    `progress(epoch, epochs, members)` is told after each epoch (compare.py's progress bar).
+    `save`: {config key: path}, where each member that ends "ok" is saved as train.py saves it."""
     keys = {group_key(c) for c in cfgs}
     if len(keys) != 1:
         raise ValueError(
@@ -215,16 +217,21 @@ def train_group(
     dev = runtime.resolve_device(device)
     records = []
     for part in split_group(cfgs, memory_budget(dev)):
-        records += _train_part(part, data, dev, log or runtime.silent, save or {})
+        records += _train_part(part, data, dev, log or runtime.silent, save or {}, progress)
     return records
 
 
 def _train_part(
-    cfgs: list[Config], data: Dataset, dev: jax.Device, log: Callable[[str], object], save: dict
+    cfgs: list[Config],
+    data: Dataset,
+    dev: jax.Device,
+    log: Callable[[str], object],
+    save: dict,
+    progress: Callable[[int, int, int], object] | None = None,
 ) -> list[dict]:
     start = time.perf_counter()
     cfg, count = cfgs[0], len(cfgs)  # cfg: what the members share
-    records = GroupRecords("jax", cfgs, log, LOG_EVERY)  # shared/sweep_records.py
+    records = GroupRecords("jax", cfgs, log, LOG_EVERY, progress)  # shared/sweep_records.py
     with runtime.matmul_precision(cfg.tf32), runtime.dtype_scope(cfg.dtype):
         train_images, train_labels, test_images, test_labels = device_data(cfg, data, dev)
         params = init_params(cfg, count, dev)
