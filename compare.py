@@ -52,7 +52,8 @@ from shared.results import (
     ResultsCorrupt,
     ResultsFile,
     ResultsLocked,
-    config_of,
+    latest,
+    run_key,
     scan_results,
 )
 
@@ -327,25 +328,25 @@ def open_results(out: pathlib.Path) -> ResultsFile:
 
 
 def left_to_run(results: ResultsFile, runs: list[Config], backends: list[str]) -> list:
-    """The (config, backend) pairs not yet in results.jsonl, in the order they run: config by
-    config, backends interleaved. A rerun with the same --out resumes here."""
-    done = {(r["backend"], config_of(r).key()) for r in results.records if _valid(r)}
-    todo = [(cfg, b) for cfg in runs for b in backends if (b, cfg.key()) not in done]
-    skipped = len(runs) * len(backends) - len(todo)
+    """The (config, backend) pairs not yet finished in results.jsonl, in the order they run:
+    config by config, backends interleaved. A rerun with the same --out resumes here. A run whose
+    last record is an `error` (a CUDA error, a worker killed) is not finished: it runs again."""
+    last = {run_key(r): r["status"] for r in latest(results.records)}
+    wanted = [(cfg, b, last.get((b, cfg.key()))) for cfg in runs for b in backends]
+    todo = [(cfg, b) for cfg, b, status in wanted if status in (None, "error")]
+    skipped = len(wanted) - len(todo)
     if skipped:
         print(
             f"[compare] {skipped} finished runs found in {results.path}; skipping them",
             file=sys.stderr,
         )
+    retried = sum(status == "error" for *_, status in wanted)
+    if retried:
+        print(
+            f"[compare] {retried} runs recorded as errors in {results.path}; training them again",
+            file=sys.stderr,
+        )
     return todo
-
-
-def _valid(record: dict) -> bool:
-    try:
-        config_of(record)
-        return True
-    except Exception:
-        return False
 
 
 def measure_floors(runs: list[Config], devices: dict[str, str]) -> dict[str, float]:
@@ -490,6 +491,7 @@ def build_report(out: pathlib.Path) -> int:
             f"--report {out}: no results in {path}; allowed: a folder a compare.py run wrote "
             "(--out)"
         )
+    records = latest(records)  # a run retried after an error: its later record counts
     try:
         report = write_report(records, out)
     except OSError as e:  # a full disk: results.jsonl is intact, only the page is missing

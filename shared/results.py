@@ -110,6 +110,24 @@ def config_of(record: dict) -> Config:
     return Config(**record["config"])
 
 
+def run_key(record: dict) -> tuple[str, str] | None:
+    """(backend, the config's key): which run a record is of; None where its config is invalid."""
+    try:
+        return record["backend"], config_of(record).key()
+    except Exception:
+        return None
+
+
+def latest(records: list[dict]) -> list[dict]:
+    """Each run's last record, in the order the runs first appear. A run recorded as an `error`
+    is trained again by the next compare.py on the same --out, which appends its new record: the
+    later line is the one that counts. Records of an invalid config are kept as they are."""
+    last: dict = {}
+    for i, record in enumerate(records):
+        last[run_key(record) or i] = record
+    return list(last.values())
+
+
 def warmup_s(record: dict) -> float | None:
     """A record's compile and warm-up time. Records written before the field's rename (the committed
     docs/results/*) call it `compile_s`."""

@@ -160,6 +160,36 @@ def test_torn_last_line_is_dropped_and_appends_stay_whole(tmp_path):
     assert [r["backend"] for r in records] == ["torch", "jax"] and bad == []
 
 
+def test_runs_recorded_as_errors_are_left_to_run(tmp_path, capsys):
+    """An `error` record (a CUDA error, a killed worker) does not finish its run: the next
+    compare.py on the same --out trains it again; ok and diverged runs stay finished."""
+    import compare
+
+    runs = [Config(learning_rate=lr) for lr in (1e-3, 1e-2, 1e30)]
+    path = tmp_path / "results.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"backend": b, "config": cfg.to_dict(), "status": status}) + "\n"
+            for b, cfg, status in [
+                ("torch", runs[0], "ok"),
+                ("jax", runs[0], "error"),
+                ("torch", runs[1], "error"),
+                ("torch", runs[1], "ok"),  # retried before: its later record counts
+                ("torch", runs[2], "diverged"),
+            ]
+        )
+    )
+    with ResultsFile(path) as rf:
+        todo = compare.left_to_run(rf, runs, ["torch", "jax"])
+    assert [(cfg.learning_rate, b) for cfg, b in todo] == [
+        (1e-3, "jax"),
+        (1e-2, "jax"),
+        (1e30, "jax"),
+    ]
+    err = capsys.readouterr().err
+    assert "3 finished runs found" in err and "1 runs recorded as errors" in err
+
+
 def test_device_mismatch_is_named():
     import compare
 

@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 from shared.config import Config, ConfigError
-from shared.results import config_of, scan_results, warmup_s
+from shared.results import config_of, latest, scan_results, warmup_s
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COMMITTED = sorted((ROOT / "docs" / "results").glob("*/results.jsonl"))
@@ -47,3 +47,13 @@ def test_config_of_reads_committed_records_that_predate_a_field():
     assert config_of(records[0]) == Config()
     with pytest.raises(ConfigError):
         config_of({"config": {**Config().to_dict(), "activation": "tanh"}})
+
+
+def test_latest_keeps_each_runs_last_record_where_the_run_first_appears():
+    def rec(backend, lr, status):
+        return {"backend": backend, "config": Config(learning_rate=lr).to_dict(), "status": status}
+
+    failed, retried = rec("torch", 1e-2, "error"), rec("torch", 1e-2, "ok")
+    other, bad = rec("jax", 1e-2, "ok"), {"backend": "jax", "config": {"hidden_size": -1}}
+    assert latest([failed, other, bad, retried]) == [retried, other, bad]
+    assert latest([other, other | {"status": "diverged"}]) == [other | {"status": "diverged"}]
