@@ -17,8 +17,9 @@ Why this formulation (measured by benchmarks/bench_sweep.py, see benchmarks/READ
 the members' first layers sit side by side in one (784, M*H) matrix, so the biggest matmul of every
 step is one wide GEMM (matrix product) on the shared batch, which the BLAS runs near its peak;
 deeper layers are batched matmuls over the member axis (einsum -> bmm). Adam is written out
-(torch.optim.Adam takes no per-member lr) in place, a cache-sized block of rows at a time: with 16
-members its state no longer fits in cache, and eager torch makes one pass over memory per op. With
+(torch.optim.Adam takes no per-member lr) in place, on the CPU a cache-sized block of rows at a
+time: with 16 members its state no longer fits in cache, and eager torch makes one pass over memory
+per op (on a GPU, one block: no CPU cache to fit, and each block costs kernel launches). With
 `compile` set (Config) the step runs under torch.compile instead, which fuses Adam's passes into
 one loop (the blocks are then skipped; the bias corrections enter that loop as inputs).
 
@@ -177,7 +178,9 @@ def adam_step(params, grads, opt_state: dict, lr: torch.Tensor, alive: torch.Ten
     for i, tensors in enumerate(zip(flat, flat_grads, opt_state["m"], opt_state["v"])):
         step_size = _along_members(neg_step_size, i, flat[i]).expand_as(flat[i])  # a view, no copy
         rows = max(1, _ADAM_BLOCK // flat[i][0].numel())  # rows (dim 0) in ~_ADAM_BLOCK elements
-        if torch.compiler.is_compiling():  # inductor fuses the passes below: one block will do
+        # Inductor fuses the passes below, and a GPU has no CPU cache to fit (each block would be
+        # ~8 more kernel launches in a step bound by launches): one block will do.
+        if torch.compiler.is_compiling() or flat[i].device.type != "cpu":
             rows = flat[i].shape[0]
         # Eager torch runs each op below as one pass over memory; with 16 members the first
         # layer's tensors are ~25 MB each, and eight whole-tensor passes streaming from RAM took a
@@ -384,9 +387,9 @@ def _compiled_step(state: State, members, images: torch.Tensor, labels: torch.Te
     copies = [tuple(p.clone() for p in layer) for layer in state.params]
     state_copy = {"step": opt_state["step"], "m": [t.clone() for t in opt_state["m"]]}
     state_copy["v"] = [t.clone() for t in opt_state["v"]]
-    if images.device.type == "cuda":
-        _mark_static(state.params, opt_state)
-        _mark_static(copies, state_copy)
+    # Needed on a GPU only (CUDA graphs), inert on the CPU, where the tests run it.
+    _mark_static(state.params, opt_state)
+    _mark_static(copies, state_copy)
     step(copies, state_copy, state.alive, members, images, labels)
     return step
 
