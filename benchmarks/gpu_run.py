@@ -14,6 +14,7 @@ every stage has failed.
 
 from __future__ import annotations
 
+import importlib.util
 import pathlib
 import re
 import sys
@@ -62,6 +63,18 @@ def check_data(data_dir: str) -> str | None:
     return None
 
 
+# What the stages import beyond numpy: the twins' frameworks, the test runner, the report's plots.
+MODULES = ("torch", "jax", "flax", "optax", "pytest", "matplotlib")
+
+
+def check_modules() -> str | None:
+    """Which module a stage needs is not installed (found without importing it), or None."""
+    missing = [m for m in MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        return f"not installed: {', '.join(missing)} (every stage needs {', '.join(MODULES)})"
+    return None
+
+
 def check_gpu() -> tuple[str | None, str]:
     """(why torch or JAX sees no GPU, or None; the GPU's name as torch reports it)."""
     import torch
@@ -81,9 +94,9 @@ def check_gpu() -> tuple[str | None, str]:
 
 
 def preflight(data_dir: str, gpu: bool) -> tuple[str | None, str]:
-    """(what is wrong, or None; the label of this run's folder): the data first (no framework
-    import, so a missing file is said in a second), then the GPU as torch and JAX see it."""
-    why = check_data(data_dir)
+    """(what is wrong, or None; the label of this run's folder): the data and the modules first
+    (no framework import, so they are said in a second), then the GPU as torch and JAX see it."""
+    why = check_data(data_dir) or check_modules()
     if why or not gpu:
         return why, "cpu-dry"
     why, name = check_gpu()

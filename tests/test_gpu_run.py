@@ -104,6 +104,15 @@ def test_preflight_wants_the_gz_files(tmp_path, mnist_dir):
     assert proc.returncode == 2 and "extracted" in proc.stderr and ".gz" in proc.stderr
 
 
+def test_preflight_names_a_module_a_stage_needs(mnist_dir, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "matplotlib" else real(name)
+    )
+    why, _ = gpu_run.preflight(str(mnist_dir), gpu=False)
+    assert why.startswith("not installed: matplotlib (every stage needs torch, jax,"), why
+
+
 def test_preflight_passes_with_the_data_and_says_the_label(mnist_dir):
     proc = helper("preflight", str(mnist_dir))
     assert proc.returncode == 0 and proc.stdout == "cpu-dry\n", proc.stderr
