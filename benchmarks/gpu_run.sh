@@ -73,7 +73,7 @@ if $DRY; then
     GPU=$("$PYTHON" -u benchmarks/gpu_run.py preflight "$DATA_DIR") || exit 2
     DEVICE=cpu
     # CPU tests that need MNIST, through the same data path and criterion as the GPU ones.
-    TESTS=${TESTS:-tests/test_parity.py::test_loss_curves_match_over_200_steps}
+    TESTS=${TESTS:-tests/test_parity.py::test_outputs_match -k 500x1-relu-logits}
     STEP_ARGS=(--config smoke --set output=logits --set batch_size=600 --steps 3 --rounds 1)
     STEP_ROWS=1
     SWEEP_ARGS=(--batches 600 --hidden 16 --members 2 --steps 3 --rounds 1)
