@@ -8,9 +8,9 @@
 # Preflight first, in seconds: the four MNIST .gz files in $DATA_DIR (default .device-data/mnist,
 # the git-ignored folder carried to the machine) and a GPU that torch and JAX both see (not with
 # --dry-run); else one line and exit 2. Every stage reads MNIST from $DATA_DIR alone: --data-dir,
-# MLP_TWINS_DATA and MLP_TWINS_DATASETS point there and the cache is a fresh one, so ../shared, an
-# old cache or tensorflow-datasets cannot stand in for it; the tests run with CI=true, so a test that
-# skips for lack of data fails.
+# MLP_TWINS_DATA and MLP_TWINS_DATASETS point there and the cache is a fresh one, so datasets
+# beside the checkout, an old cache or tensorflow-datasets cannot stand in for it; the tests run
+# with CI=true, so a test that skips for lack of data fails.
 #
 # What comes back: $OUT/<gpu>-grid/ (<gpu> the model, from gpu_run.py: h100, h200, a100, ...;
 # cpu-dry with --dry-run), at most 6 files: summary.md (the plan, each stage's state and why, the

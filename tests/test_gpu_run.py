@@ -1,9 +1,9 @@
 """benchmarks/gpu_run.sh, the one GPU call, as far as a CPU can check it: the GPU's label from the
 names real GPUs report; the preflight (one line, exit 2, in seconds); each stage's done criterion
 (a skip, a failure, a missing table row or an `error` record is not done); and the --dry-run end
-to end in a copy of the checkout with no ../shared, no MLP_TWINS_* and an empty cache, the data
-given by DATA_DIR alone: it passes, leaves few files, resumes, and fails when a test skips for
-lack of data or a run ends in an error (which the next call trains again)."""
+to end in a copy of the checkout with no datasets beside it, no MLP_TWINS_* and an empty cache,
+the data given by DATA_DIR alone: it passes, leaves few files, resumes, and fails when a test
+skips for lack of data or a run ends in an error (which the next call trains again)."""
 
 from __future__ import annotations
 
@@ -208,7 +208,7 @@ def test_done_says_why_in_one_line_and_exits_1(tmp_path):
 
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory) -> pathlib.Path:
-    """The checkout's code (not its docs, runs or caches) copied where no ../shared is beside it."""
+    """The checkout's code (not its docs, runs or caches) copied where no datasets are beside it."""
     dest = tmp_path_factory.mktemp("fresh") / "mlp-twins"
     skip = shutil.ignore_patterns(
         ".git",
