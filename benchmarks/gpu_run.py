@@ -166,7 +166,8 @@ def summary(dest: pathlib.Path, states: pathlib.Path) -> str:
     rows = [line.split("\t") for line in states.read_text().splitlines() if line.strip()]
     md = [f"# GPU run: {dest.name}", ""]
     md += ["| stage | planned s | state | s | why |", "|---|---|---|---|---|"]
-    md += ["| " + " | ".join(row + [""] * (5 - len(row))) + " |" for row in rows]
+    cells = [[cell.replace("|", "\\|") for cell in row + [""] * (5 - len(row))] for row in rows]
+    md += ["| " + " | ".join(row) + " |" for row in cells]
     records, _ = scan_results(dest / "results.jsonl")
     if records:
         runs = latest(records)

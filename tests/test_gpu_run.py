@@ -364,3 +364,18 @@ def test_dry_run_fails_on_an_error_record_and_the_next_call_retries_it(
     lines = (dest / "results.jsonl").read_text().splitlines()
     assert lines[:4] == first  # what was written stays; the retried runs come after
     assert [json.loads(line)["status"] for line in lines[4:]] == ["ok"] * 4
+
+
+def test_summary_is_the_plan_the_states_and_the_tables(tmp_path):
+    states = tmp_path / "states"
+    states.write_text("tests\t150\tdone\t120\t\ngrid\t60\tnot done\t70\tpytest: a | b\n")
+    dest = tmp_path / "h100-grid"
+    dest.mkdir()
+    write_records(dest / "results.jsonl", [record("torch", 1e-3, "ok") | {"device": "gpu:0 X"}])
+    (dest / "bench_sweep.log").write_text("noise\ndevices: torch gpu\n" + TABLE + "speedup ...\n")
+    text = gpu_run.summary(dest, states)
+    assert "| tests | 150 | done | 120 |  |" in text
+    assert "| grid | 60 | not done | 70 | pytest: a \\| b |" in text  # a table cell
+    assert "grid: 1 runs ({'ok': 1, 'diverged': 0, 'error': 0}); devices: gpu:0 X" in text
+    assert "## bench_sweep\n\ndevices: torch gpu\n" + TABLE in text
+    assert "bench_step" not in text  # no log, no section
