@@ -26,7 +26,7 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 # The import below needs the sys.path line above: the benchmarks run as scripts from any folder,
 # so the checkout goes first on the path; hence `noqa: E402`.
-from shared.machine import configure_threads  # noqa: E402
+from shared.timing import configure_threads  # noqa: E402
 
 SHAPES = [
     (100, 784, 8000),  # a 16-member sweep's first layer at batch 100 (784-500-10)
@@ -82,7 +82,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: its default)")
     args = parser.parse_args()
-    configure_threads()  # as compare.py does, before torch loads (shared/machine.py)
+    configure_threads()  # as compare.py does, before torch loads (shared/timing.py)
     import numpy as np
     import torch
 

@@ -34,7 +34,7 @@ from shared.batches import epoch_index_matrix  # noqa: E402
 from shared.cli import ArgumentParser, add_run_args, fail, grid_from_args  # noqa: E402
 from shared.config import Config  # noqa: E402
 from shared.data import DataError, Dataset, load_dataset  # noqa: E402
-from shared.machine import configure_threads  # noqa: E402
+from shared.timing import configure_threads  # noqa: E402
 
 
 def matmul_flops(cfg: Config) -> int:
@@ -272,7 +272,7 @@ def parse_bench_args(
         help=f"timed rounds per {round_of}, interleaved (default {default_rounds})",
     )
     args = parser.parse_args(argv)
-    configure_threads()  # as compare.py does, before torch loads (shared/machine.py)
+    configure_threads()  # as compare.py does, before torch loads (shared/timing.py)
     if args.steps < 1 or args.rounds < 1:
         fail(f"--steps and --rounds must be >= 1; got {args.steps} and {args.rounds}")
     runs = grid_from_args(args).runs()

@@ -62,7 +62,7 @@ from shared.cli import ArgumentParser, fail  # noqa: E402
 from shared.config import ACTIVATIONS, GRID_LEARNING_RATES, OUTPUTS, Config  # noqa: E402
 from shared.data import DataError, Dataset, load_dataset  # noqa: E402
 from shared.groups import estimate_bytes  # noqa: E402
-from shared.machine import configure_threads  # noqa: E402
+from shared.timing import configure_threads  # noqa: E402
 
 
 def members_of(base: Config, count: int) -> list[Config]:
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             f"--batches: got {args.batches!r}; allowed: 1 to {60_000 // args.steps} with "
             f"--steps {args.steps} (a round stays within one epoch)"
         )
-    configure_threads()  # as compare.py does, before torch loads (shared/machine.py)
+    configure_threads()  # as compare.py does, before torch loads (shared/timing.py)
     check_devices(args.device)  # --device gpu with no GPU: one line, before the data is loaded
     try:
         data = load_dataset("mnist", args.data_dir)

@@ -23,8 +23,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 # The imports below need the sys.path line above (a script run from any folder); hence E402.
 
+from comparison.results import latest, scan_results  # noqa: E402
 from shared.data import DataError, verified_files  # noqa: E402
-from shared.results import latest, scan_results  # noqa: E402
 
 # Words of a GPU's reported name that are not its model: the vendor, the product line, the form
 # factor, the memory ("NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB", "Tesla T4").

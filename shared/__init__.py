@@ -1,2 +1,2 @@
-"""What both implementations use and neither owns: data, batch order, initial weights, configs,
-timing and results. Imports neither torch nor jax."""
+"""What both twins import and neither owns: data, batch order, initial weights, configs, timing,
+the record a run returns. Imports neither torch, jax nor comparison/."""

@@ -1,16 +1,8 @@
 """The batch order both backends use: one seeded permutation of the training set per epoch.
 
-Part of the lesson: step 3 of the reading order (impls/torch_mlp/__init__.py), with
-shared/init.py. Both frameworks index the same numpy arrays with the same index arrays (train.py's
-epoch_order and get_batch), so from identical weights they take identical steps (see
-tests/test_parity.py). The permutation is seeded by Config.seed, the random seed, and the epoch.
-
-A last partial batch is dropped: with 60000 images every batch size of the grid
-(100, 300, 600) divides the set exactly, so this only matters for custom batch
-sizes. Dropping it keeps every step the same shape, which spares JAX a
-recompilation for the odd-sized last batch and keeps each step's loss a mean
-over the same number of images. The images left out change from epoch to epoch.
-"""
+Both twins index the same numpy arrays with the same index arrays, so from identical weights they
+take identical steps (tests/test_parity.py). A last partial batch is dropped: every step keeps one
+shape (no recompilation in JAX) and its loss a mean over the same number of images."""
 
 from __future__ import annotations
 

@@ -79,8 +79,8 @@ def backend_args(
     args = parser.parse_args(argv)
     runs = grid_from_args(args).runs()
     # The caller imports its framework after this returns: set its threads first
-    # (shared/machine.py).
-    from shared.machine import configure_threads
+    # (shared/timing.py).
+    from shared.timing import configure_threads
 
     configure_threads()
     return args, runs

@@ -1,15 +1,8 @@
 """One config type for every run, presets by name, and grid expansion.
 
-A *run* is one frozen `Config`. A *grid* is a base `Config` plus axes
-(field -> list of values); expanding it gives the runs in a fixed order
-(the cartesian product, axes in field order), so `--list` and the results
-file always agree on what "run 17" is.
-
-Learning rates of the lab report were written `10e-1, 10e-3, 10e-5, 10e-7`.
-In Python (and in the report's code) `10e-1` is 1.0, `10e-3` is 0.01, and so
-on: the grid keeps those literal values, 1.0 / 1e-2 / 1e-4 / 1e-6, rather than
-the 1e-1 / 1e-3 / ... the author probably meant.
-"""
+A *run* is one frozen `Config`; a *grid* is a base `Config` plus axes (field -> values), expanded
+in a fixed order (axes in field order), so `--list` and the results file agree on what "run 17"
+is. The lab report's learning rates are kept literal (docs/configs.md)."""
 
 from __future__ import annotations
 

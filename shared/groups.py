@@ -1,12 +1,8 @@
 """Configs of a grid that can train together: the sweep engine's groups (impls/*/sweep.py).
 
-A *group* is the runs of a config grid (shared.config.Grid) that share all fields but
-`learning_rate`, `activation` and `output`: same dataset, architecture, batch size, epochs, seed,
-init, tf32 and dtype, so the same batches in the same order and the same initial weights. Its runs
-are its *members*; they differ only in numbers the step can take per member: a learning rate, a
-negative slope (0 for ReLU, 0.01 for LeakyReLU) and a softmax-output flag. The lab report's grid
-is 27 groups of 16 members. Nothing here knows a framework.
-"""
+A *group* is the runs that share every field but `learning_rate`, `activation` and `output`, so
+the same batches and the same initial weights; its members differ only in numbers a step can take
+per member (docs/running.md#terms). Nothing here knows a framework."""
 
 from __future__ import annotations
 

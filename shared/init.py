@@ -1,17 +1,9 @@
-"""Initial weights both backends can start from, in a framework-neutral layout.
+"""Initial weights both backends start from (Config.init = "shared"), in a framework-neutral layout.
 
-Part of the lesson: step 3 of the reading order (impls/torch_mlp/__init__.py), with
-shared/batches.py. Both twins start from the same weights (Config.init = "shared") because both
-load these very numbers into their model (model.set_weights); from there, and with the same
-batches, the two frameworks take the same steps (tests/test_parity.py).
-
-`shared_init` draws every Linear layer the way PyTorch's default `nn.Linear`
-does: W and b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)). (PyTorch gets there through
-kaiming_uniform_ with a=sqrt(5), which reduces to that bound.) The weights come
-as a list of (W, b) with W shaped (in_features, out_features): the layout of
-`x @ W + b`, which is Flax's kernel layout and the transpose of torch's
-`weight`. Each framework's `set_weights` converts from this layout.
-"""
+Each Linear layer is drawn as PyTorch's default `nn.Linear` draws it, U(-1/sqrt(fan_in),
+1/sqrt(fan_in)), as a list of (W, b) with W shaped (in_features, out_features): Flax's kernel
+layout, the transpose of torch's `weight`. Each twin's `set_weights` loads these very numbers, which
+is why their curves match (tests/test_parity.py)."""
 
 from __future__ import annotations
 

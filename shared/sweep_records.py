@@ -1,13 +1,9 @@
-"""The sweep engine's bookkeeping, the same for both twins: what happens to each member's numbers.
+"""The sweep engine's bookkeeping, the same for both twins: each member's numbers, as the loop
+(train.py) would have recorded them on its own.
 
-The sweep engine (impls/*/sweep.py) trains the members of a group (shared/groups.py) together and
-fetches each epoch's numbers once, as numpy arrays: the step losses (steps, M), the test losses
-and accuracies (M,). `GroupRecords` turns them into what the loop (train.py) would have recorded
-for each member on its own: it cuts a member's loss curve where the loop would have stopped,
-judges it as the loop does ("diverged" once a loss is NaN/inf), logs the loop's lines with the
-member's name in front, and at the end makes one record per member (shared.results.make_record),
-with the group's times divided among its members. Nothing here knows a framework.
-"""
+`GroupRecords` cuts a member's loss curve where the loop would have stopped, judges it as the loop
+does ("diverged" once a loss is NaN/inf), logs the loop's lines and makes one record per member
+(shared/record.py). Nothing here knows a framework."""
 
 from __future__ import annotations
 
@@ -20,7 +16,7 @@ import numpy as np
 from shared.config import Config
 from shared.data import Dataset
 from shared.groups import group_key
-from shared.results import epoch_entry, make_record
+from shared.record import epoch_entry, make_record
 from shared.timing import StepClock, spread_share
 
 

@@ -1,22 +1,13 @@
-"""One way to time a training loop, the same in both backends.
+"""One way to time a training loop, the same in both backends, and torch's threads set before it
+loads.
 
-Frameworks run asynchronously on a GPU (JAX always dispatches asynchronously),
-so a clock read after a step measures the *launch*, not the work. `StepClock`
-synchronises only where it has to: once after the very first step (whose time,
-reported as `warmup_s`, holds JIT compilation / CUDA warm-up) and once at each
-epoch's end. Syncing after every step would defeat the async dispatch we are
-trying to measure. Evaluation happens between `end_epoch` and the next
-`start_epoch`, so it never counts as step time.
-
-The spread: a mean hides a machine that was busy for half the run. The clock also
-synchronises every WINDOW steps (a drained queue once per 50 steps costs about one
-step's latency, well under 2 %) and keeps each window's µs/step; `summary` gives
-their 10th, 50th and 90th percentiles. A p90/p10 far above 1 means the timings are noisy.
-An engine that runs a whole epoch as one call (add_steps) has one window per epoch.
-"""
+`StepClock` times the first step apart (`warmup_s`: compilation, warm-up) and synchronises only
+once per epoch and per window of WINDOW steps, because a sync after every step would defeat the
+asynchronous dispatch being measured (docs/timing.md)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -107,3 +98,32 @@ def spread_share(group_spread: dict[str, float] | None, members: int) -> dict[st
         **{k: round(group_spread[k] / members, 1) for k in ("p10", "p50", "p90")},
         "windows": group_spread["windows"],
     }
+
+
+# ------------------------------------------------------------------ threads, set before torch loads
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask: a container's or taskset's limit), not the
+    machine's count that os.cpu_count() and OpenMP's default see."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS has no affinity mask
+        return os.cpu_count() or 1
+
+
+def thread_env(environ: dict | None = None) -> dict[str, str]:
+    """OpenMP settings for torch's CPU threads that the user has not set: one thread per CPU this
+    process may use, and waiting threads that sleep rather than spin (on a shared CPU a spinning
+    team stalls whenever one of its threads is descheduled; measured in benchmarks/README.md).
+    JAX's CPU backend does not use OpenMP, so this changes torch only."""
+    environ = os.environ if environ is None else environ
+    wanted = {"OMP_NUM_THREADS": str(available_cpus()), "OMP_WAIT_POLICY": "PASSIVE"}
+    return {k: v for k, v in wanted.items() if k not in environ}
+
+
+def configure_threads() -> dict[str, str]:
+    """Set thread_env() in this process's environment (before any framework import); what it set."""
+    changes = thread_env()
+    os.environ.update(changes)
+    return changes

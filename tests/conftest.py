@@ -55,9 +55,9 @@ def pytest_configure(config):
     # torch's OpenMP settings as compare.py makes them in its own process, before torch loads
     # (the user's own settings win): the tests that run compare.main, train or the benchmarks in
     # this process then run torch as a compare.py process would, and on a shared CPU its threads
-    # sleep instead of spinning while they wait for one another (shared/machine.py), which
+    # sleep instead of spinning while they wait for one another (shared/timing.py), which
     # slowed such tests several-fold.
-    from shared.machine import configure_threads
+    from shared.timing import configure_threads
 
     configure_threads()
 

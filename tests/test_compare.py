@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
+from comparison.results import ResultsFile, ResultsLocked, config_of, scan_results
 from shared.config import FIELD_NAMES, Config
-from shared.results import ResultsFile, ResultsLocked, config_of, scan_results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 KEYS = {
@@ -160,45 +160,14 @@ def test_torn_last_line_is_dropped_and_appends_stay_whole(tmp_path):
     assert [r["backend"] for r in records] == ["torch", "jax"] and bad == []
 
 
-def test_runs_recorded_as_errors_are_left_to_run(tmp_path, capsys):
-    """An `error` record (a CUDA error, a killed worker) does not finish its run: the next
-    compare.py on the same --out trains it again; ok and diverged runs stay finished."""
-    import compare
-
-    runs = [Config(learning_rate=lr) for lr in (1e-3, 1e-2, 1e30)]
-    path = tmp_path / "results.jsonl"
-    path.write_text(
-        "".join(
-            json.dumps({"backend": b, "config": cfg.to_dict(), "status": status}) + "\n"
-            for b, cfg, status in [
-                ("torch", runs[0], "ok"),
-                ("jax", runs[0], "error"),
-                ("torch", runs[1], "error"),
-                ("torch", runs[1], "ok"),  # retried before: its later record counts
-                ("torch", runs[2], "diverged"),
-            ]
-        )
-    )
-    with ResultsFile(path) as rf:
-        todo = compare.left_to_run(rf, runs, ["torch", "jax"])
-    assert [(cfg.learning_rate, b) for cfg, b in todo] == [
-        (1e-3, "jax"),
-        (1e-2, "jax"),
-        (1e30, "jax"),
-    ]
-    err = capsys.readouterr().err
-    assert "3 finished runs found" in err and "1 runs recorded as errors" in err
-
-
 def test_device_mismatch_is_named():
-    import compare
+    from comparison import executors
 
-    assert compare.device_mismatch({"torch": "cpu", "jax": "cpu"}) is None
-    assert (
-        compare.device_mismatch({"torch": "cuda:0 NVIDIA H100", "jax": "gpu:0 NVIDIA H100"}) is None
-    )
-    assert compare.device_mismatch({"jax": "cpu"}) is None
-    warning = compare.device_mismatch({"torch": "cuda:0 NVIDIA H100", "jax": "cpu"})
+    assert executors.device_mismatch({"torch": "cpu", "jax": "cpu"}) is None
+    on_gpus = {"torch": "cuda:0 NVIDIA H100", "jax": "gpu:0 NVIDIA H100"}
+    assert executors.device_mismatch(on_gpus) is None
+    assert executors.device_mismatch({"jax": "cpu"}) is None
+    warning = executors.device_mismatch({"torch": "cuda:0 NVIDIA H100", "jax": "cpu"})
     assert (
         warning.startswith("torch runs on the GPU but jax on the CPU") and "--device gpu" in warning
     )
@@ -219,7 +188,7 @@ def test_datasets_are_loaded_once_per_process(mnist_dir, capsys):
 def test_error_records_name_the_resolved_device(backend, engine, mnist, monkeypatch, capsys):
     """A run that fails is recorded where it would have run ("cpu", "gpu:0 NAME"), as its twin's
     records are, not as the --device it was asked for ("auto")."""
-    import executors
+    from comparison import executors
 
     pytest.importorskip("torch" if backend == "torch" else "flax")
     mod = executors.backend_module(backend, engine)
@@ -256,9 +225,9 @@ def smoke_out(tmp_path_factory, mnist_dir):
 def test_smoke_end_to_end_schema(smoke_out):
     out, r = smoke_out
     recs = lines(out / "results.jsonl")
-    assert len(recs) == 4  # 2 configs x 2 backends, interleaved per config
-    assert [x["backend"] for x in recs] == ["torch", "jax", "torch", "jax"]
-    assert recs[0]["config"] == recs[1]["config"]
+    # 2 configs x 2 backends, each written as it finished (the report reads them in any order)
+    by = {(x["backend"], config_of(x).key()): x for x in recs}
+    assert len(recs) == len(by) == 4 and {b for b, _ in by} == {"torch", "jax"}
     for rec in recs:
         assert KEYS <= set(rec), KEYS - set(rec)
         assert set(rec["config"]) == set(FIELD_NAMES)
@@ -283,7 +252,7 @@ def test_smoke_end_to_end_schema(smoke_out):
         # measured once at the start, for the run's shape (CPU runs)
         assert rec["gemm_floor_us"] > 0
     # Same weights, same batches: the two backends' curves coincide.
-    for t, j in ((recs[0], recs[1]), (recs[2], recs[3])):
+    for t, j in ((by["torch", k], by["jax", k]) for k in {k for _, k in by}):
         assert max(abs(a - b) for a, b in zip(t["loss_curve"], j["loss_curve"])) < 1e-3
     # One status line per finished config, naming both backends.
     status = [

@@ -3,8 +3,8 @@ compare.py on the same --out, a full disk. Each ends with a valid results file, 
 no lost finished run, and a rerun of the same command that completes the rest.
 
 The grid engine is a parameter of the kill -9 test (compare.py --engine loop|sweep); a new engine
-joins by adding its name to ENGINES. The write faults live in shared/results.py, which both engines
-write through, so they run on the loop engine only.
+joins by adding its name to ENGINES. The write faults live in comparison/results.py, which both
+engines write through, so they run on the loop engine only.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import time
 
 import pytest
 
+from comparison.results import config_of
 from shared.config import Config
-from shared.results import config_of
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ENGINES = ("loop", "sweep")  # compare.py --engine
@@ -188,7 +188,7 @@ def test_kill_9_during_a_results_write(both, tmp_path, mnist_dir, compare_here):
 
 
 class FullDisk:
-    """os.write for shared/results.py that takes part of the `fail_at`-th result line and then
+    """os.write for comparison/results.py that takes part of the `fail_at`-th result line and then
     reports ENOSPC, as a filling disk does."""
 
     def __init__(self, fail_at: int):
@@ -205,7 +205,7 @@ class FullDisk:
 
 def test_full_disk_keeps_the_file_whole_and_says_so(both, tmp_path, mnist_dir, monkeypatch, capsys):
     import compare
-    import shared.results
+    import comparison.results
 
     args = grid_args(tmp_path, mnist_dir, sizes="16,24,32", backend="torch") + engine_args("loop")
     path = tmp_path / "results.jsonl"
@@ -213,7 +213,7 @@ def test_full_disk_keeps_the_file_whole_and_says_so(both, tmp_path, mnist_dir, m
     fake_os = type(os)("os")
     fake_os.__dict__.update(os.__dict__)
     fake_os.write = FullDisk(fail_at=2)
-    monkeypatch.setattr(shared.results, "os", fake_os)
+    monkeypatch.setattr(comparison.results, "os", fake_os)
     with pytest.raises(SystemExit) as exit_:
         compare.main(args)
     err = capsys.readouterr().err.strip().splitlines()
@@ -230,7 +230,7 @@ def test_full_disk_keeps_the_file_whole_and_says_so(both, tmp_path, mnist_dir, m
 
 def test_full_disk_while_writing_the_report(tmp_path, monkeypatch, capsys):
     import compare
-    import shared.report
+    import comparison.report
 
     rec = {
         "backend": "torch",
@@ -253,7 +253,7 @@ def test_full_disk_while_writing_the_report(tmp_path, monkeypatch, capsys):
     def no_space(records, out):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(shared.report, "write_report", no_space)
+    monkeypatch.setattr(comparison.report, "write_report", no_space)
     with pytest.raises(SystemExit) as exit_:
         compare.main(["--report", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()

@@ -1,4 +1,5 @@
-"""One-framework installs: shared/ needs neither framework, and each backend runs without the other.
+"""One-framework installs: shared/ and comparison/ need neither framework, and each backend
+runs without the other.
 
 A missing package is simulated by putting None in sys.modules, which makes `import jax` raise
 ImportError exactly as it does where jax is not installed.
@@ -30,31 +31,34 @@ def run_without(blocked: tuple[str, ...], code: str) -> subprocess.CompletedProc
     )
 
 
-def test_shared_imports_without_any_framework():
-    # Every module, those of the report/ and data/ packages included.
+def test_shared_and_the_comparison_import_without_any_framework():
+    # Every module of both packages, those of report/ and data/ included: the comparison reads
+    # results.jsonl (and the report draws it) where neither framework is installed.
     modules = sorted(
-        ".".join(p.relative_to(ROOT / "shared").with_suffix("").parts).removesuffix(".__init__")
-        for p in (ROOT / "shared").rglob("*.py")
-        if p.stem != "__init__" or p.parent != ROOT / "shared"
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for package in ("shared", "comparison")
+        for p in (ROOT / package).rglob("*.py")
     )
     r = run_without(
         FRAMEWORKS,
         "import importlib; "
-        + "; ".join(f"importlib.import_module('shared.{m}')" for m in modules)
+        + "; ".join(f"importlib.import_module('{m}')" for m in modules)
         + "; print('ok')",
     )
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
     assert {
-        "config",
-        "data",
-        "batches",
-        "init",
-        "results",
-        "report",
-        "cli",
-        "timing",
-        "report.speed",
-        "data.idx",
+        "shared.config",
+        "shared.data",
+        "shared.batches",
+        "shared.init",
+        "shared.record",
+        "shared.cli",
+        "shared.timing",
+        "shared.data.idx",
+        "comparison.results",
+        "comparison.report",
+        "comparison.report.speed",
+        "comparison.executors",
     } <= set(modules)
 
 

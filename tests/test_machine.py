@@ -1,13 +1,13 @@
-"""shared/machine.py and the step-time spread: CPUs from the affinity mask, the thread settings,
-the GEMM shapes of a step and a floor measured on this machine; StepClock's windows."""
+"""comparison/machine.py and shared/timing.py: CPUs from the affinity mask, the thread settings, the
+GEMM shapes of a step and a floor measured on this machine; StepClock's windows."""
 
 from __future__ import annotations
 
 import os
 
+from comparison.machine import gemm_floor_us, probe_floors, step_gemms
 from shared.config import Config
-from shared.machine import available_cpus, gemm_floor_us, probe_floors, step_gemms, thread_env
-from shared.timing import WINDOW, StepClock, spread, spread_share
+from shared.timing import WINDOW, StepClock, available_cpus, spread, spread_share, thread_env
 
 
 def test_cpus_come_from_the_affinity_mask():

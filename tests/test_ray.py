@@ -22,8 +22,8 @@ import sys
 import pytest
 
 import compare
-import executors
-from shared.results import ResultsFile, config_of, scan_results
+from comparison import executors
+from comparison.results import ResultsFile, config_of, scan_results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # One group of two members (one diverges at once: statuses must match too), 10 steps each, both

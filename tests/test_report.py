@@ -1,13 +1,16 @@
 """The report's pieces on hand-made records: heatmap cells, paired variant effects, the page's
-layout (the size of its functions: tests/test_structure.py)."""
+layout; and that the report does not depend on the order of the records."""
 
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 
+from comparison.report import accuracy, variants
+from comparison.report.common import pairs_of
 from shared.config import Config
-from shared.report import accuracy, variants
-from shared.report.common import pairs_of
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_heatmap_cells_tell_not_run_from_diverged_and_failed(tmp_path):
@@ -79,8 +82,8 @@ def _speed_record(
 
 
 def test_speed_section_gives_ratio_to_the_floor_and_warns_on_noise(tmp_path):
-    from shared.report import speed
-    from shared.report.common import Page
+    from comparison.report import speed
+    from comparison.report.common import Page
 
     quiet = Page(
         [_speed_record("torch", 2600, 2500, 2700), _speed_record("jax", 2000, 1950, 2100)], tmp_path
@@ -109,7 +112,7 @@ def test_speed_section_gives_ratio_to_the_floor_and_warns_on_noise(tmp_path):
 
 
 def test_a_single_run_report_speaks_of_one_run(tmp_path):
-    from shared.report import write_report
+    from comparison.report import write_report
 
     def record(backend):
         return {
@@ -141,9 +144,30 @@ def test_a_single_run_report_speaks_of_one_run(tmp_path):
 
 
 def test_a_floor_slower_than_the_step_is_called_out(tmp_path):
-    from shared.report import speed
-    from shared.report.common import Page
+    from comparison.report import speed
+    from comparison.report.common import Page
 
     page = Page([_speed_record("torch", 2600, 2500, 2700, floor=90000.0)], tmp_path)
     md = "\n".join(speed.section(page))
     assert "the GEMM floor is not a floor here" in md and "1x500 b100" in md
+
+
+def test_the_report_does_not_depend_on_which_backend_finished_first(tmp_path):
+    # compare.py writes each record as it comes back: a sweep unit's records, then the other
+    # backend's, or Ray's tasks as they finish. The report reads the runs in the plan's order.
+    from comparison.report import write_report
+    from comparison.results import scan_results
+
+    records, bad = scan_results(ROOT / "docs/results/cpu-speed-probe/results.jsonl")
+    assert not bad and len(records) > 4
+    torch = [r for r in records if r["backend"] == "torch"]
+    jax = [r for r in records if r["backend"] == "jax"]
+    pages = []
+    for name, recs in (
+        ("interleaved", records),
+        ("torch-first", torch + jax),
+        ("jax-first", jax + torch),
+    ):
+        (tmp_path / name).mkdir()
+        pages.append(write_report(recs, tmp_path / name).read_text())
+    assert pages[0] == pages[1] == pages[2]

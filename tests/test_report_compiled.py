@@ -9,10 +9,10 @@ import pathlib
 
 import pytest
 
+from comparison.report import brief, convergence, overview, speed, write_report
+from comparison.report.common import Page, path_of
+from comparison.results import scan_results
 from shared.config import Config
-from shared.report import brief, convergence, overview, speed, write_report
-from shared.report.common import Page, path_of
-from shared.results import scan_results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COUNTS = {"mode": "default", "graphs": 1, "graph_breaks": 0, "recompiles": 0}

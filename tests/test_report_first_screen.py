@@ -10,10 +10,10 @@ from statistics import mean, median
 
 import pytest
 
+from comparison.report import agreement, brief, convergence, overview, write_report
+from comparison.report.common import Page, final_acc, pairs_of, points
+from comparison.results import scan_results
 from shared.config import Config
-from shared.report import agreement, brief, convergence, overview, write_report
-from shared.report.common import Page, final_acc, pairs_of, points
-from shared.results import scan_results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 GRID = ROOT / "docs" / "results" / "cpu-grid" / "results.jsonl"

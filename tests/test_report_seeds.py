@@ -10,10 +10,10 @@ import re
 import numpy as np
 import pytest
 
+from comparison.report import agreement, seeds, write_report
+from comparison.report.common import Page
+from comparison.results import scan_results
 from shared.config import Config
-from shared.report import agreement, seeds, write_report
-from shared.report.common import Page
-from shared.results import scan_results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "docs" / "results" / "cpu-seeds" / "results.jsonl"

@@ -22,7 +22,7 @@ from html.parser import HTMLParser
 import pytest
 from test_twins_api import public_api
 
-from shared import side_by_side as sbs
+from tools import side_by_side as sbs
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PAGES = ROOT / sbs.OUT
@@ -61,9 +61,10 @@ def page_rows(stem: str) -> list[tuple[str, str, list[list[str]]]]:
     parser = _Rows()
     parser.feed((PAGES / sbs.page_filename(stem)).read_text(encoding="utf-8"))
     # A row's kind is its first class: h (a heading; "h eq" when the twins' blocks are identical),
-    # same or diff (two lines), fold (a marker shown with framework lines only).
+    # same, diff (framework lines) or prose (two lines), fold (a marker shown with framework lines
+    # only).
     rows = [(row[0].split()[0] if row[0] else "", *row[1:]) for row in parser.rows]
-    return [row for row in rows if row[0] in ("h", "same", "diff")]
+    return [row for row in rows if row[0] in ("h", "same", "diff", "prose")]
 
 
 def sides(row) -> tuple[tuple[int | None, str, str], ...]:
@@ -81,14 +82,15 @@ def twin_lines(stem: str) -> tuple[list[str], list[str]]:
 
 
 @functools.cache
-def sections(stem: str) -> list[tuple[str, list[tuple]]]:
-    """The page cut at its heading rows: (heading id, its line rows as `sides`)."""
+def sections(stem: str, kinds: bool = False) -> list[tuple[str, list[tuple]]]:
+    """The page cut at its heading rows: (heading id, its line rows as `sides`, or with `kinds` as
+    (same | diff | prose, `sides`))."""
     out = []
     for row in page_rows(stem):
         if row[0] == "h":
             out.append((row[1], []))
         else:
-            out[-1][1].append(sides(row))
+            out[-1][1].append((row[0], sides(row)) if kinds else sides(row))
     return out
 
 
@@ -166,23 +168,51 @@ def test_every_line_appears_once_in_order(stem):
 
 @pytest.mark.parametrize("stem", STEMS)
 def test_marked_lines_are_the_ones_difflib_reports(stem):
+    # Every line difflib reports is either marked (< / >: code that differs) or shaded as prose
+    # (the same code, other comments or docstrings); no other line is.
     a, b = twin_lines(stem)
-    for anchor, rows in sections(stem):
-        left = [s[0][0] - 1 for s in rows if s[0][0] is not None]
-        right = [s[1][0] - 1 for s in rows if s[1][0] is not None]
+    for anchor, rows in sections(stem, kinds=True):
+        left = [s[0][0] - 1 for _, s in rows if s[0][0] is not None]
+        right = [s[1][0] - 1 for _, s in rows if s[1][0] is not None]
         matcher = difflib.SequenceMatcher(None, [a[i] for i in left], [b[j] for j in right], False)
         differ = set(), set()
         for tag, i1, i2, j1, j2 in matcher.get_opcodes():
             if tag != "equal":
                 differ[0].update(left[i1:i2])
                 differ[1].update(right[j1:j2])
-        marked = (
-            {s[0][0] - 1 for s in rows if s[0][1] == "<"},
-            {s[1][0] - 1 for s in rows if s[1][1] == ">"},
-        )
-        assert marked == differ, f"{stem}.html#{anchor}"
-        for (_, ma, ca), (_, mb, cb) in rows:  # an unmarked row pairs two identical lines
-            assert (ma or mb) or ca == cb, f"{stem}.html#{anchor}: {ca!r} vs {cb!r}"
+        shown = [
+            {s[k][0] - 1 for kind, s in rows if s[k][0] is not None and kind != "same"}
+            for k in (0, 1)
+        ]
+        assert tuple(shown) == differ, f"{stem}.html#{anchor}"
+        for kind, ((_, ma, ca), (_, mb, cb)) in rows:
+            assert (kind == "diff") == bool(ma or mb), f"{stem}.html#{anchor}: {ca!r}"
+            assert kind != "same" or ca == cb, f"{stem}.html#{anchor}: {ca!r} vs {cb!r}"
+
+
+def _twins(root: pathlib.Path, torch_text: str, flax_text: str):
+    for (folder, _), text in zip(sbs.SIDES, (torch_text, flax_text)):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / folder / "step.py").write_text(text)
+    return sbs.load_page(root, "step")
+
+
+def test_prose_is_shaded_and_not_counted_as_framework_lines(tmp_path):
+    torch_text = 'def step(x):\n    """Double x."""\n    y = x * 2  # why\n    return y\n'
+    flax_text = (
+        torch_text.replace("Double x.", "Twice x, as JAX does.")
+        .replace("# why", "# because")
+        .replace("    return", "    # a comment of the JAX twin alone\n    return")
+    )
+    page = _twins(tmp_path, torch_text, flax_text)
+    kinds = [r.kind for r in page.rows if isinstance(r, sbs.Row)]
+    assert kinds.count("prose") == 3 and "diff" not in kinds, kinds
+    assert page.differing() == (0, 0)
+    html_text = sbs.render_page(page, [page])
+    assert html_text.count('<tr class="prose">') == 3 and '<tr class="diff">' not in html_text
+    # A line of code that differs is a framework line, whatever its comment.
+    page = _twins(tmp_path, torch_text, flax_text.replace("x * 2  # because", "jnp.dot(x, 2)"))
+    assert page.differing() == (1, 1)
 
 
 def _definition_lines(path: pathlib.Path) -> dict[str, int]:
@@ -234,7 +264,7 @@ def _generate(tmp_path: pathlib.Path, *extra: str) -> subprocess.CompletedProces
 def test_refuses_a_public_definition_in_one_twin_only(tmp_path):
     _, flax = _copy_twins(tmp_path, "train")
     flax.write_text(flax.read_text() + "\n\ndef extra_step(model):\n    return model\n")
-    proc = _generate(tmp_path, "-m", "shared.side_by_side")
+    proc = _generate(tmp_path, "-m", "tools.side_by_side")
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
     assert "no longer line up" in proc.stderr and "def extra_step" in proc.stderr
@@ -247,14 +277,14 @@ def test_refuses_public_definitions_out_of_order(tmp_path):
     lines = torch_copy.read_text().split("\n\n\n")  # top-level blocks, ruff-formatted
     lines[-1], lines[-2] = lines[-2], lines[-1]
     torch_copy.write_text("\n\n\n".join(lines))
-    proc = _generate(tmp_path, "-m", "shared.side_by_side")
+    proc = _generate(tmp_path, "-m", "tools.side_by_side")
     assert proc.returncode == 2 and "no longer line up" in proc.stderr, proc.stderr
 
 
 def test_a_private_helper_in_one_twin_faces_a_blank(tmp_path):
     torch_copy, _ = _copy_twins(tmp_path, "train")
     torch_copy.write_text(torch_copy.read_text() + "\n\ndef _helper():\n    return 1\n")
-    proc = _generate(tmp_path, "-m", "shared.side_by_side")
+    proc = _generate(tmp_path, "-m", "tools.side_by_side")
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "out" / "train.html").read_text()
     assert re.search(r'<tr class="h" id="_helper">.*no twin: PyTorch only</td></tr>', page)
@@ -262,7 +292,7 @@ def test_a_private_helper_in_one_twin_faces_a_blank(tmp_path):
 
 def test_pygments_missing_is_one_line(tmp_path):
     _copy_twins(tmp_path, "model")
-    block = "import sys; sys.modules['pygments'] = None; import shared.side_by_side as s; s.main()"
+    block = "import sys; sys.modules['pygments'] = None; import tools.side_by_side as s; s.main()"
     proc = _generate(tmp_path, "-c", block)
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
     assert "needs Pygments: pip install" in proc.stderr
@@ -281,6 +311,7 @@ const seen = {
   lines100: probe.getClientRects().length,
   same: shown("tr.same").length,
   diff: shown("tr.diff").length,
+  prose: shown("tr.prose").length,
 };
 // Flip the switch with a heading just under the column titles: the heading must stay put.
 const heading = document.querySelectorAll("tr.h:not(.eq)")[3];
@@ -314,14 +345,13 @@ def test_train_page_in_chromium(tmp_path):
     page = tmp_path / "train.html"
     page.write_text((PAGES / "train.html").read_text().replace("</body>", PROBE + "</body>"))
     rows = page_rows("train")
-    same = sum(r[0] == "same" for r in rows)
+    same, diff, prose = (sum(r[0] == kind for r in rows) for kind in ("same", "diff", "prose"))
+    assert diff and prose  # train.py's twins differ in code and in prose
     for size in ("1366,768", "1920,1080"):
         seen = _probe(chromium, page, size)
         assert seen["scroll"] <= seen["width"], f"horizontal scroll at {size}: {seen}"
         assert seen["lines100"] == 1, f"a 100-column line wraps at {size}"
         assert abs(seen["moved"]) < 2, f"the switch moved the row in view at {size}: {seen}"
-        assert seen["same"] == same and seen["diff"] == len(rows) - same - sum(
-            r[0] == "h" for r in rows
-        )
+        assert (seen["same"], seen["diff"], seen["prose"]) == (same, diff, prose), seen
     framework = _probe(chromium, page, "1366,768", "?framework")
-    assert framework["same"] == 0 and framework["diff"] == seen["diff"], framework
+    assert (framework["same"], framework["diff"], framework["prose"]) == (0, diff, 0), framework

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from shared.config import Config
-from shared.results import make_record
+from shared.record import make_record
 
 TWINS = {"torch": ("torch",), "jax": ("jax", "flax", "optax")}
 MODULES = {"torch": "impls.torch_mlp.train", "jax": "impls.flax_mlp.train"}
@@ -58,7 +58,7 @@ def twin(request):
 def test_record_steps_and_log_lines(twin, mnist):
     lines = []
     record = twin.train(TINY, mnist, device="cpu", log=lines.append)
-    json.dumps(record, allow_nan=False)  # what shared.results writes: finite numbers only
+    json.dumps(record, allow_nan=False)  # what comparison.results writes: finite numbers only
 
     assert set(record) == RECORD_KEYS
     assert record["status"] == "ok" and record["error"] is None

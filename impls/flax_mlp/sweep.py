@@ -44,7 +44,7 @@ from impls.flax_mlp.train import LOG_EVERY, device_data, epoch_order
 from shared.config import Config
 from shared.data import Dataset
 from shared.groups import EVAL_BYTES, group_key, host_memory_budget, split_group
-from shared.results import accuracy
+from shared.record import accuracy
 from shared.sweep_records import GroupRecords
 from shared.timing import StepClock
 

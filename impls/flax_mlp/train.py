@@ -36,7 +36,7 @@ from impls.flax_mlp.model import MLP, build_model
 from shared.batches import epoch_index_matrix
 from shared.config import Config
 from shared.data import Dataset, scale_images
-from shared.results import accuracy, epoch_entry, make_record
+from shared.record import accuracy, epoch_entry, make_record
 from shared.timing import StepClock
 
 LOG_EVERY = 100  # steps between log lines, as in the tutorial

@@ -1,39 +1,9 @@
 """MNIST and Fashion-MNIST as numpy arrays, found, verified and cached (numpy only).
 
-`load_dataset(name, data_dir=None)` looks, in this order, and says which it used:
-
-1. an explicit directory: the `data_dir` argument (`--data-dir` on every CLI) or
-   the env var `MLP_TWINS_DATA`, holding the four IDX files, gzipped or not,
-   flat, in a `<name>/` subfolder, or in torchvision's `MNIST/raw/` layout;
-2. the project cache, `$XDG_CACHE_HOME/mlp-twins/<name>/` (else `~/.cache/...`);
-3. a dataset already prepared by tensorflow-datasets (`tfds.data_source(...,
-   download=False)`, which needs no TensorFlow), when tfds is installed;
-4. a download of the four original files from the mirrors torchvision uses,
-   each checked against its published md5 before it is renamed into the cache.
-
-Every file is checked (IDX magic, dimensions, item counts, md5), and a bad one
-is named in a `DataError` of one line that says what was expected. Only
-verified data is ever written to the cache, always via a temp file and an atomic
-rename; a cached file that later fails its check is deleted, not reused, and temp files
-that a killed process left behind are swept once they are an hour old.
-
-Parsed arrays are kept in the cache as `.npy` files (no pickle) next to a
-`meta.json` that records which source files they came from (path, size, mtime),
-so a second load skips the gunzip and parse. The meta file is written last, so
-a half-written cache is never used. A second load memory-maps the `.npy` files
-copy-on-write: it costs about a millisecond, the pages are read from the OS
-page cache on first touch, and the arrays stay writable without touching the
-file (torch.from_numpy warns on read-only arrays).
-
-`fetch(name, data_dir=None)` (the command `python -m shared.data fetch mnist fashion-mnist`)
-makes sure the four files are on disk, verified: the explicit folder as it is, else the cache,
-downloading only what is missing there; it never reads tensorflow-datasets (that holds arrays,
-not the published files).
-
-The pieces, by what they do: idx.py (the files, their checksums, the parser), folders.py (where
-the files may sit), cache.py (the cache and its arrays), tfds_source.py, download.py, and
-__main__.py (the fetch command).
-"""
+`load_dataset(name, data_dir=None)` takes an explicit folder, else the cache, else a copy that
+tensorflow-datasets prepared, else downloads, and says which it used; `fetch` puts the published
+files on disk. Why: both twins must train on the very same bytes, so every file is checked (IDX
+magic, sizes, md5) before it is used or cached. The details: docs/running.md#data."""
 
 from __future__ import annotations
 

@@ -1,11 +1,8 @@
 """`python -m shared.data fetch mnist fashion-mnist`: put the published files on disk before
 anything needs them (the tests, a machine that will be offline later), and say where they are.
 
-A no-op for a dataset already in the cache or in the folder given by --data-dir or
-MLP_TWINS_DATA (only checked there); otherwise it downloads into the cache what is missing.
 Exit 0 when every dataset named is on disk, verified; 1 with one line naming the files and the
-ways to provide them when one cannot be; 2 for a bad flag or dataset name.
-"""
+ways to provide them when one cannot be; 2 for a bad flag or dataset name."""
 
 from __future__ import annotations
 

@@ -30,9 +30,8 @@ def cache_dir(name: str) -> pathlib.Path:
 def _load_arrays(arrays_dir: pathlib.Path, sig: dict):
     """The cached arrays if their meta.json matches `sig`, else None.
 
-    Memory-mapped copy-on-write: ~2 ms, where a plain np.load of the 55 MB takes ~12 ms in a
-    new process and ~65 ms right after a first load (benchmarks/README.md). np.asarray drops
-    the np.memmap subclass: callers see plain ndarrays.
+    Memory-mapped copy-on-write, faster than a plain np.load (benchmarks/README.md). np.asarray
+    drops the np.memmap subclass: callers see plain ndarrays.
     """
     try:
         meta = json.loads((arrays_dir / "meta.json").read_text())

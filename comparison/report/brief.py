@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from statistics import mean, median
 
-from shared.report.common import (
+from comparison.report.common import (
     DID_NOT_LEARN_BELOW,
     NAMES,
     Page,
@@ -16,8 +16,8 @@ from shared.report.common import (
     plural,
     points,
 )
-from shared.report.convergence import did_not_learn, stuck_counts
-from shared.report.speed import NOISY, compiled_ratios, paired_ratios
+from comparison.report.convergence import did_not_learn, stuck_counts
+from comparison.report.speed import NOISY, compiled_ratios, paired_ratios
 
 
 def section(page: Page) -> list[str]:

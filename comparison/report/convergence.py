@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from statistics import median
 
-from shared.report.common import (
+from comparison.report.common import (
     DID_NOT_LEARN_BELOW,
     Page,
     accuracy,
@@ -19,7 +19,7 @@ from shared.report.common import (
     plural,
     table,
 )
-from shared.results import config_of
+from comparison.results import config_of
 
 THRESHOLDS = (0.90, 0.95, 0.97, 0.98)
 LISTED = 40  # rows of a run list before "... and N more"

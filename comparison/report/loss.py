@@ -8,8 +8,7 @@ import pathlib
 
 import numpy as np
 
-from shared.config import Config
-from shared.report.common import (
+from comparison.report.common import (
     BACKENDS,
     COLORS,
     Page,
@@ -24,6 +23,7 @@ from shared.report.common import (
     smooth,
     table,
 )
+from shared.config import Config
 
 DRIFT_TEXT = (
     "With the shared initial weights and the shared batch order the two curves start on top of "

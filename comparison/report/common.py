@@ -4,6 +4,7 @@ number formatting, and matplotlib set up for files (no display)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import pathlib
 from collections import defaultdict
@@ -12,8 +13,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 
+from comparison.results import config_of
 from shared.config import Config
-from shared.results import config_of
 
 BACKENDS = ("torch", "jax")
 COLORS = {"torch": "#ee4c2c", "jax": "#1a73e8"}  # PyTorch orange-red, JAX blue
@@ -79,6 +80,7 @@ class Page:
     jax_repeats: int = field(init=False)
 
     def __post_init__(self) -> None:
+        self.records = plan_order(self.records)
         self.timed, repeats = _split_compiled(self.records, "jax")
         self.jax_repeats = len(repeats)
         self.records, self.set_aside = _split_compiled(self.timed, "torch")
@@ -88,6 +90,22 @@ class Page:
     @property
     def oks(self) -> list[dict]:
         return [r for r in self.records if ok(r)]
+
+
+def plan_order(records: list[dict]) -> list[dict]:
+    """The records as the plan runs them, configs in the order they first appear, each config's
+    backends torch first, however they were written (as each unit or Ray task finished)."""
+    first: dict[str, int] = {}
+    for r in records:
+        first.setdefault(json.dumps(r["config"], sort_keys=True), len(first))
+    rank = {b: i for i, b in enumerate(BACKENDS)}
+    return sorted(
+        records,
+        key=lambda r: (
+            first[json.dumps(r["config"], sort_keys=True)],
+            rank.get(r["backend"], len(rank)),
+        ),
+    )
 
 
 def first_cfg(recs: dict[str, dict]) -> Config:

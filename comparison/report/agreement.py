@@ -7,8 +7,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from comparison.report.common import Page, curve, first_cfg, learned, plural, table
 from shared.config import Config
-from shared.report.common import Page, curve, first_cfg, learned, plural, table
 
 F64_TOL = 1e-9  # what the float64 parity tests hold whole runs to (tests/test_parity.py)
 BLEW_UP = 10.0  # a training loss above this many times the run's first one: the run blew up

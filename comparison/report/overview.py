@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from comparison.report.common import Page, first_cfg, plural
 from shared.config import FIELD_NAMES, Config
-from shared.report.common import Page, first_cfg, plural
 
 # Versions as a reader looks for them: each backend's libraries, then what both use.
 VERSION_ORDER = ("torch", "torchvision", "jax", "jaxlib", "flax", "optax", "python", "numpy")

@@ -1,31 +1,19 @@
-"""The machine a run times itself on: the CPUs this process may use, its load, the threads torch
-should start, and a GEMM floor (numpy only, no framework).
+"""The machine a run is timed on: its load when a run starts, and a GEMM floor (what one step's
+bare matrix products take in numpy on this CPU). Numpy only, no framework.
 
-Why: step times only mean something against the machine they ran on. On a shared 2-core VM,
-torch's OpenMP threads spin-wait for each other, and a step slows down 5-50x as soon as another
-process holds a core, while JAX's slows 2x; a report that prints a ratio of such timings without a
-word misleads. So every run records the load at its start and the spread of its step times, and
-compare.py measures once, at its start, what the bare matrix multiplications of each step cost
-on this machine (the floor), so that "fast" has a reference.
+Why: step times mean something only against the machine they ran on (docs/timing.md).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import numpy as np
 
 from shared.config import Config
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask: a container's or taskset's limit), not the
-    machine's count that os.cpu_count() and OpenMP's default see."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # macOS has no affinity mask
-        return os.cpu_count() or 1
+from shared.timing import available_cpus
 
 
 def load_now() -> dict[str, float | int]:
@@ -35,29 +23,6 @@ def load_now() -> dict[str, float | int]:
     except OSError:
         load1 = float("nan")
     return {"load_1m": round(load1, 2), "cpus": available_cpus()}
-
-
-def thread_env(environ: dict | None = None) -> dict[str, str]:
-    """Environment settings for OpenMP (torch's CPU threads) that the user has not set themselves.
-    Applied before torch is imported: OpenMP reads them once, when it loads.
-
-    OMP_NUM_THREADS: one thread per CPU this process may use (OpenMP's default counts the
-    machine's). OMP_WAIT_POLICY=PASSIVE: a thread that waits for its team sleeps instead of
-    spinning. With spinning, a thread whose partner was descheduled burns its core until the partner
-    returns, so on a shared CPU every parallel region stalls. Measured on a 2-core VM shared with
-    other jobs (baseline step, median of 5 rounds, benchmarks/README.md): 74,900 µs/step spinning,
-    10,600 passive, 9,900 with one thread. JAX's CPU backend does not use OpenMP, so this changes
-    torch only."""
-    environ = os.environ if environ is None else environ
-    wanted = {"OMP_NUM_THREADS": str(available_cpus()), "OMP_WAIT_POLICY": "PASSIVE"}
-    return {k: v for k, v in wanted.items() if k not in environ}
-
-
-def configure_threads() -> dict[str, str]:
-    """Set thread_env() in this process's environment (before any framework import); what it set."""
-    changes = thread_env()
-    os.environ.update(changes)
-    return changes
 
 
 # ------------------------------------------------------------------ the GEMM floor
@@ -115,4 +80,22 @@ def probe_floors(runs: list[Config], budget_s: float = 0.15) -> dict[str, float]
         key = shape_key(cfg)
         if key not in floors:
             floors[key] = round(gemm_floor_us(cfg, budget_s), 1)
+    return floors
+
+
+def measure_floors(runs: list[Config], devices: dict[str, str]) -> dict[str, float]:
+    """The GEMM floor of each shape to run, measured now, before training: what numpy's float32
+    matrix products of one step take on this CPU, the reference a step time is read against
+    (comparison/machine.py). A CPU floor says nothing about a GPU's step, so GPU runs get none."""
+    if not runs or any(d != "cpu" for d in devices.values()):
+        return {}
+    t0 = time.perf_counter()
+    floors = probe_floors(runs)
+    print(
+        f"[compare] GEMM floor (numpy float32 matmuls of each step's shapes, {len(floors)} shapes, "
+        f"{time.perf_counter() - t0:.1f} s): "
+        + ", ".join(f"{k} {v:.0f} µs" for k, v in list(floors.items())[:6])
+        + (" ..." if len(floors) > 6 else ""),
+        file=sys.stderr,
+    )
     return floors

@@ -13,8 +13,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from shared.report.common import BACKENDS, COLORS, Page, final_acc, ok, plt, points, save, table
-from shared.results import config_of
+from comparison.report.common import BACKENDS, COLORS, Page, final_acc, ok, plt, points, save, table
+from comparison.results import config_of
 
 MIN_SEEDS = 3
 MAX_IN_FIGURE = 40

@@ -1,30 +1,15 @@
-"""Units of work and the executors that train them: here (local) or as Ray tasks (ray).
+"""Units of work and the executors that train them: `run_local` here, one after another, or
+`run_ray`, each unit a Ray task on this machine or a cluster; Ray's flags and checks live here too.
 
-Terms, as compare.py uses them:
-
-* a *run* is one config (shared/config.py) trained on one backend (torch or jax);
-* a *group* is every run that shares all fields but learning rate, activation and output
-  (shared/groups.py): same batches, same initial weights, so they can train together;
-* an *engine* is how runs are trained: `loop` one run at a time (impls/*/train.py, the readable
-  lesson), `sweep` a group's members at once (impls/*/sweep.py, the same numbers, faster);
-* a *unit* is what one call of `train_unit` trains: for the sweep engine one group's unfinished
-  members on one backend, for the loop engine one run;
-* an *executor* takes units and yields (unit, its records) as each finishes: `run_local` trains
-  them in this process one after another, `run_ray` makes each a Ray task, on this machine or on
-  a cluster (docs/scaling.md). Both train a unit with the same `train_unit`, so a unit gives the
-  same records wherever it trains; compare.py alone writes them to results.jsonl.
-
-Ray is imported lazily (`import_ray`), so nothing else needs it. From a checkout the repository's
-code (compare.py, executors.py, shared/, impls/) is shipped to the workers as the job's
-`working_dir`; from an installed mlp-twins each node must have it installed. The data is put into
-Ray's object store once (`ray.put`) and shared by every task. A task whose worker dies (killed,
-out of memory) is retried by Ray (`max_retries`); one that still fails becomes error records
-naming the cause, and the grid goes on.
+Both train a unit with the same `train_unit`, so a unit gives the same records wherever it trains;
+compare.py alone writes them. Terms: docs/running.md; Ray: docs/scaling.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import pathlib
@@ -32,15 +17,16 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
+from comparison.machine import load_now, shape_key
+from shared.cli import fail
 from shared.config import Config
 from shared.groups import group_runs
-from shared.machine import load_now, shape_key
-from shared.results import make_record
+from shared.record import make_record
 
 RAY_HINT = "pip install 'mlp-twins[ray]'"
-ROOT = pathlib.Path(__file__).resolve().parent
+ROOT = pathlib.Path(__file__).resolve().parents[1]  # the checkout, shipped to Ray's workers
 # What a worker needs from a checkout is its Python code; results, figures and history stay here.
 SHIP_EXCLUDES = [
     ".git",
@@ -74,9 +60,9 @@ class Context:
     datasets: dict  # dataset name -> shared.data.Dataset, loaded and checked
     device: str  # --device: auto | cpu | gpu, resolved by each backend where it trains
     log_steps: bool  # also print the tutorial's log (Epoch [1/5], Step [100/600], Loss: ...)
-    # Shape (shared.machine.shape_key) -> its GEMM floor in µs: what the bare matrix products of
-    # one step take on this CPU (shared/machine.py). Local CPU runs only: a worker's CPU or a GPU
-    # is not the one measured.
+    # Shape (machine.shape_key) -> its GEMM floor in µs: what the bare matrix products of one step
+    # take on this CPU (comparison/machine.py). Local CPU runs only: a worker's CPU or a GPU is not
+    # the one measured.
     floors: dict = dataclasses.field(default_factory=dict)
     bar: object = None  # the tqdm progress bar (None with --quiet), told what trains now
 
@@ -195,6 +181,44 @@ def failed_records(unit: Unit, data, text: str, wall_s: float, device: str) -> l
 
 # ------------------------------------------------------------------ the local executor
 
+INSTALL_HINT = {"torch": "pip install 'mlp-twins[torch]'", "jax": "pip install 'mlp-twins[jax]'"}
+
+
+def check_backends(names: list[str], device: str, engine: str) -> dict[str, str]:
+    """Import each backend's train (or sweep) module and resolve the device now, not three hours
+    into a grid: backend -> where it runs ("cpu", "gpu:0 NAME"), or exit 2."""
+    devices = {}
+    for name in names:
+        try:
+            backend_module(name, engine)
+        except ImportError as e:
+            fail(
+                f"backend {name} is not installed ({e}); install it with {INSTALL_HINT[name]} "
+                "or use --backend"
+            )
+        try:
+            devices[name] = device_name(name, device, strict=True)
+        except RuntimeError as e:
+            fail(f"--device {device}: {e}")
+    warning = device_mismatch(devices)
+    if warning:
+        print(f"[compare] warning: {warning}", file=sys.stderr)
+    return devices
+
+
+def device_mismatch(devices: dict[str, str]) -> str | None:
+    """One backend on a GPU and the other on the CPU (say, a CPU-only jaxlib) makes timings
+    incomparable."""
+    on_cpu = sorted(b for b, d in devices.items() if d == "cpu")
+    if not on_cpu or len(on_cpu) == len(devices):
+        return None
+    on_gpu = sorted(set(devices) - set(on_cpu))
+    return (
+        f"{', '.join(on_gpu)} runs on the GPU but {', '.join(on_cpu)} on the CPU (a CPU-only "
+        "build?), so step times are not comparable; install the CUDA build (README) or pass "
+        "--device gpu to require it"
+    )
+
 
 def run_local(units: Iterable[Unit], ctx: Context) -> Iterator[tuple[Unit, list[dict]]]:
     """Train the units here, one after another; yield (unit, its records) as each finishes. Each
@@ -216,6 +240,108 @@ def run_local(units: Iterable[Unit], ctx: Context) -> Iterator[tuple[Unit, list[
 
 
 # ------------------------------------------------------------------ the Ray executor
+
+# Ray's own flags (compare.py --executor ray) and their defaults: a flag off its default needs Ray.
+RAY_DEFAULTS = {
+    "ray_address": None,
+    "ray_gpus_per_task": None,
+    "ray_cpus_per_task": 1,
+    "ray_retries": 3,
+}
+
+
+def add_ray_args(p) -> None:
+    """The Ray executor's flags, added to compare.py's parser; check_ray_args checks them."""
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="with --executor ray: 'auto' or host:port joins a running cluster (default: start a "
+        "local Ray instance)",
+    )
+    p.add_argument(
+        "--ray-gpus-per-task",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="with --executor ray on a cluster with GPUs: the GPU share of one task, e.g. 0.25 "
+        "packs four small groups onto a device (default: 1)",
+    )
+    p.add_argument(
+        "--ray-cpus-per-task",
+        type=float,
+        default=1,
+        metavar="N",
+        help="with --executor ray: CPUs one task reserves (default: 1)",
+    )
+    p.add_argument(
+        "--ray-retries",
+        type=int,
+        default=3,
+        metavar="N",
+        help="with --executor ray: how often a task whose worker died (killed, out of memory) is "
+        "retried before its runs are recorded as errors (default: 3)",
+    )
+
+
+def check_ray_args(args) -> None:
+    """Ray flags only with --executor ray, and only values Ray accepts; else exit 2."""
+    given = [k for k, default in RAY_DEFAULTS.items() if getattr(args, k) != default]
+    if given and args.executor != "ray":
+        fail(f"--{given[0].replace('_', '-')} needs --executor ray")
+    g = args.ray_gpus_per_task
+    # Ray's rule for resource amounts: a fraction of one, or whole ones
+    if g is not None and not (0 < g <= 1 or (g > 1 and g.is_integer())):
+        fail(f"--ray-gpus-per-task {g:g}: give a fraction in (0, 1] or a whole number of GPUs")
+    if args.ray_cpus_per_task <= 0:
+        fail(f"--ray-cpus-per-task {args.ray_cpus_per_task:g}: must be positive")
+    if args.ray_retries < 0:
+        fail(f"--ray-retries {args.ray_retries}: must be 0 or more")
+
+
+def choose(args, datasets: dict, ready: Callable[[], None]):
+    """The executor --executor names, as a context manager that gives `execute(units, ctx)`.
+    `ready` is called once every check has passed (at once here; for Ray once Ray has started)."""
+    if args.executor == "ray":
+        return ray_executor(need_ray(), args, ready)
+    ready()
+    return contextlib.nullcontext(run_local)
+
+
+def need_ray():
+    """The ray module, or exit 2 with the install command where Ray is not installed."""
+    ray = import_ray()
+    if ray is None:
+        fail(f"--executor ray: Ray is not installed; install it with {RAY_HINT}")
+    return ray
+
+
+@contextlib.contextmanager
+def ray_executor(ray, args, ready: Callable[[], None]):
+    """The Ray executor, once Ray is started (or joined) and the tasks' resources are checked (or
+    exit 2); Ray is disconnected afterwards where this started it."""
+    try:
+        started = start(ray, args.ray_address)
+    except Exception as e:  # ConnectionError, a bad address, a cluster that refuses the job
+        first = (str(e).strip().splitlines() or [""])[0]
+        where = f" at {args.ray_address}" if args.ray_address else ""
+        fail(f"--executor ray: cannot start or reach Ray{where}: {type(e).__name__}: {first}")
+    try:
+        try:
+            options = task_options(
+                ray,
+                gpus_per_task=args.ray_gpus_per_task,
+                retries=args.ray_retries,
+                cpus_per_task=args.ray_cpus_per_task,
+                device=args.device,
+            )
+        except ValueError as e:
+            fail(str(e))
+        ready()
+        yield functools.partial(run_ray, ray=ray, options=options)
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def import_ray():

@@ -1,25 +1,10 @@
 """The twins side by side: one static HTML page per mirrored file pair, built from the source.
 
-    python -m shared.side_by_side            # rewrite docs/side-by-side/*.html
-    python -m shared.side_by_side --check    # exit 1 naming the stale pages, write nothing
+    python -m tools.side_by_side            # rewrite docs/side-by-side/*.html
+    python -m tools.side_by_side --check    # exit 1 naming the stale pages, write nothing
 
-PyTorch (impls/torch_mlp/X.py) on the left, JAX/Flax (impls/flax_mlp/X.py) on the right. Each file
-is cut into blocks at its top-level definitions (functions, classes, assignments, the `__main__`
-guard), each block taking the comments and decorators just above it. The blocks of the two files
-are paired by name, so each definition starts on the same row as its twin; within a pair, the rows
-are difflib's opcodes (SequenceMatcher, autojunk off): `equal` lines share a row and are plain,
-the others are marked (a tint and a `<` / `>` in the gutter), their most alike lines on one row
-as ndiff pairs them (with the words that differ picked out), the rest top-aligned, the shorter
-side padded. A public definition (no leading underscore) missing from one twin, or out of order, is
-refused with one line: the pages cannot show a mirror that is broken. Private helpers may be
-one-sided; they face a blank.
-
-The header names each file by its git blob id (`git hash-object FILE`, computed here from the bytes,
-so no git is needed): it changes exactly when the file does, so a page stays byte-identical until
-its sources change, and `git log --find-object=BLOB` names the commits holding that version. (A
-commit hash cannot work: the commit that adds a page cannot name itself.) Reads source text only;
-imports neither torch nor jax. Highlighting needs Pygments (`pip install -e '.[docs]'`).
-"""
+Each definition starts on the same row as its twin; code that differs is marked, prose (comments,
+docstrings) shaded. How and why: docs/side-by-side.md. Reads source text only, no framework."""
 
 from __future__ import annotations
 
@@ -27,17 +12,19 @@ import ast
 import difflib
 import hashlib
 import html
+import io
 import itertools
 import pathlib
 import re
 import sys
+import tokenize
 from dataclasses import dataclass
 
 from shared.cli import ArgumentParser, fail
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OUT = pathlib.Path("docs") / "side-by-side"
-PROG = "python -m shared.side_by_side"
+PROG = "python -m tools.side_by_side"
 SIDES = (("impls/torch_mlp", "PyTorch"), ("impls/flax_mlp", "JAX/Flax"))
 # Reading order: the model, the loop, its plumbing, the sweep engine, the walk-through, the CLI.
 ORDER = ("model", "train", "runtime", "sweep", "fundamentals", "__main__")
@@ -60,11 +47,18 @@ class Block:
 
 @dataclass(frozen=True)
 class Row:
-    """One row of the page: a line index on each side (None: padding) and whether they differ."""
+    """One row of the page: a line index on each side (None: padding), whether they differ, and
+    whether they differ in prose only (comments, docstrings, blank lines: the same code)."""
 
     left: int | None
     right: int | None
     differs: bool
+    prose: bool = False
+
+    @property
+    def kind(self) -> str:
+        """The row's class on the page: same, prose, or diff (framework lines)."""
+        return "prose" if self.prose else "diff" if self.differs else "same"
 
 
 @dataclass(frozen=True)
@@ -88,6 +82,7 @@ class Source:
     text: str
     lines: tuple[str, ...]
     blob: str  # git's object id of the file (what `git hash-object FILE` prints)
+    code: tuple[str, ...]  # each line's code: no comment, "" for docstring and blank lines
 
 
 def source_lines(text: str) -> tuple[str, ...]:
@@ -96,6 +91,27 @@ def source_lines(text: str) -> tuple[str, ...]:
     if lines and lines[-1] == "":
         lines.pop()
     return tuple(line.removesuffix("\r") for line in lines)
+
+
+def code_lines(text: str, lines: tuple[str, ...], path: str) -> tuple[str, ...]:
+    """Each line without its comment, and "" for the lines of a docstring (any string standing
+    alone as a statement) and blank ones: two lines whose code is equal differ in prose only."""
+    try:
+        tree = ast.parse(text, filename=path)
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (SyntaxError, tokenize.TokenError) as e:
+        raise MirrorError(f"{path}: not valid Python ({e})") from None
+    code = list(lines)
+    for tok in tokens:
+        if tok.type == tokenize.COMMENT and tok.start[0] <= len(code):
+            row, col = tok.start[0] - 1, tok.start[1]
+            code[row] = code[row][:col]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            if isinstance(node.value.value, str):
+                for row in range(node.lineno - 1, node.end_lineno or node.lineno):
+                    code[row] = ""
+    return tuple(line.rstrip() for line in code)
 
 
 def blob_id(data: bytes) -> str:
@@ -216,8 +232,16 @@ def align(a: Source, b: Source) -> list[Heading | Row]:
     rows: list[Heading | Row] = []
     for pair in pairs:
         rows.append(pair)
-        rows += block_rows(a.lines, b.lines, pair)
+        rows += [_prose(row, a.code, b.code) for row in block_rows(a.lines, b.lines, pair)]
     return rows
+
+
+def _prose(row: Row, left: tuple[str, ...], right: tuple[str, ...]) -> Row:
+    """The row, marked prose where its two lines differ but their code does not."""
+    if not row.differs:
+        return row
+    code = ("" if i is None else side[i] for i, side in ((row.left, left), (row.right, right)))
+    return Row(row.left, row.right, True, prose=next(code) == next(code))
 
 
 # ------------------------------------------------------------------------ highlighting
@@ -349,7 +373,7 @@ label.toggle::before{content:"\\2610  "}
 #only:checked~header label.toggle{background:#1f2328;color:#fff}
 #only:checked~header label.toggle::before{content:"\\2611  "}
 #only:focus-visible~header label.toggle{outline:2px solid #0969da}
-#only:checked~main tr.same,#only:checked~main tr.h.eq{display:none}
+#only:checked~main tr.same,#only:checked~main tr.prose,#only:checked~main tr.h.eq{display:none}
 #only:checked~main tr.h.eq:target{display:table-row}
 tr.fold{display:none}
 #only:checked~main tr.fold{display:table-row}
@@ -373,6 +397,7 @@ text-indent:calc(var(--i)*-1ch - 2ch)}
 td.num.r,tr.h td.r{border-left:1px solid var(--line)}
 td.x{background:color-mix(in srgb,var(--c) 9%,#fff)}
 td.num.x,td.mk.x{background:color-mix(in srgb,var(--c) 18%,#fff);color:#1f2328}
+td.p{background:#f6f8fa}td.num.p,td.mk.p{background:#eaeef2}
 td.pad{background:repeating-linear-gradient(-45deg,#fff 0 4px,#f3f4f6 4px 8px)}
 tr.h td{height:auto;padding:10px 8px 2px;border-bottom:1px solid var(--line);
 font:13px/1.4 system-ui,sans-serif;color:#59636e;scroll-margin-top:2.2em}
@@ -437,9 +462,13 @@ class Page:
         return page_filename(self.stem)
 
     def differing(self) -> tuple[int, int]:
-        """How many lines of each side are marked as differing."""
-        rows = [r for r in self.rows if isinstance(r, Row) and r.differs]
-        return sum(r.left is not None for r in rows), sum(r.right is not None for r in rows)
+        """How many lines of code of each side differ from their twin (framework lines); prose
+        (comments, docstrings) and blank lines are not counted."""
+        rows = [r for r in self.rows if isinstance(r, Row) and r.kind == "diff"]
+        return (
+            sum(r.left is not None and self.a.code[r.left] != "" for r in rows),
+            sum(r.right is not None and self.b.code[r.right] != "" for r in rows),
+        )
 
 
 def heading_ids(rows: tuple[Heading | Row, ...]) -> dict[int, str]:
@@ -470,16 +499,17 @@ def heading_html(row: Heading, anchor: str, labels: tuple[str, str], plain: bool
     return f'<tr class="h{" eq" if plain else ""}" id="{anchor}">{cells}</tr>'
 
 
-def _line_cells(index: int | None, lines: tuple[str, str], side: str, differs: bool) -> str:
-    """A side's three cells: line number, mark, code; `lines` is the line as text and as HTML."""
+def _line_cells(index: int | None, lines: tuple[str, str], side: str, kind: str) -> str:
+    """A side's three cells: line number, mark, code; `lines` is the line as text and as HTML.
+    Framework lines are tinted (x) and marked; prose is shaded (p), unmarked."""
     code_line, html_line = lines
     if index is None:
         return (
             f'<td class="num {side}"></td><td class="mk {side}"></td>'
             f'<td class="code {side} pad"></td>'
         )
-    x = " x" if differs else ""
-    mark = ("&lt;" if side == "l" else "&gt;") if differs else ""
+    x = {"diff": " x", "prose": " p"}.get(kind, "")
+    mark = ("&lt;" if side == "l" else "&gt;") if kind == "diff" else ""
     return (
         f'<td class="num {side}{x}">{index + 1}</td><td class="mk {side}{x}">{mark}</td>'
         f'<td class="code {side}{x}"{_indent(code_line)}>{html_line}</td>'
@@ -493,9 +523,10 @@ def _indent(line: str) -> str:
 
 
 def row_html(row: Row, page: Page, code: tuple[list[Runs], list[Runs]]) -> str:
-    """A row of two lines; a changed pair has its differing words picked out (class ch)."""
+    """A row of two lines; a changed pair of code lines has its differing words picked out (class
+    ch); prose is shaded only."""
     changed: tuple[list, list] = ([], [])
-    if row.differs and row.left is not None and row.right is not None:
+    if row.kind == "diff" and row.left is not None and row.right is not None:
         changed = changed_words(page.a.lines[row.left], page.b.lines[row.right])
     left, right = (
         None if index is None else line_html(runs[index], ranges)
@@ -505,13 +536,14 @@ def row_html(row: Row, page: Page, code: tuple[list[Runs], list[Runs]]) -> str:
         "" if index is None else src.lines[index]
         for index, src in ((row.left, page.a), (row.right, page.b))
     )
-    cells = _line_cells(row.left, (next(texts), left or ""), "l", row.differs)
-    cells += _line_cells(row.right, (next(texts), right or ""), "r", row.differs)
-    return f'<tr class="{"diff" if row.differs else "same"}">{cells}</tr>'
+    cells = _line_cells(row.left, (next(texts), left or ""), "l", row.kind)
+    cells += _line_cells(row.right, (next(texts), right or ""), "r", row.kind)
+    return f'<tr class="{row.kind}">{cells}</tr>'
 
 
 def table_html(page: Page, code: tuple[list[Runs], list[Runs]]) -> str:
-    """The <table>: headings, line rows, and a fold row before each run of identical rows."""
+    """The <table>: headings, line rows, and a fold row before each run of rows that the switch
+    hides (identical lines, and prose)."""
     a, b = page.a, page.b
     out = [
         '<table class="sbs"><colgroup><col class="num"><col class="mk"><col class="code">'
@@ -524,10 +556,11 @@ def table_html(page: Page, code: tuple[list[Runs], list[Runs]]) -> str:
     differing = {
         start
         for start, stop in zip(heads, heads[1:] + [len(page.rows)])
-        if any(row.differs for row in page.rows[start + 1 : stop])  # type: ignore[union-attr]
+        if any(row.kind == "diff" for row in page.rows[start + 1 : stop])  # type: ignore[union-attr]
     }
     for k, group in itertools.groupby(
-        enumerate(page.rows), key=lambda kr: "h" if isinstance(kr[1], Heading) else kr[1].differs
+        enumerate(page.rows),
+        key=lambda kr: "h" if isinstance(kr[1], Heading) else kr[1].kind == "diff",
     ):
         group = list(group)
         if group[0][0] in ids:
@@ -537,10 +570,18 @@ def table_html(page: Page, code: tuple[list[Runs], list[Runs]]) -> str:
             ]
             continue
         if not k:
-            fold = f"{len(group)} identical line{'s' if len(group) > 1 else ''}"
+            fold = _fold([row for _, row in group])
             out.append(f'<tr class="fold"><td colspan="6" title="{fold}">{fold}</td></tr>')
         out += [row_html(row, page, code) for _, row in group]
     return "\n".join(out + ["</tbody></table>"])
+
+
+def _fold(rows: list[Row]) -> str:
+    """What a fold row stands for: "3 identical lines", "2 identical lines, 1 of prose"."""
+    same, prose = sum(not r.differs for r in rows), sum(r.prose for r in rows)
+    parts = [f"{same} identical line{'s' if same != 1 else ''}"] if same else []
+    parts += [f"{prose} line{'s' if prose != 1 else ''} of prose"] if prose else []
+    return ", ".join(parts)
 
 
 def _document(title: str, body: str) -> str:
@@ -591,8 +632,9 @@ def render_page(page: Page, pages: list[Page]) -> str:
         f"<header>\n{_nav(pages, page.filename)}\n"
         f"<h1>{name}: {page.a.label} | {page.b.label}</h1>\n"
         f'<p class="files">{_side(page.a, "l")} &nbsp;|&nbsp; {_side(page.b, "r")}</p>\n'
-        f"<p>Framework lines, those difflib does not pair with an identical twin, are tinted and "
-        f"marked <b>&lt;</b> / <b>&gt;</b>: {da} on the left, {db} on the right. "
+        f"<p>Framework lines, code that difflib does not pair with an identical twin, are tinted "
+        f"and marked <b>&lt;</b> / <b>&gt;</b>: {da} on the left, {db} on the right. Lines that "
+        "differ only in comments or docstrings are prose: shaded grey, not counted. "
         f'<label for="only" class="toggle">framework lines only</label> '
         f"(or open <code>{page.filename}?framework</code>)</p>\n{_toc(page)}\n</header>"
     )
@@ -626,13 +668,16 @@ def render_index(pages: list[Page]) -> str:
         "<header>\n<h1>The twins side by side</h1>\n"
         f"<p>Each page sets a file of <code>{left}/</code> ({a}, on the left) beside its twin in "
         f"<code>{right}/</code> ({b}, on the right). Each top-level definition starts on the same "
-        "row as its twin; within it, the lines difflib pairs share a row and are plain, and the "
-        "others, the framework lines, are tinted and marked <b>&lt;</b> / <b>&gt;</b>. The switch "
-        "<i>framework lines only</i> hides the identical ones. Line numbers are the files' own.</p>"
+        "row as its twin; within it, the lines difflib pairs share a row and are plain; lines of "
+        "code that differ, the framework lines, are tinted and marked <b>&lt;</b> / <b>&gt;</b>; "
+        "lines that differ only in comments or docstrings (prose) are shaded grey and not "
+        "counted. The switch <i>framework lines only</i> hides the identical lines and the prose. "
+        "Line numbers are the files' own.</p>"
         f"<p>Built from the source by <code>{PROG}</code> (see docs/side-by-side.md); a test "
         'fails when a page is stale.</p>\n</header>\n<main class="index">\n'
         '<table class="index"><thead><tr><th>file</th><th>what it is (from its docstring)</th>'
-        f"<th>definitions</th><th>lines ({a} / {b})</th><th>framework lines</th></tr></thead>"
+        f"<th>definitions</th><th>lines ({a} / {b})</th><th>framework lines (code that "
+        "differs)</th></tr></thead>"
         "<tbody>\n" + "\n".join(rows) + "\n</tbody></table></main>"
     )
     return _document("The twins side by side", body)
@@ -655,7 +700,8 @@ def read_source(root: pathlib.Path, folder: str, stem: str, label: str) -> Sourc
     """One twin file, read as bytes so that its lines and blob id are exactly the committed ones."""
     data = (root / folder / f"{stem}.py").read_bytes()
     text = data.decode("utf-8")
-    return Source(f"{folder}/{stem}.py", label, text, source_lines(text), blob_id(data))
+    path, lines = f"{folder}/{stem}.py", source_lines(text)
+    return Source(path, label, text, lines, blob_id(data), code_lines(text, lines, path))
 
 
 def load_page(root: pathlib.Path, stem: str) -> Page:

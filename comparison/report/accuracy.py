@@ -10,7 +10,7 @@ from statistics import median
 
 import numpy as np
 
-from shared.report.common import (
+from comparison.report.common import (
     BACKENDS,
     Page,
     acc_at,
@@ -25,7 +25,7 @@ from shared.report.common import (
     save,
     table,
 )
-from shared.results import config_of
+from comparison.results import config_of
 
 
 def section(page: Page) -> list[str]:
@@ -90,7 +90,9 @@ def _best(page: Page) -> list[str]:
     if len(page.pairs) < 2:
         return md
     for b in page.backends:
-        top = sorted((r for r in page.oks if r["backend"] == b), key=final_acc, reverse=True)[:10]
+        mine = (r for r in page.oks if r["backend"] == b)
+        # ties by config, so that the ranking does not depend on the order of the records
+        top = sorted(mine, key=lambda r: (-final_acc(r), config_of(r).key()))[:10]
         if top:
             md += [
                 f"Best configurations, {b}:",

@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from shared.report.common import Page, final_acc, ok, points, table
+from comparison.report.common import Page, final_acc, ok, points, table
 
 # (field, reference, variant)
 VARIANTS = (

@@ -1,13 +1,8 @@
-"""One results format: JSONL, one JSON object per finished run per backend.
+"""The results file: results.jsonl, one whole JSON line per finished run (shared/record.py builds
+it), appended, read back and locked against a second writer.
 
-`make_record` builds the object both backends return, so the keys never drift
-apart. `ResultsFile` appends whole lines: each line is written with a single
-`os.write` on an `O_APPEND` descriptor and fsync'd, so a kill leaves either the
-whole line or none of it; a line cut short by a power loss is skipped (and
-reported) on read. An exclusive `flock` on `results.jsonl.lock` keeps a second
-process off the same file: it is refused with a clear message. The lock file is
-deleted when the run ends (a kill -9 leaves it, harmless: a lock dies with its
-process, and the next run takes it over).
+Why: a grid of hours must survive a kill or a full disk with every finished run intact and
+resumable; how a line is written whole is in `ResultsFile.append` (docs/results-format.md).
 """
 
 from __future__ import annotations
@@ -16,93 +11,11 @@ import contextlib
 import errno
 import fcntl
 import json
-import math
 import os
 import pathlib
-import platform
 import sys
-from typing import Any
-
-import numpy as np
 
 from shared.config import Config
-from shared.data import Dataset
-
-STATUSES = ("ok", "diverged", "error")
-
-
-def make_record(
-    *,
-    backend: str,
-    cfg: Config,
-    data: Dataset | None,
-    status: str,
-    epochs: list[dict],
-    loss_curve: list[float],
-    timing: dict,
-    wall_s: float,
-    device: str,
-    versions: dict[str, str],
-    error: str | None = None,
-    engine: str = "loop",
-    group: dict | None = None,
-    compiled: dict | None = None,
-) -> dict[str, Any]:
-    """The one result object. `epochs`: [{epoch, train_loss, test_loss, test_accuracy}, ...].
-
-    `engine`: "loop" (impls/*/train.py, one run at a time) or "sweep" (impls/*/sweep.py, a group of
-    members at once); `group`: for the sweep, {key, members, index, group_step_time_us}, else None;
-    `compiled`: torch.compile's counts, {mode, graphs, graph_breaks, recompiles}, else None.
-    """
-    assert status in STATUSES, status
-    curve, every = downsample(loss_curve, digits=17 if cfg.dtype == "float64" else 7)
-    return {
-        "backend": backend,
-        "engine": engine,
-        "group": group,
-        "config": cfg.to_dict(),
-        "status": status,
-        "error": error,
-        "epochs": epochs,
-        "loss_curve": curve,
-        "loss_curve_every": every,
-        "steps": len(loss_curve),
-        "step_time_us": timing.get("step_time_us"),
-        "samples_per_s": timing.get("samples_per_s"),
-        # {p10, p50, p90, windows} µs/step, or None
-        "step_time_spread": timing.get("step_time_spread"),
-        "warmup_s": timing.get("warmup_s"),  # compile and warm-up, timed apart from steady state
-        "train_s": timing.get("train_s"),
-        "compiled": compiled,
-        "wall_s": wall_s,
-        "device": device,
-        "versions": {"python": platform.python_version(), "numpy": np.__version__, **versions},
-        "dataset": {"name": data.name, "md5": data.md5}
-        if data is not None
-        else {"name": cfg.dataset},
-    }
-
-
-def epoch_entry(epoch: int, losses: np.ndarray, test_loss: float, test_accuracy: float) -> dict:
-    """One item of a record's "epochs", for 0-based `epoch`: its number from 1, the mean of its step
-    `losses` (summed in float64), the test loss and the test accuracy (a fraction)."""
-    return {
-        "epoch": epoch + 1,
-        "train_loss": float(losses.mean(dtype=np.float64)),
-        "test_loss": float(test_loss),
-        "test_accuracy": float(test_accuracy),
-    }
-
-
-def accuracy(correct, total: int, dtype: str):
-    """`correct` / `total` in the run's dtype (Config.dtype), as one IEEE division.
-
-    So a float64 run records k / 10000 exactly (8994 correct: 0.8994) and a float32 run the float32
-    nearest to it (0.899399995803833). A mean on the device would not do: XLA turns the division by
-    a constant N into a multiplication by 1/N, off by one unit in the last place for some k.
-    `correct` is a count or a numpy array of counts; the result is alike.
-    """
-    return np.asarray(correct, dtype) / np.asarray(total, dtype)
 
 
 def config_of(record: dict) -> Config:
@@ -134,16 +47,6 @@ def warmup_s(record: dict) -> float | None:
     return record["warmup_s"] if "warmup_s" in record else record.get("compile_s")
 
 
-def downsample(
-    curve: list[float], max_points: int = 1000, digits: int = 7
-) -> tuple[list[float | None], int]:
-    """Every k-th loss, k the smallest stride that keeps at most `max_points` (a 432-run grid stays
-    a few MB); `digits` significant digits: 7 is all a float32 holds, a float64 run keeps all 17
-    (its parity with the other framework is checked to 1e-9); non-finite losses become None."""
-    every = max(1, math.ceil(len(curve) / max_points))
-    return [float(f"{x:.{digits}g}") if math.isfinite(x) else None for x in curve[::every]], every
-
-
 class ResultsLocked(RuntimeError):
     pass
 
@@ -151,6 +54,14 @@ class ResultsLocked(RuntimeError):
 class ResultsCorrupt(RuntimeError):
     """A line before the last one is not a result record: a person edited the file, or another
     program wrote into it. Refused rather than skipped, so that no finished run is silently lost."""
+
+
+class WriteFailed(Exception):
+    """results.jsonl could not take a record (a full disk): the grid stops, the file stays whole."""
+
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
 
 
 class ResultsFile:
@@ -236,14 +147,16 @@ class ResultsFile:
                 print(f"[results] dropped a torn last line of {self.path}", file=sys.stderr)
 
     def append(self, record: dict) -> None:
-        """Write `record` as one whole line, or raise OSError leaving the file as it was: a full
+        """Write `record` as one whole line, or raise WriteFailed leaving the file as it was: a full
         disk can take part of a write, and that part is cut off again."""
         line = (json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            size = os.fstat(
-                fd
-            ).st_size  # where this line starts (we hold the lock: nobody else appends)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise WriteFailed(e) from e
+        try:
+            # where this line starts (we hold the lock: nobody else appends)
+            size = os.fstat(fd).st_size
             try:
                 written = os.write(fd, line)  # one write of the whole line
                 if written != len(line):
@@ -252,13 +165,34 @@ class ResultsFile:
                         f"{os.strerror(errno.ENOSPC)} ({written} of {len(line)} bytes written)",
                     )
                 os.fsync(fd)
-            except OSError:
+            except OSError as e:
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, size)
-                raise
+                raise WriteFailed(e) from e
         finally:
             os.close(fd)
         self.records.append(record)
+
+    def left_to_run(self, runs: list[Config], backends: list[str]) -> list[tuple[Config, str]]:
+        """The (config, backend) pairs not yet finished, in the order they run: config by config,
+        backends interleaved. A rerun with the same --out resumes here. A run whose last record
+        is an `error` (a CUDA error, a worker killed) is not finished: it runs again."""
+        last = {run_key(r): r["status"] for r in latest(self.records)}
+        wanted = [(cfg, b, last.get((b, cfg.key()))) for cfg in runs for b in backends]
+        todo = [(cfg, b) for cfg, b, status in wanted if status in (None, "error")]
+        skipped = len(wanted) - len(todo)
+        if skipped:
+            print(
+                f"[compare] {skipped} finished runs found in {self.path}; skipping them",
+                file=sys.stderr,
+            )
+        retried = sum(status == "error" for *_, status in wanted)
+        if retried:
+            print(
+                f"[compare] {retried} runs recorded as errors in {self.path}; training them again",
+                file=sys.stderr,
+            )
+        return todo
 
     def close(self) -> None:
         if self._lock_fd is not None:

@@ -13,7 +13,7 @@ from statistics import median
 
 import numpy as np
 
-from shared.report.common import (
+from comparison.report.common import (
     BACKENDS,
     PATHS,
     Page,
@@ -26,7 +26,7 @@ from shared.report.common import (
     save,
     table,
 )
-from shared.results import config_of, warmup_s
+from comparison.results import config_of, warmup_s
 
 NOISY = 1.5  # p90 / p10 of a run's windowed step times above this: the machine did not hold still
 

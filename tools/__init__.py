@@ -1,0 +1,1 @@
+"""Developer tools that read the source: the side-by-side page generator."""
