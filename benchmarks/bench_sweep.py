@@ -99,7 +99,7 @@ def torch_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
     step_fn = sweep.train_step
     if cfg.compile:  # as sweep._train_part does: compiled ahead, on copies of the state
         state = sweep.State(params, opt_state, alive)
-        step_fn = sweep._compiled_step(state, members, images[order[0]], labels[order[0]])
+        step_fn = sweep.compile_step(step_fn, state, members, images, labels, order[0])
 
     def run():
         state = sweep.State(params, opt_state, alive)
@@ -131,7 +131,8 @@ def jax_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
         ),
         dev,
     )
-    epoch = sweep.compile_epoch(state["now"], members, images, labels, order)
+    # as sweep._train_part does: the whole epoch compiled ahead of time
+    epoch = sweep.train_epoch.lower(state["now"], members, images, labels, order).compile()
 
     def run():
         state["now"], losses = epoch(state["now"], members, images, labels, order)
@@ -209,7 +210,7 @@ def _bench(cfgs, loop_cfg, data, device, steps, rounds) -> dict:
         out[name] = {"loop": [], "sweep": [], "gemm": [], "first_s": (first_loop, first_sweep)}
         out[name].update(device=where, peak=peak())
         runs[name] = (run_loop, sync_loop, run_sweep, sync_sweep, gemm)
-    # A CompiledStep resets dynamo (impls/torch_mlp/runtime.py): the compiled loop's step compiles
+    # A CompiledStep resets dynamo (impls/torch_mlp/compiled.py): the compiled loop's step compiles
     # again here, before the timed rounds.
     run_loop, sync_loop = runs["torch compiled"][:2]
     sync_loop(run_loop(1))

@@ -83,7 +83,7 @@ class GroupRecords:
         compiled: dict | None = None,
     ) -> list[dict]:
         """One make_record per member, engine "sweep"; times are the group's divided by M.
-        `compiled`: the group's torch.compile counts (runtime.compile_stats), else None."""
+        `compiled`: the group's torch.compile counts (runtime.record_fields), else None."""
         count, group = len(self.cfgs), clock.summary(self.cfgs[0].batch_size)
         share = _member_share(group, count, self.cfgs[0].batch_size)
         return [

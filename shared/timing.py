@@ -7,6 +7,7 @@ asynchronous dispatch being measured (docs/timing.md)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -47,6 +48,21 @@ class StepClock:
             now = time.perf_counter()
             self.windows_us.append(1e6 * (now - self._window_t0) / WINDOW)
             self._window_t0 = now
+
+    @contextlib.contextmanager
+    def epoch(self, step: Callable):
+        """Times one epoch of the loop: yields `step` followed by after_step at every call; at the
+        end, synced on its last output, end_epoch."""
+        last = []
+
+        def timed_step(*args):
+            last[:] = [step(*args)]
+            self.after_step(last[0])
+            return last[0]
+
+        self.start_epoch()
+        yield timed_step
+        self.end_epoch(last[0] if last else None)
 
     def record_warmup(self, seconds: float) -> None:
         """For engines that compile a whole epoch ahead of time (impls/*/sweep.py): that time is the

@@ -91,3 +91,15 @@ def test_an_engine_that_runs_whole_epochs_gets_a_window_per_epoch():
         "windows": 4,
     }
     assert spread_share(None, 4) is None
+
+
+def test_the_loops_epoch_times_each_step_and_syncs_on_the_last_output():
+    synced = []
+    clock = StepClock(sync=synced.append)
+    with clock.epoch(lambda i: i * 10) as step:
+        outputs = [step(i) for i in range(1 + WINDOW)]  # the warm-up step, then one window
+    assert outputs == [10 * i for i in range(1 + WINDOW)]
+    # First step, the window, the epoch's end on the last output
+    assert synced == [0, 10 * WINDOW, 10 * WINDOW]
+    assert clock.steady_steps == WINDOW and len(clock.windows_us) == 1
+    assert clock.summary(batch_size=100)["warmup_s"] is not None

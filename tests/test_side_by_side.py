@@ -16,7 +16,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from html.parser import HTMLParser
 
 import pytest
@@ -106,12 +105,9 @@ def test_pages_are_current():
         )
 
 
-def test_build_is_deterministic_and_fast():
-    start = time.perf_counter()
+def test_build_is_deterministic():
     first = sbs.build(ROOT)
-    elapsed = time.perf_counter() - start
     assert sbs.build(ROOT) == first
-    assert elapsed < 5, f"building the pages took {elapsed:.1f} s"
     assert {"index.html", "train.html", "model.html", "sweep.html"} <= set(first)
 
 

@@ -1,10 +1,6 @@
 """python -m impls.flax_mlp [--config NAME|FILE.toml] [--set KEY=VALUE ...] [--data-dir DIR]
-    [--device auto|cpu|gpu]
-
-Trains every run of the config grid with JAX + Flax NNX (train.py), printing the tutorial's lines,
-then its closing line (`Accuracy of the network on the 10000 test images: 97.9 %`), the
-wall time and the time per step. Bad flags, missing data or a missing GPU: one line on stderr and
-exit 2. The twin: python -m impls.torch_mlp.
+[--device auto|cpu|gpu]: train.py over every run of the config, printing the tutorial's lines.
+The twin: python -m impls.torch_mlp.
 """
 
 import sys

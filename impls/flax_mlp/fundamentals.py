@@ -2,13 +2,7 @@
 
     python -m impls.flax_mlp.fundamentals [--gate or|and] [--seed N]
 
-1. one sigmoid neuron on a logic table, from raw parameters, trained with Adam
-2. the same neuron as a module, and the weight layout the module stores
-3. derivatives by autograd
-4. gradient descent to a minimum
-
-Both files print the same lines; `diff` them to see only what differs between the frameworks.
-See docs/walkthrough.md.
+Both files print the same lines (docs/walkthrough.md); `diff` them to see the frameworks differ.
 """
 
 from __future__ import annotations
@@ -85,8 +79,7 @@ def train_module(
     # Replace nnx.Linear's own random init with the shared numbers.
     model.linear.kernel[...] = jnp.asarray(w1)  # stored (in, out), so w1 as it is
     model.linear.bias[...] = jnp.asarray(b1)
-    # The optimizer holds the Adam state; wrt=nnx.Param says which of the model's variables it
-    # trains.
+    # The optimizer holds the Adam state; wrt=nnx.Param: which of the model's variables it trains.
     optimizer = nnx.Optimizer(model, optax.adam(lr), wrt=nnx.Param)
 
     @nnx.jit  # not jax.jit: nnx.jit carries the model's and the optimizer's state in and back out
@@ -128,12 +121,8 @@ def derivatives() -> tuple[float, float]:
 
 
 def descend(x0: float = 1.0, lr: float = 0.15, steps: int = 20) -> list[float]:
-    """SGD on (2x + 10)^2 from x0. Returns the iterates x_0 .. x_steps.
-
-    d/dx = 8(x + 5), so x_{k+1} + 5 = (1 - 8 lr)(x_k + 5) = -0.2 (x_k + 5) at lr 0.15: the error
-    flips sign every step (the iterates hop from one side of -5 to the other) and shrinks 5x.
-    From x0 = 1 the error is 6 * 0.2^k, under float32's spacing near 5 (4.8e-7) by k = 10;
-    20 steps leave it at exactly -5 in float32."""
+    """SGD on (2x + 10)^2 from x0: the iterates x_0 .. x_steps. At lr 0.15 the error x + 5 is
+    multiplied by -0.2 each step (docs/walkthrough.md): 20 steps reach exactly -5 in float32."""
     x = jnp.float32(x0)
     tx = optax.sgd(lr)
     opt_state = tx.init(x)
@@ -150,8 +139,7 @@ def descend(x0: float = 1.0, lr: float = 0.15, steps: int = 20) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    # The flags and the printing have no framework line: shared/walkthrough.py runs this file's
-    # sections.
+    # No framework line in the flags and the printing: shared/walkthrough.py runs the sections.
     walkthrough.main(sys.modules[__name__], argv)
 
 

@@ -1,16 +1,7 @@
 """The MLP in Flax NNX: an `nnx.Module` of `nnx.Linear` layers, the tutorial's feed-forward net.
 
-Step 2 of the reading order (this package's __init__.py); the twin is impls/torch_mlp/model.py.
-Initial weights (`cfg.init`):
-  shared: `shared.init.shared_init`, the same numbers the PyTorch twin starts from (parity tests,
-          comparisons).
-  native: Flax's own `nnx.Linear` default, a lecun_normal kernel (a normal truncated at +-2
-          standard deviations, rescaled so that the kernel's std is exactly 1/sqrt(fan_in)) and a
-          zero bias. PyTorch's default differs (U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and
-          bias), so native runs start apart.
-
-Flax keeps `kernel` as (in, out) and computes x @ kernel + bias: already the layout of
-shared/init.py.
+The twin is impls/torch_mlp/model.py. Flax keeps `kernel` as (in, out), already the layout of
+shared/init.py, so that both twins can start from the same numbers (get/set_weights).
 """
 
 from __future__ import annotations
@@ -24,8 +15,7 @@ from flax import nnx
 from shared.config import Config
 from shared.init import Weights, shared_init
 
-# LeakyReLU's negative slope: the default of torch's and of JAX's leaky_relu alike.
-LEAKY_SLOPE = 0.01
+LEAKY_SLOPE = 0.01  # LeakyReLU's negative slope: torch's and JAX's default alike
 
 
 class MLP(nnx.Module):
@@ -58,20 +48,16 @@ class MLP(nnx.Module):
             x = self.activation(layer(x))  # (B, hidden)
         x = self.layers[-1](x)  # (B, 10) logits
         if self.output == "softmax":
-            # The lab report's net ended in a softmax and still trained with cross-entropy, which
-            # applies a softmax of its own: a double softmax. Kept on purpose, to reproduce the lab
-            # report. Its effect: the loss sees inputs confined to [0, 1], so it can never drop
-            # below -log(e / (e + 9)) ~= 1.461, and the extra softmax Jacobian shrinks every
-            # gradient: learning is much slower than with logits.
+            # The lab report's double softmax (cross-entropy applies one more), kept to reproduce
+            # it: the loss cannot drop below -log(e / (e + 9)) ~= 1.461 and learns slowly.
             x = nnx.softmax(x, axis=1)  # (B, 10) probabilities
         return x
 
 
 def build_model(cfg: Config) -> MLP:
-    """The MLP of `cfg`, on the default device, initialised as `cfg.init` says (module docstring).
-
-    A float64 model needs JAX's x64 mode on while it is built and used (runtime.dtype_scope).
-    """
+    """The MLP of `cfg`, on the default device. cfg.init "shared": shared.init's weights, the same
+    in both twins; "native": nnx.Linear's own, a lecun_normal kernel and zero bias, unlike torch's.
+    A float64 model needs JAX's x64 mode on while it is built and used (runtime.dtype_scope)."""
     rngs = nnx.Rngs(cfg.seed)  # the native init draws from an explicit key, as JAX always does
     dtype = jnp.dtype(cfg.dtype)  # float32 | float64
     model = MLP(cfg.layer_sizes, cfg.activation, cfg.output, dtype=dtype, rngs=rngs)

@@ -1,7 +1,6 @@
-"""Process plumbing for the JAX twin: devices, precision, dtypes, syncs and versions.
+"""JAX's process plumbing around the loop: devices, precision, syncs, x64 mode, versions.
 
-Not part of the lesson (that is train.py): what a run needs from its process around the training
-loop. Mirrored function for function by impls/torch_mlp/runtime.py.
+The twin is impls/torch_mlp/runtime.py. Kept out of train.py so that the lesson shows only the loop.
 """
 
 from __future__ import annotations
@@ -17,21 +16,14 @@ import optax
 
 def matmul_precision(tf32: bool):
     """float32 matmuls as IEEE float32, or TF32 on GPUs that have it when `tf32`. CPUs ignore it.
-
-    A context manager. The precision is part of jit's cache key, so functions first called inside
-    it are traced and compiled under it (and retraced if called again under another precision).
-    """
+    A context manager; the precision is part of jit's cache key (another precision retraces)."""
     precision = "tensorfloat32" if tf32 else "highest"  # "highest": no TF32
     return jax.default_matmul_precision(precision)
 
 
 def dtype_scope(dtype: str) -> contextlib.AbstractContextManager:
-    """What a run in `dtype` (Config.dtype) needs switched on process-wide: in JAX, its x64 mode.
-
-    Without it float64 arrays are silently made float32. It is on for a float64 run only and put
-    back after, so float32 runs in the same process stay float32 (jit keys its cache on it: each
-    mode compiles its own code).
-    """
+    """What a run in `dtype` needs switched on process-wide: in JAX its x64 mode, put back after
+    (without it, float64 arrays are silently made float32)."""
     # Older jax has it in jax.experimental only.
     enable_x64 = jax.enable_x64 if hasattr(jax, "enable_x64") else jax.experimental.enable_x64
     return enable_x64(dtype == "float64")
@@ -68,28 +60,13 @@ def _gpus() -> list[jax.Device]:
         return []
 
 
-class CompiledStep:
-    """`step` as it is: in JAX the step is already one XLA program (jax.jit / nnx.jit), compiled on
-    its first call, on every device. The twin of torch's torch.compile wrapper, which it needs."""
-
-    def __init__(self, step: Callable, dev: jax.Device, warm: int = 1):
-        self.fn = step
-
-    def __call__(self, *args):
-        return self.fn(*args)
-
-    def stats(self) -> dict | None:
-        """None: jit compiles each step function once per shape; there is nothing to count."""
-        return None
-
-
-def compile_stats(step: Callable) -> dict | None:
-    """What a CompiledStep compiled (CompiledStep.stats), or None for an eager step."""
-    return step.stats() if isinstance(step, CompiledStep) else None
+def record_fields(dev: jax.Device, step: Callable) -> dict:
+    """The record's device, versions and compiled (None: jit's compiles are not torch.compile's)."""
+    return {"device": describe_device(dev), "versions": versions(), "compiled": None}
 
 
 def versions() -> dict[str, str]:
-    """This framework's package versions, for the record (shared.results adds python and numpy)."""
+    """This framework's package versions, for the record (which adds python and numpy)."""
     found = {"jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__}
     # jaxlib's version is the wheel's.
     with contextlib.suppress(importlib.metadata.PackageNotFoundError):

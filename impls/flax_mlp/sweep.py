@@ -1,29 +1,9 @@
 """The sweep engine in JAX + Optax: a group of configs trained together, as one wider network.
 
-Step 5 of the reading order (this package's __init__.py), the advanced part. Mirrored function for
-function by impls/torch_mlp/sweep.py. Read it next to train.py: the same loop, over M members at
-once. A group (shared/groups.py) is the configs of a grid that share batches and initial weights;
-each of them is a member, trained exactly as train.py would train it alone. Members differ in
-learning rate, activation and output, so every weight gets a member axis and those three become
-per-member numbers:
-
-  learning rate -> Adam's step size per member (Adam is elementwise: M stacked Adams with their
-                   own step sizes are M independent Adams, same formula, same rounding);
-  activation    -> a negative slope per member: 0 is ReLU, 0.01 LeakyReLU (jnp.where, one slope
-                   per member);
-  output        -> a softmax flag per member (the lab report's double softmax).
-
-Why this formulation (measured by benchmarks/bench_sweep.py, see benchmarks/README.md): on the CPU
-the members' first layers sit side by side in one (784, M*H) matrix, so the biggest matmul of every
-step is one wide GEMM (matrix product) on the shared batch, which XLA runs near the BLAS peak;
-jax.vmap over members measured slower here (XLA:CPU's batched matmul), so deeper layers are einsums
-over the member axis. Adam is optax.scale_by_adam followed by each member's -lr, which is exactly
-what optax.adam does (inject_hyperparams would also work, but is reported to drift). A whole epoch
-is one lax.scan under jit with the weights and Adam state donated: one Python call per epoch.
-
-A member whose loss turns NaN/inf stops where the loop would stop it (at a log step, or at the end
-of the epoch) and is then frozen: its weights and Adam state are zeroed and its step size is 0, so
-it computes finite nonsense nobody reads, and the others go on untouched (members never mix).
+The twin is impls/torch_mlp/sweep.py; docs/sweep-engine.md says how and why. Each member of a group
+(shared/groups.py) trains exactly as train.py would train it alone: the weights get a member axis,
+and learning rate, activation and output become per-member numbers. A whole epoch is one lax.scan
+under jit, with the weights and Adam's state donated: one Python call per epoch.
 """
 
 from __future__ import annotations
@@ -49,15 +29,12 @@ from shared.sweep_records import GroupRecords
 from shared.timing import StepClock
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # train.py's Adam: optax.adam(b1=0.9, b2=0.999, eps=1e-8)
+_ADAM = optax.scale_by_adam(b1=BETA1, b2=BETA2, eps=EPS)  # optax.adam, less its scale by -lr
 
 
 def init_params(cfg: Config, members: int, dev: jax.Device) -> list[tuple[jax.Array, jax.Array]]:
-    """The loop's initial weights, one copy per member: [(W, b), ...] with a member axis.
-
-    First layer: W (784, M, n) (reshaped to (784, M*n) for the wide GEMM, a free view), b (M, n).
-    Other layers: W (M, in, out), b (M, out).
-    """
-    # Shared or native, float32 or float64: train.py's very start.
+    """The loop's initial weights, one copy per member: [(W, b), ...], first W (784, M, n) (a free
+    view as (784, M*n) for the wide GEMM), b (M, n); then W (M, in, out), b (M, out)."""
     weights = get_weights(build_model(cfg))
     params = []
     for i, (w, b) in enumerate(weights):
@@ -69,9 +46,9 @@ def init_params(cfg: Config, members: int, dev: jax.Device) -> list[tuple[jax.Ar
 
 
 def member_constants(cfgs: list[Config], dev: jax.Device) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """(-lr (M,), negative slope (M,), softmax flag (M,) bool): what differs between members."""
+    """(-lr (M,), optax.adam's last transformation being a scale by -lr, negative slope (M,),
+    softmax flag (M,) bool): what differs between members."""
     dtype = np.float64 if cfgs[0].dtype == "float64" else np.float32
-    # -lr: optax.adam's last transformation is a scale by -lr.
     lr = jax.device_put(np.array([-c.learning_rate for c in cfgs], dtype=dtype), dev)
     slopes = jax.device_put(
         np.array([0.0 if c.activation == "relu" else LEAKY_SLOPE for c in cfgs], dtype=dtype), dev
@@ -84,12 +61,10 @@ def forward(params, slopes: jax.Array, softmax: jax.Array, images: jax.Array) ->
     """All members on one batch: images (B, 784) -> outputs (B, M, 10)."""
     (w, b), *rest = params
     batch, (members, width) = images.shape[0], b.shape
-    # One wide GEMM for every member's first layer: (B, 784) @ (784, M*n), bias added after, as in
-    # nnx.Linear.
+    # One wide GEMM for every member's first layer: (B, 784) @ (784, M*n), bias after (nnx.Linear)
     x = (images @ w.reshape(784, members * width)).reshape(batch, members, width) + b  # (B, M, n)
     for w, b in rest:
-        # Per member: x if x > 0 else slope * x (slope 0: ReLU); the member axis is the second.
-        x = jnp.where(x > 0, x, slopes[:, None] * x)
+        x = jnp.where(x > 0, x, slopes[:, None] * x)  # x if x > 0 else slope * x, per member
         x = jnp.einsum("bmi,mio->bmo", x, w) + b  # (B, M, out): a batched matmul over members
     # The lab report's double softmax, only for the members that have it (see model.py).
     return jnp.where(softmax[:, None], jax.nn.softmax(x, axis=-1), x)  # (B, M, 10)
@@ -106,16 +81,14 @@ def loss_fn(
 
 def init_adam(params) -> optax.ScaleByAdamState:
     """Adam's state for the stacked weights: moments per tensor, the step count."""
-    return _adam().init(params)
+    return _ADAM.init(params)
 
 
 @jax.tree_util.register_dataclass  # a pytree of arrays: jit, scan and donation take it whole
 @dataclasses.dataclass(frozen=True)
 class State:
-    """What an epoch changes: the stacked weights, Adam's state, who is alive (M,) bool.
-
-    JAX's arrays are immutable: each epoch returns a new State (the old one is donated to it).
-    """
+    """What an epoch changes: the stacked weights, Adam's state, who is alive (M,) bool. JAX's
+    arrays are immutable: each epoch returns a new State (the old one is donated to it)."""
 
     params: list
     opt_state: optax.ScaleByAdamState
@@ -123,14 +96,10 @@ class State:
 
 
 def adam_step(params, grads, opt_state: optax.ScaleByAdamState, lr: jax.Array, alive: jax.Array):
-    """optax.adam's update for every member with its own lr: (params, opt_state), new.
-
-    optax.adam is scale_by_adam then scale(-lr) then apply_updates: m = b1 m + (1 - b1) g;
-    v = b2 v + (1 - b2) g^2; u = m_hat / (sqrt(v_hat) + eps) (eps outside the root, after bias
-    correction); p + (-lr) u. Here the same, with -lr per member, so each member's slice rounds
-    exactly as an independent optax.adam. Frozen members are set to 0 (jnp.where, fused by XLA).
-    """
-    updates, opt_state = _adam().update(grads, opt_state)
+    """optax.adam's update, each member with its lr: (params, opt_state), new. optax.adam is
+    scale_by_adam, then scale(-lr): with -lr per member, each member's slice rounds exactly as an
+    independent optax.adam. Frozen members are set to 0."""
+    updates, opt_state = _ADAM.update(grads, opt_state)
     leaves, tree = jax.tree.flatten(params)
     new = [
         jnp.where(_along_members(alive, i, p), p + _along_members(lr, i, p) * u, 0)
@@ -140,10 +109,8 @@ def adam_step(params, grads, opt_state: optax.ScaleByAdamState, lr: jax.Array, a
 
 
 def freeze(state: State) -> State:
-    """Zero the weights and Adam state of members no longer alive (their step size is already 0).
-
-    JAX returns a new State.
-    """
+    """Zero the weights and Adam state of members no longer alive (their step size is already 0),
+    in a new State."""
 
     def zero(tree):
         leaves, structure = jax.tree.flatten(tree)
@@ -186,8 +153,7 @@ def train_epoch(
     order: jax.Array,
     step_fn: Callable = train_step,
 ) -> tuple[State, jax.Array]:
-    """One epoch over order (steps, B): (the new State, losses (steps, M)). One lax.scan of
-    `step_fn` (train_step; already compiled with the scan, so Config.compile changes nothing)."""
+    """One epoch over order (steps, B): (the new State, losses (steps, M)), one lax.scan."""
 
     def step(state, xs):
         params, opt_state, alive = state.params, state.opt_state, state.alive
@@ -200,13 +166,6 @@ def train_epoch(
         return State(params, opt_state, alive), losses
 
     return jax.lax.scan(step, state, (jnp.arange(order.shape[0]), order))
-
-
-def compile_epoch(
-    state: State, members, images: jax.Array, labels: jax.Array, order: jax.Array
-) -> Callable:
-    """The epoch function, compiled ahead of time for these shapes (the compile is timed apart)."""
-    return train_epoch.lower(state, members, images, labels, order).compile()
 
 
 def evaluate(
@@ -241,12 +200,8 @@ def train_group(
     device: str = "auto",
     log: Callable[[str], object] | None = print,
 ) -> list[dict]:
-    """Train the members `cfgs` of one group (shared/groups.py) together: a record each, in order.
-
-    Split into parts that fit memory first (shared.groups.split_group). Each record is the loop's
-    (shared.results.make_record) with engine "sweep" and the group it ran in; its step time is the
-    group's step time / M, the share of one member.
-    """
+    """Train the members `cfgs` of one group (shared/groups.py) together, in parts that fit memory:
+    a loop-shaped record each, in order, engine "sweep", its step time the group's / M."""
     keys = {group_key(c) for c in cfgs}
     if len(keys) != 1:
         raise ValueError(
@@ -276,7 +231,9 @@ def _train_part(
         clock = StepClock(runtime.device_sync(dev))
         order = epoch_order(cfg, data, 0, dev)
         t0 = time.perf_counter()
-        run_epoch = compile_epoch(state, members, train_images, train_labels, order)
+        step = train_step  # jit traces it into the epoch's program, whatever cfg.compile says
+        run_epoch = train_epoch.lower(state, members, train_images, train_labels, order, step)
+        run_epoch = run_epoch.compile()  # the whole epoch, compiled now for these shapes
         clock.record_warmup(time.perf_counter() - t0)
         for epoch in range(cfg.epochs):
             order = epoch_order(cfg, data, epoch, dev) if epoch else order  # (steps, B)
@@ -293,20 +250,11 @@ def _train_part(
                 break
 
     wall_s = time.perf_counter() - start
-    device, versions = runtime.describe_device(dev), runtime.versions()
-    return records.records(data, clock, wall_s, device, versions)  # jit: no torch.compile counts
-
-
-def _adam() -> optax.GradientTransformation:
-    # optax.adam is this, then a scale by -lr (adam_step's, per member).
-    return optax.scale_by_adam(b1=BETA1, b2=BETA2, eps=EPS)
+    return records.records(data, clock, wall_s, **runtime.record_fields(dev, step))
 
 
 def _along_members(vec: jax.Array, index: int, p: jax.Array) -> jax.Array:
-    """vec (M,) shaped to broadcast along the member axis of flat parameter `index`.
-
-    The member axis is axis 1 in the first W, axis 0 everywhere else.
-    """
+    """vec (M,) shaped to broadcast along the member axis of flat parameter `index`."""
     shape = [1] * p.ndim
     shape[1 if index == 0 else 0] = vec.shape[0]
     return vec.reshape(shape)

@@ -2,13 +2,7 @@
 
     python -m impls.torch_mlp.fundamentals [--gate or|and] [--seed N]
 
-1. one sigmoid neuron on a logic table, from raw parameters, trained with Adam
-2. the same neuron as a module, and the weight layout the module stores
-3. derivatives by autograd
-4. gradient descent to a minimum
-
-Both files print the same lines; `diff` them to see only what differs between the frameworks.
-See docs/walkthrough.md.
+Both files print the same lines (docs/walkthrough.md); `diff` them to see the frameworks differ.
 """
 
 from __future__ import annotations
@@ -38,15 +32,13 @@ def train_raw(
     that epoch's update) and the final predictions (4,)."""
     x, y = (torch.from_numpy(a) for a in logic_table(gate))
     w1, b1 = (nn.Parameter(torch.from_numpy(a)) for a in init_logic_params(seed))  # (2, 1), (1,)
-    # Adam keeps its moment estimates inside the optimizer object, keyed by the tensors it was
-    # given.
+    # Adam keeps its moment estimates inside the optimizer, keyed by the tensors it was given.
     opt = torch.optim.Adam([w1, b1], lr=lr)  # betas 0.9, 0.999, eps 1e-8: optax.adam's defaults
     losses = []
     for _ in range(epochs):
         pred = torch.sigmoid(x @ w1 + b1)  # (4, 2) @ (2, 1) + (1,) -> (4, 1)
         loss = F.mse_loss(pred, y)
-        # backward() *adds* into w1.grad and b1.grad, so last epoch's gradients must be cleared
-        # first.
+        # backward() *adds* into w1.grad and b1.grad: last epoch's gradients are cleared first.
         opt.zero_grad()
         loss.backward()
         opt.step()  # reads w1.grad, b1.grad and updates w1, b1 in place
@@ -126,12 +118,8 @@ def derivatives() -> tuple[float, float]:
 
 
 def descend(x0: float = 1.0, lr: float = 0.15, steps: int = 20) -> list[float]:
-    """SGD on (2x + 10)^2 from x0. Returns the iterates x_0 .. x_steps.
-
-    d/dx = 8(x + 5), so x_{k+1} + 5 = (1 - 8 lr)(x_k + 5) = -0.2 (x_k + 5) at lr 0.15: the error
-    flips sign every step (the iterates hop from one side of -5 to the other) and shrinks 5x.
-    From x0 = 1 the error is 6 * 0.2^k, under float32's spacing near 5 (4.8e-7) by k = 10;
-    20 steps leave it at exactly -5 in float32."""
+    """SGD on (2x + 10)^2 from x0: the iterates x_0 .. x_steps. At lr 0.15 the error x + 5 is
+    multiplied by -0.2 each step (docs/walkthrough.md): 20 steps reach exactly -5 in float32."""
     x = torch.tensor(x0, requires_grad=True)
     opt = torch.optim.SGD([x], lr=lr)
     iterates = [x.item()]
@@ -148,8 +136,7 @@ def descend(x0: float = 1.0, lr: float = 0.15, steps: int = 20) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    # The flags and the printing have no framework line: shared/walkthrough.py runs this file's
-    # sections.
+    # No framework line in the flags and the printing: shared/walkthrough.py runs the sections.
     walkthrough.main(sys.modules[__name__], argv)
 
 

@@ -1,15 +1,7 @@
 """The MLP in PyTorch: an `nn.Module` of `nn.Linear` layers, the tutorial's feed-forward net.
 
-Step 2 of the reading order (this package's __init__.py); the twin is impls/flax_mlp/model.py.
-Initial weights (`cfg.init`):
-  shared: `shared.init.shared_init`, the same numbers the Flax twin starts from (parity tests,
-          comparisons).
-  native: torch's own `nn.Linear` default, kaiming_uniform_(a=sqrt(5)) for the weight, which works
-          out to W ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the bias from the same bound. Flax's
-          default differs (lecun_normal kernel, zero bias), so native runs start apart.
-
-torch keeps `weight` as (out, in) and computes x @ weight.T + bias; get/set_weights exchange
-(W (in, out), b) so that both twins speak the layout of shared/init.py.
+The twin is impls/flax_mlp/model.py. torch keeps `weight` as (out, in); get/set_weights exchange
+(W (in, out), b), the layout of shared/init.py, so that both twins can start from the same numbers.
 """
 
 from __future__ import annotations
@@ -24,8 +16,7 @@ from torch import nn
 from shared.config import Config
 from shared.init import Weights, shared_init
 
-# LeakyReLU's negative slope: the default of torch's and of JAX's leaky_relu alike.
-LEAKY_SLOPE = 0.01
+LEAKY_SLOPE = 0.01  # LeakyReLU's negative slope: torch's and JAX's default alike
 
 
 class MLP(nn.Module):
@@ -55,17 +46,15 @@ class MLP(nn.Module):
             x = self.activation(layer(x))  # (B, hidden)
         x = self.layers[-1](x)  # (B, 10) logits
         if self.output == "softmax":
-            # The lab report's net ended in a softmax and still trained with cross-entropy, which
-            # applies a softmax of its own: a double softmax. Kept on purpose, to reproduce the lab
-            # report. Its effect: the loss sees inputs confined to [0, 1], so it can never drop
-            # below -log(e / (e + 9)) ~= 1.461, and the extra softmax Jacobian shrinks every
-            # gradient: learning is much slower than with logits.
+            # The lab report's double softmax (cross-entropy applies one more), kept to reproduce
+            # it: the loss cannot drop below -log(e / (e + 9)) ~= 1.461 and learns slowly.
             x = torch.softmax(x, dim=1)  # (B, 10) probabilities
         return x
 
 
 def build_model(cfg: Config) -> MLP:
-    """The MLP of `cfg`, on the CPU, initialised as `cfg.init` says (see the module docstring)."""
+    """The MLP of `cfg`, on the CPU. cfg.init "shared": shared.init's weights, the same in both
+    twins; "native": nn.Linear's own, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), unlike Flax's."""
     torch.manual_seed(cfg.seed)  # the native init draws from torch's global generator
     dtype = getattr(torch, cfg.dtype)  # float32 | float64
     model = MLP(cfg.layer_sizes, cfg.activation, cfg.output, dtype=dtype)

@@ -1,7 +1,6 @@
-"""Process plumbing for the PyTorch twin: devices, precision, dtypes, syncs and versions.
+"""PyTorch's process plumbing around the loop: devices, precision, syncs, versions.
 
-Not part of the lesson (that is train.py): what a run needs from its process around the training
-loop. Mirrored function for function by impls/flax_mlp/runtime.py.
+The twin is impls/flax_mlp/runtime.py. Kept out of train.py so that the lesson shows only the loop.
 """
 
 from __future__ import annotations
@@ -11,7 +10,8 @@ import importlib.metadata
 from collections.abc import Callable
 
 import torch
-import torch._functorch.config  # CompiledStep: recompute_views
+
+from impls.torch_mlp.compiled import CompiledStep
 
 
 @contextlib.contextmanager
@@ -19,8 +19,7 @@ def matmul_precision(tf32: bool):
     """float32 matmuls as IEEE float32, or TF32 on GPUs that have it when `tf32`. CPUs ignore it."""
     saved = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
     torch.set_float32_matmul_precision("high" if tf32 else "highest")  # "highest": no TF32
-    # Convolutions: there are none here; set so that nothing uses TF32.
-    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32  # convolutions (none here): nothing else uses TF32
     try:
         yield
     finally:  # process-wide knobs: put them back for whatever runs next
@@ -29,13 +28,7 @@ def matmul_precision(tf32: bool):
 
 
 def dtype_scope(dtype: str) -> contextlib.AbstractContextManager:
-    """What a run in `dtype` (Config.dtype) needs switched on process-wide: in torch, nothing.
-
-    Tensors carry their dtype, and build_model and train make a float64 run's tensors float64.
-    (Adam's step count: eager, it is read as a Python number; compiled, the fused Adam keeps it in
-    float32 whatever the default dtype and counts exactly. JAX's twin has to enable its x64 mode
-    here.)
-    """
+    """What a run in `dtype` needs switched on process-wide: in torch nothing (tensors carry it)."""
     return contextlib.nullcontext()
 
 
@@ -65,69 +58,15 @@ def device_sync(dev: torch.device) -> Callable[[object], None]:
     return lambda value: None
 
 
-class CompiledStep:
-    """`step` under torch.compile, counting what dynamo compiles for it.
-
-    On the CPU inductor fuses the step's elementwise ops into C++ loops; on a GPU, mode=
-    "reduce-overhead" also records CUDA graphs, so that a step replays its kernels instead of
-    launching each from Python. The first `warm` calls compile (tens of seconds on a CPU); a graph
-    compiled after them is a recompile. dynamo's caches are reset first: it keeps compiled graphs on
-    code objects shared by every run of a process (a grid), which would fill up to its recompile
-    limit (measured: the 8th run), after which it runs the step eager. So one CompiledStep at a
-    time.
-    """
-
-    def __init__(self, step: Callable, dev: torch.device, warm: int = 1):
-        torch._dynamo.reset()
-        # Let AOTAutograd's partitioner rebuild views in the backward instead of saving them:
-        # without it, it saved the sweep's activation mask (a bool) beside a view of the
-        # activations, the store sweep._PReLU exists to avoid. Set process-wide once, like the
-        # reset above (a patch around every call cost ~30 µs a step).
-        torch._functorch.config.recompute_views = True
-        self.mode = "reduce-overhead" if dev.type == "cuda" else "default"
-        self.fn = torch.compile(step, mode=self.mode)
-        self.warm, self.calls = warm, 0
-        self.counts = self.after_warm = _dynamo_counts()
-
-    def __call__(self, *args):
-        out = self.fn(*args)
-        self.calls += 1
-        if self.calls == self.warm:
-            self.after_warm = _dynamo_counts()
-        # A CUDA graph's outputs live in its own memory, overwritten by its next replay.
-        return out.clone() if self.mode == "reduce-overhead" else out
-
-    def stats(self) -> dict:
-        """{mode, graphs, graph_breaks, recompiles, cudagraph_skips}: graphs and breaks of the
-        warm-up calls, graphs compiled after them, and the graphs that "reduce-overhead" left
-        without a CUDA graph (TORCH_LOGS=cudagraphs says why; 0 off the GPU)."""
-        (g0, b0, s0), (g1, b1, _), (g2, _, s2) = self.counts, self.after_warm, _dynamo_counts()
-        return {
-            "mode": self.mode,
-            "graphs": g1 - g0,
-            "graph_breaks": b1 - b0,
-            "recompiles": g2 - g1,
-            "cudagraph_skips": s2 - s0,
-        }
-
-
-def _dynamo_counts() -> tuple[int, int, int]:
-    """(graphs compiled, graph breaks, graphs run without CUDA graphs) so far in this process,
-    from torch._dynamo's counters."""
-    counters = torch._dynamo.utils.counters
-    graphs, breaks = counters["stats"]["unique_graphs"], sum(counters["graph_break"].values())
-    return graphs, breaks, counters["inductor"]["cudagraph_skips"]
-
-
-def compile_stats(step: Callable) -> dict | None:
-    """What a CompiledStep compiled (CompiledStep.stats), or None for an eager step."""
-    return step.stats() if isinstance(step, CompiledStep) else None
+def record_fields(dev: torch.device, step: Callable) -> dict:
+    """The record's device, versions and compiled (what a CompiledStep compiled; None: eager)."""
+    compiled = step.stats() if isinstance(step, CompiledStep) else None
+    return {"device": describe_device(dev), "versions": versions(), "compiled": compiled}
 
 
 def versions() -> dict[str, str]:
-    """This framework's package versions, for the record (shared.results adds python and numpy)."""
+    """This framework's package versions, for the record (which adds python and numpy)."""
     found = {"torch": torch.__version__}
-    # torchvision is optional here.
     with contextlib.suppress(importlib.metadata.PackageNotFoundError):
         found["torchvision"] = importlib.metadata.version("torchvision")
     return found
