@@ -84,9 +84,26 @@ def parse_args(argv=None):
         action="store_true",
         help="also print the tutorial's training log (Epoch [1/5], Step [100/600], Loss: ...)",
     )
+    add_keep_args(p)
     args = p.parse_args(argv)
     executors.check_ray_args(args)
     return args
+
+
+def add_keep_args(p) -> None:
+    """The flags of what a run leaves besides results.jsonl and the report: models, TensorBoard."""
+    p.add_argument(
+        "--save-models",
+        action="store_true",
+        help="save each finished run's model in OUT/models/<run name>/ (torch.pt: torch.save; "
+        "jax.orbax: Orbax); evaluate one with either twin: python -m impls.flax_mlp evaluate PATH",
+    )
+    p.add_argument(
+        "--no-tensorboard",
+        action="store_true",
+        help="write no TensorBoard event files (default: OUT/tensorboard/<run name>/<backend>, "
+        "written with the report; view with tensorboard --logdir OUT/tensorboard)",
+    )
 
 
 def choose_engine(engine: str | None, runs: list[Config]) -> str:
@@ -119,7 +136,8 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), unit="run", dynamic_ncols=True, file=sys.stderr)
-    ctx = executors.Context(datasets, args.device, args.log_steps, floors, bar)
+    models = out.resolve() / "models" if args.save_models else None  # absolute: Ray's workers
+    ctx = executors.Context(datasets, args.device, args.log_steps, floors, bar, models)
     return train_and_write(executor, units, ctx, results, Status(todo, bar))
 
 
@@ -221,7 +239,7 @@ class Status:
             self.say(status_line(cfg, self.back.pop(cfg.key())))
 
 
-def build_report(out: pathlib.Path) -> int:
+def build_report(out: pathlib.Path, tensorboard: bool = True) -> int:
     from comparison.report import write_report
 
     path = out / "results.jsonl"
@@ -247,7 +265,29 @@ def build_report(out: pathlib.Path) -> int:
             code=1,
         )
     print(f"[compare] report: {report} ({len(records)} results)")
+    if tensorboard:
+        write_tensorboard(records, out)
     return 0
+
+
+def write_tensorboard(records: list[dict], out: pathlib.Path) -> None:
+    """OUT/tensorboard: one TensorBoard run per record (comparison/tensorboard.py), or exit."""
+    try:
+        from comparison.tensorboard import write_events
+
+        logdir = write_events(records, out / "tensorboard")
+    except ImportError as e:
+        fail(
+            f"TensorBoard event files need tensorboardX ({e}); install it with "
+            "pip install tensorboardX, or pass --no-tensorboard"
+        )
+    except OSError as e:
+        fail(
+            f"cannot write the TensorBoard files in {out} ({e.strerror or e}); the results are "
+            f"intact: free some space and write them with compare.py --report {out}",
+            code=1,
+        )
+    print(f"[compare] TensorBoard: tensorboard --logdir {logdir} ({len(records)} runs)")
 
 
 def _interrupt(signum, frame):
@@ -263,7 +303,7 @@ def main(argv=None) -> int:
     # resumable.
     signal.signal(signal.SIGTERM, _interrupt)
     if args.report is not None:
-        return build_report(pathlib.Path(args.report))
+        return build_report(pathlib.Path(args.report), not args.no_tensorboard)
     grid = grid_from_args(args)
     runs = grid.runs()
     if args.list:
@@ -274,7 +314,7 @@ def main(argv=None) -> int:
     out = pathlib.Path(args.out or f"runs/{grid.name}")
     code = run_all(args, runs, out)
     if code == 0:
-        code = build_report(out)
+        code = build_report(out, not args.no_tensorboard)
     return code
 
 

@@ -7,7 +7,7 @@
 Each path is set up as its twin's `train` does it (data resident on the device, the shared initial
 weights, epoch 0's batch order) and runs its own hot loop: `get_batch` + `train_step`, the JAX step
 through `nnx.cached_partial`, the torch step through `functools.partial`, and compiled torch's
-through torch.compile (Config.compile: compiled.CompiledStep; CUDA graphs on a GPU). The first step
+through fast.FastStep (Config.compile: one torch.compile graph; CUDA graphs on a GPU). The 1st step
 (compilation / warm-up) is timed apart. Then rounds alternate the paths and each one's GEMM floor
 (the step's matmuls alone, same shapes, same framework): each round runs `--steps` steps and
 synchronises once at its end (shared/timing.py's rule), so a slow spell of the machine hits all.

@@ -174,7 +174,7 @@ def summary(dest: pathlib.Path, states: pathlib.Path) -> str:
         counts = {s: sum(r["status"] == s for r in runs) for s in ("ok", "diverged", "error")}
         devices = sorted({r["device"] for r in runs})
         md += ["", f"grid: {len(runs)} runs ({counts}); devices: {', '.join(devices)}"]
-    for name in ("bench_sweep", "bench_step"):
+    for name in ("bench_sweep", "bench_host", "bench_step"):
         log = dest / f"{name}.log"
         if log.exists():
             table = [

@@ -13,7 +13,7 @@
 # with CI=true, so a test that skips for lack of data fails.
 #
 # What comes back: $OUT/<gpu>-grid/ (<gpu> the model, from gpu_run.py: h100, h200, a100, ...;
-# cpu-dry with --dry-run), at most 6 files: summary.md (the plan, each stage's state and why, the
+# cpu-dry with --dry-run), at most 7 files: summary.md (the plan, each stage's state and why, the
 # benchmark tables), results.jsonl (the grid's records) and one log per stage that ran. Commit that
 # folder as docs/results/<gpu>-grid and rebuild the report there:
 # python compare.py --report docs/results/<gpu>-grid.
@@ -50,11 +50,13 @@ fi
 #   bench_sweep  150 s  step time per path (torch, torch compiled, JAX) of the grid's engine at
 #                       batch 100/300/600: the speed claim; two compiles per path and batch
 #   grid          60 s  the whole grid (27 groups per backend, each its own compile): written group
-#                       by group, a cut one resumes next call; here it gets about 120 s
+#                       by group, a cut one resumes next call; here it gets about 60 s
+#   bench_host    60 s  host time per path at 784-8-10 batch 10 (issue 31): each path's steps/s
+#                       ceiling on this card
 #   bench_step    75 s  the loop's step per path at batch 100/300/600: the lesson's step, measured
 #                       before on a GPU by whole runs, so the least new
-PLAN=(tests:150 bench_sweep:150 grid:60 bench_step:75)
-STAGES=${STAGES:-tests bench_sweep grid bench_step}
+PLAN=(tests:150 bench_sweep:150 grid:60 bench_host:60 bench_step:75)
+STAGES=${STAGES:-tests bench_sweep grid bench_host bench_step}
 for name in $STAGES; do
     if [[ " ${PLAN[*]} " != *" $name:"* ]]; then
         echo "gpu_run.sh: STAGES: got '$name'; allowed: ${PLAN[*]%%:*}" >&2
@@ -78,6 +80,7 @@ if $DRY; then
     STEP_ROWS=1
     SWEEP_ARGS=(--batches 600 --hidden 16 --members 2 --steps 3 --rounds 1)
     SWEEP_ROWS=3
+    HOST_ARGS=(--steps 3 --rounds 1 --no-torch-compile) # torch's compiles: tests/test_compiled.py
     GRID_ARGS=(--config smoke --set epochs=1)
 else
     GPU=$("$PYTHON" -u benchmarks/gpu_run.py preflight "$DATA_DIR" --gpu) || exit 2
@@ -87,6 +90,7 @@ else
     STEP_ROWS=3
     SWEEP_ARGS=(--batches 100,300,600 --steps 60 --rounds 3)
     SWEEP_ROWS=9
+    HOST_ARGS=(--steps 300 --rounds 5)
     # Torch eager: a compiled sweep compiles once per group, 27 groups (GRID_COMPILE=true to try;
     # bench_sweep.log's "first call" column says what a compile costs there).
     GRID_ARGS=(--config grid --set "compile=${GRID_COMPILE:-false}")
@@ -127,6 +131,7 @@ criterion() { # criterion NAME: exit 0 if NAME's own criterion holds, else say w
     tests) "$PYTHON" benchmarks/gpu_run.py done tests "$log" ;;
     bench_step) "$PYTHON" benchmarks/gpu_run.py done bench "$log" "$STEP_ROWS" ;;
     bench_sweep) "$PYTHON" benchmarks/gpu_run.py done bench "$log" "$SWEEP_ROWS" ;;
+    bench_host) "$PYTHON" benchmarks/gpu_run.py done bench "$log" 7 ;; # its rows in every mode
     grid) "$PYTHON" benchmarks/gpu_run.py done grid "$DEST/results.jsonl" ;;
     esac
 }
@@ -143,6 +148,10 @@ command_of() { # command_of NAME: the stage's command, into the array CMD
         ;;
     bench_sweep)
         CMD=("$PYTHON" -u benchmarks/bench_sweep.py "${SWEEP_ARGS[@]}" --device "$DEVICE"
+            --data-dir "$DATA_DIR")
+        ;;
+    bench_host)
+        CMD=("$PYTHON" -u benchmarks/bench_host.py "${HOST_ARGS[@]}" --device "$DEVICE"
             --data-dir "$DATA_DIR")
         ;;
     grid)

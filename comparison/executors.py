@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 
 from comparison.machine import load_now, shape_key
+from shared.checkpoint import model_path
 from shared.cli import fail
 from shared.config import Config
 from shared.groups import group_runs
@@ -65,6 +66,8 @@ class Context:
     # the one measured.
     floors: dict = dataclasses.field(default_factory=dict)
     bar: object = None  # the tqdm progress bar (None with --quiet), told what trains now
+    # --save-models: where each finished run's model goes (shared.checkpoint.model_path), else None
+    models: pathlib.Path | None = None
 
 
 def plan_units(
@@ -122,9 +125,13 @@ def device_name(backend: str, device: str, strict: bool = False) -> str:
         return device
 
 
-def train_unit(unit: Unit, data, device: str, log_steps: bool) -> list[dict]:
+def train_unit(
+    unit: Unit, data, device: str, log_steps: bool, models: pathlib.Path | None = None
+) -> list[dict]:
     """Train one unit in this process; one record per config of the unit, in order. An exception
-    in training becomes an `error` record for each: one broken run must not sink a 432-run grid."""
+    in training becomes an `error` record for each: one broken run must not sink a 432-run grid.
+    With `models` (a folder), each run that finished "ok" is saved there and its record's "model"
+    says where, relative to the folder above `models` (compare.py's OUT)."""
     mod = backend_module(unit.backend, unit.engine)  # outside the try: not installed is not a run
     # Arrays from Ray's object store are read-only, and torch.from_numpy warns on those. The labels
     # are 0.5 MB (the images are scaled into new arrays anyway), so copy them, not the images.
@@ -134,10 +141,17 @@ def train_unit(unit: Unit, data, device: str, log_steps: bool) -> list[dict]:
         )
     log = print if log_steps else None
     t0 = time.perf_counter()
+    paths = {c.key(): model_path(models, c, unit.backend) for c in unit.configs} if models else {}
     try:
         if unit.engine == "sweep":
-            return mod.train_group(list(unit.configs), data, device=device, log=log)
-        return [mod.train(unit.configs[0], data, device=device, log=log)]
+            records = mod.train_group(list(unit.configs), data, device=device, log=log, save=paths)
+        else:
+            cfg = unit.configs[0]
+            records = [mod.train(cfg, data, device=device, log=log, save=paths.get(cfg.key()))]
+        for cfg, record in zip(unit.configs, records):
+            if paths and record["status"] == "ok":
+                record["model"] = str(paths[cfg.key()].relative_to(models.parent))
+        return records
     except KeyboardInterrupt:
         raise
     except Exception as e:  # recorded, not fatal
@@ -233,7 +247,7 @@ def run_local(units: Iterable[Unit], ctx: Context) -> Iterator[tuple[Unit, list[
             )
             ctx.bar.set_description(f"{unit.backend} {what}")
         load = load_now()
-        records = train_unit(unit, ctx.datasets[cfg.dataset], ctx.device, ctx.log_steps)
+        records = train_unit(unit, ctx.datasets[cfg.dataset], ctx.device, ctx.log_steps, ctx.models)
         for c, rec in zip(unit.configs, records):
             rec.update(load_at_start=load, gemm_floor_us=ctx.floors.get(shape_key(c)))
         yield unit, records
@@ -422,7 +436,8 @@ def run_ray(
     refs = {name: ray.put(data) for name, data in ctx.datasets.items()}  # once, for every task
     task = ray.remote(train_unit).options(**options)
     pending = {
-        task.remote(u, refs[u.configs[0].dataset], ctx.device, ctx.log_steps): u for u in units
+        task.remote(u, refs[u.configs[0].dataset], ctx.device, ctx.log_steps, ctx.models): u
+        for u in units
     }
     try:
         while pending:

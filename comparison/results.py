@@ -3,6 +3,7 @@ it), appended, read back and locked against a second writer.
 
 Why: a grid of hours must survive a kill or a full disk with every finished run intact and
 resumable; how a line is written whole is in `ResultsFile.append` (docs/results-format.md).
+`to_dataframe` turns a file into a pandas DataFrame, one row per run.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ import contextlib
 import errno
 import fcntl
 import json
+import math
 import os
 import pathlib
 import sys
+from dataclasses import fields
 
+from shared.checkpoint import run_name
 from shared.config import Config
 
 
@@ -232,3 +236,50 @@ def scan_results(path: str | os.PathLike) -> tuple[list[dict], list[int]]:
 
 def _line_count(path: pathlib.Path) -> int:
     return len(path.read_text(errors="replace").splitlines())
+
+
+# ------------------------------------------------------------------ as a pandas DataFrame
+
+CONFIG_FIELDS = tuple(f.name for f in fields(Config))
+TIMINGS = ("step_time_us", "samples_per_s", "warmup_s", "train_s", "wall_s", "gemm_floor_us")
+
+
+def to_dataframe(results: str | os.PathLike | list[dict]):
+    """One row per run: `results` is a results.jsonl, the folder holding it (compare.py's --out),
+    or its records. Needs pandas (pip install pandas); ValueError for a file with unreadable
+    lines (compare.py --report names them)."""
+    import pandas as pd
+
+    if isinstance(results, list):
+        records = results
+    else:
+        path = pathlib.Path(results)
+        path = path / "results.jsonl" if path.is_dir() else path
+        records, bad = scan_results(path)
+        if bad:
+            raise ValueError(f"{path}: line {bad[0]} is not a result record ({len(bad)} such)")
+    columns = ["backend", "engine", "status", *CONFIG_FIELDS, "run_name", "final_test_accuracy"]
+    columns += ["final_test_loss", "final_train_loss", "epochs_done", "steps", *TIMINGS]
+    return pd.DataFrame([row(r) for r in records], columns=[*columns, "device", "model"])
+
+
+def row(record: dict) -> dict:
+    """A record's row of to_dataframe."""
+    last = record["epochs"][-1] if record["epochs"] else {}
+    cfg = config_of(record)  # every field, those older files lack at their defaults
+    return {
+        "backend": record["backend"],
+        "engine": record.get("engine", "loop"),
+        "status": record["status"],
+        **cfg.to_dict(),
+        "run_name": run_name(cfg),
+        "final_test_accuracy": last.get("test_accuracy", math.nan),
+        "final_test_loss": last.get("test_loss", math.nan),
+        "final_train_loss": last.get("train_loss", math.nan),
+        "epochs_done": len(record["epochs"]),
+        "steps": record["steps"],
+        **{t: record.get(t) for t in TIMINGS},
+        "warmup_s": warmup_s(record),
+        "device": record.get("device"),
+        "model": record.get("model"),
+    }

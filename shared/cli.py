@@ -76,6 +76,13 @@ def backend_args(
         prog=prog, description=f"Train the MNIST MLP with {framework} (the tutorial's loop)."
     )
     add_run_args(parser)
+    parser.add_argument(
+        "--save-models",
+        default=None,
+        metavar="DIR",
+        help="save each finished run's model in DIR/<run name>/ (shared/checkpoint.py); "
+        f"evaluate one with: {prog} evaluate PATH",
+    )
     args = parser.parse_args(argv)
     runs = grid_from_args(args).runs()
     # The caller imports its framework after this returns: set its threads first
@@ -84,6 +91,35 @@ def backend_args(
 
     configure_threads()
     return args, runs
+
+
+def evaluate_args(prog: str, framework: str, argv: list[str] | None = None):
+    """`python -m impls.<twin> evaluate PATH`'s flags: (args, the Config of the model), or exit 2.
+
+    The Config is --config/--set where given, else the config.json saved beside PATH, else the
+    baseline."""
+    from shared.checkpoint import CheckpointError, read_config
+
+    parser = ArgumentParser(
+        prog=prog,
+        description=f"Evaluate a saved model (torch.pt, jax.orbax) on the test set: {framework}.",
+    )
+    parser.add_argument("path", metavar="PATH", help="a torch.pt file or a jax.orbax folder")
+    add_run_args(parser)
+    parser.set_defaults(config=None)
+    args = parser.parse_args(argv)
+    if args.config is None and not args.set:
+        try:
+            cfg = read_config(args.path)
+        except CheckpointError as e:
+            fail(str(e))
+        if cfg is not None:
+            return args, cfg
+    args.config = args.config or "baseline"
+    runs = grid_from_args(args).runs()
+    if len(runs) != 1:
+        fail(f"--set: {len(runs)} configurations; allowed: one (a model has one configuration)")
+    return args, runs[0]
 
 
 _datasets: dict = {}  # (name, data_dir) -> Dataset: each dataset is loaded once per process

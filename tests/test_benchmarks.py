@@ -243,3 +243,37 @@ def test_bench_sweep_bad_flags_are_one_line(mnist_dir):
         )
         assert proc.returncode == 2
         assert len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr, proc.stderr
+
+
+BENCH_HOST = ROOT / "benchmarks" / "bench_host.py"
+
+
+def test_bench_host_prints_every_path_against_its_floor(mnist_dir, both_frameworks, capsys):
+    # Without the torch paths that compile (tests/test_compiled.py runs those): the harness, not
+    # the timings, is under test.
+    args = ["--data-dir", str(mnist_dir), "--device", "cpu", "--steps", "3", "--rounds", "2"]
+    proc = run_script(BENCH_HOST, [*args, "--no-torch-compile"], capsys)
+    assert proc.returncode == 0, proc.stderr
+    rows = [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in proc.stdout.splitlines()
+        if line.startswith("| 784-8-10 b10 float32 |")  # the defaults: negligible arithmetic
+    ]
+    assert [r[1] for r in rows] == [
+        "torch loop, eager",
+        "torch sweep epoch, eager",
+        "torch floor",
+        "JAX loop",
+        "JAX loop, compiled",
+        "JAX sweep epoch (scan)",
+        "JAX floor",
+    ]
+    floors = {"torch": float(rows[2][2]), "JAX": float(rows[6][2])}
+    for r in rows:
+        best, median, ratio = float(r[2]), float(r[3]), float(r[4])
+        assert 0 < best <= median
+        # Ratios and ceilings of the unrounded minimum.
+        assert ratio == pytest.approx(best / floors[r[1].split()[0]], rel=0.01, abs=0.011)
+        assert float(r[5].replace(",", "")) == pytest.approx(1e6 / best, rel=0.01, abs=1)
+    assert rows[2][4] == rows[6][4] == "1.00"
+    assert re.search(r"load average [\d.]+, [\d.]+, [\d.]+ before", proc.stdout)

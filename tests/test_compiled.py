@@ -1,8 +1,10 @@
-"""torch.compile changes the speed of a run, not what it computes.
+"""Config.compile changes the speed of a run, not what it computes.
 
 Compiled and eager torch agree step by step on real MNIST (losses within 1e-5 in float32, 1e-12 in
 float64 over 100 steps), with the same statuses, in both engines; a diverging sweep member is frozen
-the same way; nothing recompiles after the warm-up, and every record says what was compiled.
+the same way; nothing recompiles after the warm-up, and every record says what was compiled. The
+loop's compiled step is each twin's fast path (impls/*/fast.py): torch's is one graph, and JAX's
+(jax.jit of a pure step, donated state) agrees with its nnx.jit step in both dtypes too.
 
 Each compile costs tens of seconds on a small CPU, so every compiled program is built once per
 module (module-scoped fixtures) on a small net, one epoch of 100 steps at batch 600."""
@@ -81,10 +83,42 @@ def test_loop_records_what_was_compiled(loop_runs):
     assert compiled["config"]["compile"] is True
     stats = compiled["compiled"]
     assert stats["mode"] == "default"  # CUDA graphs only on a GPU
-    assert stats["graphs"] >= 1
+    # fast.py: forward, backward and Adam in one graph, nothing left to run eagerly between them
+    assert stats["graphs"] == 1 and stats["graph_breaks"] == 0
     assert stats["recompiles"] == 0  # capturable Adam: the step count is a tensor, not a constant
     assert stats["cudagraph_skips"] == 0  # no CUDA graphs are tried off the GPU
     assert compiled["warmup_s"] > eager["warmup_s"]  # the compile is timed as the warm-up
+
+
+@pytest.fixture(scope="module")
+def jax_loop_runs(loop_runs, mnist):
+    """The JAX twin's (eager, compiled) in loop_runs' dtype, two epochs (write_back between)."""
+    pytest.importorskip("flax")
+    from impls.flax_mlp import train as flax_train
+
+    cfg = dataclasses.replace(BASE, dtype=loop_runs[0]["config"]["dtype"], epochs=2)
+    return both(lambda cfgs: flax_train.train(cfgs[0], mnist, device="cpu", log=None), [cfg])
+
+
+def test_jax_loop_compiled_matches_eager_step_by_step(jax_loop_runs):
+    eager, compiled = jax_loop_runs
+    assert eager["status"] == "ok" and eager["steps"] == 200
+    assert compiled["config"]["compile"] is True and eager["config"]["compile"] is False
+    assert_same_run(eager, compiled)
+    # The second epoch trained on from the weights write_back put into the model: the test
+    # accuracy after each epoch is the eager run's.
+    for e, c in zip(eager["epochs"], compiled["epochs"]):
+        assert c["test_accuracy"] == pytest.approx(e["test_accuracy"], abs=2e-4)
+
+
+def test_the_twins_fast_paths_agree(loop_runs, jax_loop_runs):
+    """Compiled torch and compiled JAX over the same 100 steps: the twins' fast paths compute the
+    same run, as their lesson steps do (tests/test_parity.py's tolerances)."""
+    torch_run, jax_run = loop_runs[1], jax_loop_runs[1]
+    dtype = torch_run["config"]["dtype"]
+    assert jax_run["config"]["dtype"] == dtype and jax_run["config"]["compile"] is True
+    first = {**jax_run, "loss_curve": jax_run["loss_curve"][:100]}
+    assert_loss_curves_close(first, torch_run, {"float32": 1e-3, "float64": 1e-9}[dtype])
 
 
 def test_sweep_compiled_matches_eager_member_by_member(sweep_runs):

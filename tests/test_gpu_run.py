@@ -259,7 +259,7 @@ def test_dry_run_without_data_fails_in_seconds_with_one_line(checkout, tmp_path)
     assert not (tmp_path / "out").exists() or not files_under(tmp_path / "out")
 
 
-@pytest.mark.slow  # every stage with tiny sizes, twice: about 90 s of an idle 2-core CPU
+@pytest.mark.slow  # every stage with tiny sizes, then the resume: minutes on a busy 2-core CPU
 def test_dry_run_end_to_end_then_resumes(checkout, tmp_path, mnist_dir, both_frameworks):
     proc = dry_run(checkout, tmp_path, mnist_dir)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -273,9 +273,10 @@ def test_dry_run_end_to_end_then_resumes(checkout, tmp_path, mnist_dir, both_fra
         "tests.log",
         "bench_sweep.log",
         "grid.log",
+        "bench_host.log",
         "bench_step.log",
     }
-    for stage in ("tests", "bench_sweep", "grid", "bench_step"):
+    for stage in ("tests", "bench_sweep", "grid", "bench_host", "bench_step"):
         log = (dest / f"{stage}.log").read_text()
         assert log.startswith("uptime: ") and log.splitlines()[-1].startswith("stage done"), log
     tests_log = (dest / "tests.log").read_text()
@@ -287,14 +288,14 @@ def test_dry_run_end_to_end_then_resumes(checkout, tmp_path, mnist_dir, both_fra
     assert sorted(r["backend"] for r in records) == ["jax", "jax", "torch", "torch"]
     assert all(r["status"] == "ok" and r["engine"] == "sweep" for r in records)
     summary = (dest / "summary.md").read_text()
-    for stage in ("tests", "bench_sweep", "grid", "bench_step"):
+    for stage in ("tests", "bench_sweep", "grid", "bench_host", "bench_step"):
         assert f"| {stage} | " in summary and f"| {stage} | " in summary
-    assert "| call | 510 | 4 of 4 stages done |" in summary, summary
+    assert "| call | 510 | 5 of 5 stages done |" in summary, summary
     assert "## bench_sweep" in summary and "| 1x16 b600 M=2 | jax |" in summary
 
     again = dry_run(checkout, tmp_path, mnist_dir)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert again.stdout.count("done before") == 4, again.stdout
+    assert again.stdout.count("done before") == 5, again.stdout
     assert len((dest / "results.jsonl").read_text().splitlines()) == len(records)
 
 

@@ -1,7 +1,7 @@
-"""The report with compiled torch runs (`--set compile=false,true`): Step speed shows torch, torch
-compiled and JAX side by side, torch.compile's counts and a warning on recompiles; JAX's repeats
-(it ignores the switch) are left out and the compiled twins stay out of the other sections. On
-hand-made records with known numbers, and on committed docs/results/ without any compiled run."""
+"""The report with compiled runs (`--set compile=false,true`): Step speed shows torch, torch
+compiled, JAX and JAX compiled (impls/*/fast.py) side by side, torch.compile's counts and a warning
+on recompiles; the compiled twins stay out of the other sections. On hand-made records with known
+numbers, and on committed docs/results/ without any compiled run."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def record(backend: str, us: float, compile: bool = False, warmup: float = 0.1, 
 
 
 def both_paths() -> list[dict]:
-    """What `--set compile=false,true` writes: torch eager and compiled, JAX twice (one program)."""
+    """What `--set compile=false,true` writes: each twin's lesson step and its fast step."""
     return [
         record("torch", 2600),
         record("jax", 2000, warmup=0.5),
@@ -52,8 +52,11 @@ def both_paths() -> list[dict]:
     ]
 
 
-def test_path_of_labels_compiled_torch_only():
-    assert [path_of(r) for r in both_paths()] == ["torch", "jax", "torch compiled", "jax"]
+def test_path_of_labels_compiled_runs():
+    assert [path_of(r) for r in both_paths()] == ["torch", "jax", "torch compiled", "jax compiled"]
+    # JAX's sweep engine runs one lax.scan whatever compile says; torch's compiles its step.
+    sweeps = [record(b, 100, compile=True, engine="sweep") for b in ("torch", "jax")]
+    assert [path_of(r) for r in sweeps] == ["torch compiled", "jax"]
 
 
 def test_speed_section_shows_each_path_with_its_ratios_and_compile_time(tmp_path):
@@ -63,9 +66,9 @@ def test_speed_section_shows_each_path_with_its_ratios_and_compile_time(tmp_path
     assert "| 1x500 | 100 | torch | 2600 | 1.30 | 800 | 3.2 | 38,462 | 0.100 |" in md
     assert "| 1x500 | 100 | torch compiled | 2400 | 1.20 | 800 | 3.0 | 41,667 | 30.000 |" in md
     assert "| 1x500 | 100 | jax | 2000 | - | 800 | 2.5 | 50,000 | 0.500 |" in md
-    assert "2222" not in md and "0.600" not in md  # JAX's repeat is not counted
-    assert "| 1x500 | 100 | jax | 1 |" in md  # one JAX run in the spread table
-    assert "torch 0.100, torch compiled 30.000, jax 0.500." in md
+    assert "| 1x500 | 100 | jax compiled | 2222 | 1.11 | 800 | 2.8 | 45,005 | 0.600 |" in md
+    assert "| 1x500 | 100 | jax | 1 |" in md and "| 1x500 | 100 | jax compiled | 1 |" in md
+    assert "torch 0.100, torch compiled 30.000, jax 0.500, jax compiled 0.600." in md
     assert (
         "torch.compile, 1 compiled run (mode default), the most in any run: 1 graph, "
         "0 graph breaks, 0 recompiles." in md
@@ -95,11 +98,11 @@ def test_graphs_left_without_cuda_graphs_are_warned_about(tmp_path):
 def test_compiled_twins_stay_out_of_the_other_sections(tmp_path):
     page = Page(both_paths(), tmp_path)
     assert [path_of(r) for r in page.records] == ["torch", "jax"]
-    assert len(page.pairs) == 1 and page.jax_repeats == 1 and len(page.set_aside) == 1
+    assert len(page.pairs) == 1 and len(page.set_aside) == 2
     what = overview.what_ran(page) + overview.compiled_note(page)
     assert "1 configuration, 2 runs (torch, jax;" in what
     assert "1 torch compiled run (config compile true)" in what
-    assert "1 JAX run with compile true is left out" in what
+    assert "1 JAX compiled run (config compile true) is shown in Step speed only" in what
     line = brief.speed_line(page)
     assert "torch / JAX" in line and "1.30" in line
     assert line.endswith(" torch compiled / JAX: median 1.20 over 1 configuration.")
@@ -110,14 +113,12 @@ def test_compiled_torch_alone_pairs_with_jax_of_its_key(tmp_path):
     same key, and a compiled run that failed is labelled as such."""
     recs = [record("torch", 2400, compile=True), record("jax", 2000, compile=True)]
     page = Page(recs, tmp_path)
-    assert len(page.records) == 2 and not page.set_aside and not page.jax_repeats
+    assert len(page.records) == 2 and not page.set_aside
     assert overview.compiled_note(page) == ""
     softmax = Config(epochs=1, compile=True, output="softmax").to_dict()
     grid = Page(recs + [record("torch", 2400, compile=True, config=softmax)], tmp_path)
-    assert "compile true (torch's step under torch.compile; JAX ignores it)" in overview.what_ran(
-        grid
-    )
-    assert brief.speed_line(page).startswith("**Step time**, torch compiled / JAX")
+    assert "compile true (each twin's fast step: impls/*/fast.py)" in overview.what_ran(grid)
+    assert brief.speed_line(page).startswith("**Step time**, torch compiled / JAX compiled")
     md = "\n".join(speed.section(page))
     assert "| 1x500 | 100 | torch compiled | 2400 | 1.20 | 800 | 3.0 |" in md
     failed = record("torch", 0, compile=True, status="error", error="boom", epochs=[])

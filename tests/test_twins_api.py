@@ -13,7 +13,16 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TWINS = {"torch_mlp": ("torch",), "flax_mlp": ("jax", "flax", "optax")}
 # The walk-through (fundamentals.py) is another engineer's and mirrors on its own terms.
-MODULES = ("__init__.py", "__main__.py", "model.py", "runtime.py", "sweep.py", "train.py")
+MODULES = (
+    "__init__.py",
+    "__main__.py",
+    "checkpoint.py",
+    "fast.py",
+    "model.py",
+    "runtime.py",
+    "sweep.py",
+    "train.py",
+)
 # What one twin has and the other needs not, each with why. torch_mlp/sweep_tuning.py: what the
 # torch sweep does only for speed on one device or compiler (XLA needs none of it); compiled.py:
 # torch.compile wraps an eager step, where JAX's step is jitted where it is defined.
@@ -73,11 +82,11 @@ def test_train_modules_offer_what_compare_py_calls():
     train_def = next(
         e for e in public_api(ROOT / "impls" / "torch_mlp" / "train.py") if e[1] == "train"
     )
-    assert train_def[2] == ("cfg", "data", "device", "log")
+    assert train_def[2] == ("cfg", "data", "device", "log", "save")
     sweep_def = next(
         e for e in public_api(ROOT / "impls" / "torch_mlp" / "sweep.py") if e[1] == "train_group"
     )
-    assert sweep_def[2] == ("cfgs", "data", "device", "log")
+    assert sweep_def[2] == ("cfgs", "data", "device", "log", "save")
 
 
 BAD_INPUT = {

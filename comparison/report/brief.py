@@ -71,9 +71,11 @@ def speed_line(page: Page) -> str:
     )
     torch = [path_of(r) for r in page.records if r["backend"] == "torch"]
     who = "torch compiled" if torch and set(torch) == {"torch compiled"} else "torch"
+    jax = [path_of(r) for r in page.records if r["backend"] == "jax"]
+    jax_who = "JAX compiled" if jax and set(jax) == {"jax compiled"} else "JAX"
     text = (
-        f"**Step time**, {who} / JAX, steady state (µs per training step, the first step, which "
-        f"compiles or warms up, left out): {over}, {faster}."
+        f"**Step time**, {who} / {jax_who}, steady state (µs per training step, the first step, "
+        f"which compiles or warms up, left out): {over}, {faster}."
     )
     noisy = sum(n for _, n in ratios)
     if noisy:

@@ -19,9 +19,9 @@ from shared.config import Config
 BACKENDS = ("torch", "jax")
 COLORS = {"torch": "#ee4c2c", "jax": "#1a73e8"}  # PyTorch orange-red, JAX blue
 NAMES = {"torch": "torch", "jax": "JAX"}  # as sentences write them (tables keep the record's)
-# A backend's paths, as the report labels them: torch eager, torch under torch.compile
-# (Config.compile), JAX (always jitted: it ignores Config.compile).
-PATHS = ("torch", "torch compiled", "jax")
+# A backend's paths, as the report labels them: each twin's lesson step, and its compiled fast
+# step (Config.compile: impls/*/fast.py, torch.compile / a jax.jit of a pure step).
+PATHS = ("torch", "torch compiled", "jax", "jax compiled")
 # A run that finished with a final test accuracy under this "did not learn": twice the 10 % of
 # guessing among ten classes.
 DID_NOT_LEARN_BELOW = 0.20
@@ -36,10 +36,11 @@ def pairs_of(records: list[dict]) -> dict[str, dict[str, dict]]:
 
 
 def path_of(rec: dict) -> str:
-    """The path a record ran: "torch compiled" for a torch run with config compile true, else its
-    backend ("torch", "jax")."""
-    compiled = rec["backend"] == "torch" and rec["config"].get("compile", False)
-    return "torch compiled" if compiled else rec["backend"]
+    """The path a record ran: its backend ("torch", "jax"), + " compiled" with config compile
+    true; but JAX's sweep engine runs one lax.scan either way (impls/flax_mlp/sweep.py)."""
+    jax_sweep = rec["backend"] == "jax" and rec.get("engine") == "sweep"
+    compiled = rec["config"].get("compile", False) and not jax_sweep
+    return rec["backend"] + (" compiled" if compiled else "")
 
 
 def eager_key(rec: dict) -> str:
@@ -47,17 +48,15 @@ def eager_key(rec: dict) -> str:
     return dataclasses.replace(config_of(rec), compile=False).key()
 
 
-def _split_compiled(records: list[dict], backend: str) -> tuple[list[dict], list[dict]]:
-    """(`records` less `backend`'s runs with config compile true whose compile-false twin is there
-    too, those runs), in the records' order. For torch the compiled run is another path (shown in
-    Step speed only); JAX ignores the switch, so its compiled run repeats its twin's program."""
-    eager = {
-        config_of(r).key() for r in records if r["backend"] == backend and not config_of(r).compile
-    }
+def _split_compiled(records: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(`records` less the runs with config compile true whose compile-false twin (same backend)
+    is there too, those runs), in the records' order: a compiled run is another path of the same
+    computation (tests/test_compiled.py), shown in Step speed only."""
+    eager = {(r["backend"], config_of(r).key()) for r in records if not config_of(r).compile}
     kept: list[dict] = []
     aside: list[dict] = []
     for r in records:
-        twinned = r["backend"] == backend and config_of(r).compile and eager_key(r) in eager
+        twinned = config_of(r).compile and (r["backend"], eager_key(r)) in eager
         (aside if twinned else kept).append(r)
     return kept, aside
 
@@ -66,10 +65,8 @@ def _split_compiled(records: list[dict], backend: str) -> tuple[list[dict], list
 class Page:
     """What a section reads (the records, grouped) and where it writes its figures.
 
-    `timed`: every record less JAX's repeats (its compile-true runs that have a compile-false
-    twin), for Step speed, which shows each path; `records` (and `pairs`): `timed` less the compiled
-    torch runs that have an eager twin (`set_aside`), for every other section; `jax_repeats`: how
-    many JAX runs were left out."""
+    `timed`: every record, for Step speed, which shows each path; `records` (and `pairs`): `timed`
+    less the compiled runs that have an eager twin (`set_aside`), for every other section."""
 
     records: list[dict]
     out: pathlib.Path
@@ -77,13 +74,11 @@ class Page:
     backends: list[str] = field(init=False)  # those present, torch first
     timed: list[dict] = field(init=False)
     set_aside: list[dict] = field(init=False)
-    jax_repeats: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.records = plan_order(self.records)
-        self.timed, repeats = _split_compiled(self.records, "jax")
-        self.jax_repeats = len(repeats)
-        self.records, self.set_aside = _split_compiled(self.timed, "torch")
+        self.timed = self.records
+        self.records, self.set_aside = _split_compiled(self.timed)
         self.pairs = pairs_of(self.records)
         self.backends = [b for b in BACKENDS if any(r["backend"] == b for r in self.records)]
 

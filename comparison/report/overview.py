@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from comparison.report.common import Page, first_cfg, plural
+from comparison.report.common import BACKENDS, NAMES, Page, first_cfg, plural
 from shared.config import FIELD_NAMES, Config
 
 # Versions as a reader looks for them: each backend's libraries, then what both use.
@@ -47,23 +47,19 @@ def what_ran(page: Page) -> str:
 
 
 def compiled_note(page: Page) -> str:
-    """What the page did with the runs of `--set compile=false,true`: torch's compiled runs shown
-    in Step speed only, JAX's repeats (it ignores the switch) left out; "" when there are none."""
+    """What the page did with the runs of `--set compile=false,true`: each backend's compiled runs
+    shown in Step speed only; "" when there are none."""
     notes = []
-    if page.set_aside:
-        one = len(page.set_aside) == 1
-        notes.append(
-            f"{plural(len(page.set_aside), 'torch compiled run')} (config compile true) "
-            f"{'is' if one else 'are'} shown in Step speed only: "
-            f"{'its eager twin stands for it' if one else 'their eager twins stand for them'} "
-            "elsewhere"
-        )
-    if page.jax_repeats:
-        notes.append(
-            f"{plural(page.jax_repeats, 'JAX run')} with compile true "
-            f"{'is' if page.jax_repeats == 1 else 'are'} left out: JAX ignores the switch, so "
-            "they repeat its compile-false runs"
-        )
+    for backend in BACKENDS:
+        aside = [r for r in page.set_aside if r["backend"] == backend]
+        if aside:
+            one = len(aside) == 1
+            notes.append(
+                f"{plural(len(aside), NAMES[backend] + ' compiled run')} (config compile true) "
+                f"{'is' if one else 'are'} shown in Step speed only: "
+                f"{'its eager twin stands for it' if one else 'their eager twins stand for them'} "
+                "elsewhere"
+            )
     return (" Besides, " + "; ".join(notes) + ".") if notes else ""
 
 
@@ -102,7 +98,7 @@ UNSAID = {("compile", False)}
 
 # What a value means, where the name alone does not say it.
 GLOSS = {
-    ("compile", True): "compile true (torch's step under torch.compile; JAX ignores it)",
+    ("compile", True): "compile true (each twin's fast step: impls/*/fast.py)",
     ("init", "shared"): "init shared (the same initial weights in both backends)",
     ("init", "native"): "init native (each framework's own initialisation)",
 }

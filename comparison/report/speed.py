@@ -1,9 +1,9 @@
 """## Step speed: µs per training step per architecture and batch size, the torch/JAX ratio,
 samples/s, the first step's compile / warm-up time, and the step-time figure.
 
-Each path apart where the results hold compiled torch runs (`--set compile=false,true`): torch
-(eager), torch compiled and JAX, one row each, every torch path's ratio to the JAX run of the same
-configuration, and torch.compile's graphs, graph breaks and recompiles."""
+Each path apart where the results hold compiled runs (`--set compile=false,true`): torch, torch
+compiled, JAX and JAX compiled (impls/*/fast.py), one row each, every path's ratio to the JAX run
+of the same configuration, and torch.compile's graphs, graph breaks and recompiles."""
 
 from __future__ import annotations
 
@@ -39,14 +39,14 @@ def section(page: Page) -> list[str]:
         "and reported as compile/warm-up; evaluation excluded).",
         "",
     ]
-    records = page.timed  # every path; JAX once per configuration
+    records = page.timed  # every path
     md += _engine_note(records)
     speed = step_times(records)
     noisy = noisy_cells(records)
     floors = floors_of(records)
     md += _noise_warning(records, noisy)
     md += _floor_note(floors)  # what the table's floor columns mean, before the table
-    if any(k[2] == "torch compiled" for k in speed):
+    if any(k[2].endswith(" compiled") for k in speed):
         md += [_path_table(speed, floors, noisy, _warmups(records)), ""]
     else:
         md += [_speed_table(speed, floors, noisy), ""]
@@ -54,7 +54,7 @@ def section(page: Page) -> list[str]:
     md += _spread_table(records)
     md += _warmup_line(records)
     md += compiled_lines(records)
-    if sum(k[2] != "torch compiled" for k in speed) > 2:
+    if sum(not k[2].endswith(" compiled") for k in speed) > 2:
         fig_step_time(page.pairs, page.out / "step_time.png")
         md += ["![step time](step_time.png)", ""]
     return md
@@ -82,7 +82,7 @@ def _engine_note(records: list[dict]) -> list[str]:
 
 def step_times(records: list[dict]) -> dict[tuple, list[float]]:
     """(arch, batch size, path) -> µs/step of every run that timed steady steps; a path is
-    "torch", "torch compiled" or "jax" (common.path_of)."""
+    "torch", "torch compiled", "jax" or "jax compiled" (common.path_of)."""
     speed: dict[tuple, list[float]] = defaultdict(list)
     for r in records:
         if r.get("step_time_us"):
@@ -106,7 +106,9 @@ def paired_ratios(pairs: dict[str, dict[str, dict]]) -> list[tuple[float, bool]]
 def compiled_ratios(records: list[dict]) -> list[tuple[float, bool]]:
     """paired_ratios of the torch compiled runs: each against the JAX run of its configuration
     (compile false where there is one, else the same key; records as Page.timed holds them)."""
-    jax = {eager_key(r): r for r in records if r["backend"] == "jax" and r.get("step_time_us")}
+    timed = [r for r in records if r["backend"] == "jax" and r.get("step_time_us")]
+    # The compile-false runs last, so that they win where both are there.
+    jax = {eager_key(r): r for r in sorted(timed, key=lambda r: not config_of(r).compile)}
     out = []
     for t in records:
         j = jax.get(eager_key(t))
@@ -225,15 +227,17 @@ def _path_table(
     noisy: set[tuple],
     warmups: dict[tuple, list[float]],
 ) -> str:
-    """One row per path (torch, torch compiled, JAX) of each architecture and batch size: medians
+    """One row per path (common.PATHS) of each architecture and batch size: medians
     of µs/step and its ratio to JAX's, to the GEMM floor, samples/s and the first step apart."""
     rows = []
     for a, bs in sorted({(k[0], k[1]) for k in speed}, key=lambda k: (arch_order(k[0]), k[1])):
-        j = median(speed[(a, bs, "jax")]) if speed.get((a, bs, "jax")) else None
+        # JAX's lesson step is the reference; its compiled step where that alone ran.
+        ref = "jax" if speed.get((a, bs, "jax")) else "jax compiled"
+        j = median(speed[(a, bs, ref)]) if speed.get((a, bs, ref)) else None
         f = floors.get((a, bs))
         for path in [p for p in PATHS if speed.get((a, bs, p))]:
             t, warn = median(speed[(a, bs, path)]), (a, bs, path) in noisy
-            jwarn = warn or (a, bs, "jax") in noisy
+            jwarn = warn or (a, bs, ref) in noisy
             w = warmups.get((a, bs, path))
             rows.append(
                 [
@@ -241,7 +245,7 @@ def _path_table(
                     bs,
                     path,
                     _us(t, warn),
-                    f"{t / j:.2f}{' ⚠' if jwarn else ''}" if j and path != "jax" else "-",
+                    f"{t / j:.2f}{' ⚠' if jwarn else ''}" if j and path != ref else "-",
                     f"{f:.0f}" if f else "-",
                     f"{t / f:.1f}" if f else "-",
                     f"{bs * 1e6 / t:,.0f}",
@@ -341,7 +345,8 @@ def _spread_table(records: list[dict]) -> list[str]:
     other shapes mixed)."""
     timed = [r for r in records if r.get("step_time_spread")]
     shapes = {(arch(config_of(r)), config_of(r).batch_size) for r in timed}
-    paths = 3 if any(path_of(r) == "torch compiled" for r in timed) else len(BACKENDS)
+    compiled = any(path_of(r).endswith(" compiled") for r in timed)
+    paths = len({path_of(r) for r in timed}) if compiled else len(BACKENDS)
     per_shape = len(shapes) * paths <= 12
 
     def key(r):
@@ -371,7 +376,7 @@ def _spread_table(records: list[dict]) -> list[str]:
         )
     if not rows:
         return []
-    label = "path" if paths == 3 else "backend"
+    label = "path" if compiled else "backend"
     head = (["layers x hidden", "batch", label] if per_shape else [label]) + [
         "runs",
         "p10",
@@ -392,7 +397,7 @@ def _warmup_line(records: list[dict]) -> list[str]:
     for r in records:
         if warmup_s(r) is not None:
             warmups[path_of(r)].append(warmup_s(r))
-    if "torch compiled" in warmups:  # the paths in the table's order
+    if any(p.endswith(" compiled") for p in warmups):  # the paths in the table's order
         warmups = {p: warmups[p] for p in PATHS if p in warmups}
     return [
         "First step (compile / warm-up), median seconds: "

@@ -18,12 +18,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from impls.flax_mlp import runtime
-from impls.flax_mlp.model import LEAKY_SLOPE, build_model, get_weights
+from impls.flax_mlp import checkpoint, runtime
+from impls.flax_mlp.model import LEAKY_SLOPE, build_model, get_weights, set_weights
 from impls.flax_mlp.train import LOG_EVERY, device_data, epoch_order
 from shared.config import Config
 from shared.data import Dataset
 from shared.groups import EVAL_BYTES, group_key, host_memory_budget, split_group
+from shared.init import Weights
 from shared.record import accuracy
 from shared.sweep_records import GroupRecords
 from shared.timing import StepClock
@@ -199,9 +200,12 @@ def train_group(
     data: Dataset,
     device: str = "auto",
     log: Callable[[str], object] | None = print,
+    *,
+    save: dict | None = None,
 ) -> list[dict]:
     """Train the members `cfgs` of one group (shared/groups.py) together, in parts that fit memory:
-    a loop-shaped record each, in order, engine "sweep", its step time the group's / M."""
+    a loop-shaped record each, in order, engine "sweep", its step time the group's / M. `save`:
+    {config key: path}, where each member that ends "ok" is saved as train.py saves its model."""
     keys = {group_key(c) for c in cfgs}
     if len(keys) != 1:
         raise ValueError(
@@ -211,12 +215,12 @@ def train_group(
     dev = runtime.resolve_device(device)
     records = []
     for part in split_group(cfgs, memory_budget(dev)):
-        records += _train_part(part, data, dev, log or runtime.silent)
+        records += _train_part(part, data, dev, log or runtime.silent, save or {})
     return records
 
 
 def _train_part(
-    cfgs: list[Config], data: Dataset, dev: jax.Device, log: Callable[[str], object]
+    cfgs: list[Config], data: Dataset, dev: jax.Device, log: Callable[[str], object], save: dict
 ) -> list[dict]:
     start = time.perf_counter()
     cfg, count = cfgs[0], len(cfgs)  # cfg: what the members share
@@ -248,9 +252,29 @@ def _train_part(
             state = freeze(dataclasses.replace(state, alive=jax.device_put(alive, dev)))
             if not alive.any():
                 break
+        save_members(cfgs, state.params, records.status, save)
 
     wall_s = time.perf_counter() - start
     return records.records(data, clock, wall_s, **runtime.record_fields(dev, step))
+
+
+def save_members(cfgs: list[Config], params, status: list[str], save: dict) -> None:
+    """Each member that ended "ok" and has a path in `save` ({config key: path}): its weights split
+    out of the stacked ones, set into the loop's model of its config and saved as train.py saves
+    that model (checkpoint.py), so that both engines leave the same files."""
+    for j, cfg in enumerate(cfgs):
+        if status[j] == "ok" and cfg.key() in save:
+            model = build_model(cfg)
+            set_weights(model, member_weights(params, j))
+            checkpoint.save(model, save[cfg.key()], cfg)
+
+
+def member_weights(params, j: int) -> Weights:
+    """Member j's weights out of the stacked ones: [(W (in, out), b (out,)), ...] as numpy."""
+    # The member axis kept, of length 1: axis 1 of the first W (784, 1, n), axis 0 elsewhere.
+    (w, b), *rest = _members(params, j, j + 1)
+    first = (np.asarray(w[:, 0]), np.asarray(b[0]))
+    return [first] + [(np.asarray(w[0]), np.asarray(b[0])) for w, b in rest]
 
 
 def _along_members(vec: jax.Array, index: int, p: jax.Array) -> jax.Array:

@@ -8,6 +8,7 @@ waits for the host; the losses are fetched once per epoch, the only other syncs 
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 
@@ -17,7 +18,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from impls.flax_mlp import runtime
+from impls.flax_mlp import checkpoint, fast, runtime
 from impls.flax_mlp.model import MLP, build_model
 from shared.batches import epoch_index_matrix
 from shared.config import Config
@@ -68,10 +69,16 @@ def get_batch(
 
 
 def train(
-    cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str], object] | None = print
+    cfg: Config,
+    data: Dataset,
+    device: str = "auto",
+    log: Callable[[str], object] | None = print,
+    *,
+    save: str | os.PathLike | None = None,
 ) -> dict:
     """Train `cfg` on `data`, testing after every epoch: the run's record (shared.record). `log`
-    gets the tutorial's lines (None: silent); a loss that turns NaN/inf ends the run, "diverged"."""
+    gets the tutorial's lines (None: silent); a loss that turns NaN/inf ends the run, "diverged".
+    `save`: where checkpoint.py saves the trained model, if the run ends "ok"."""
     start, log = time.perf_counter(), log or runtime.silent
     dev = runtime.resolve_device(device)
     with runtime.matmul_precision(cfg.tf32), runtime.dtype_scope(cfg.dtype):
@@ -84,6 +91,7 @@ def train(
             order = epoch_order(cfg, data, epoch, dev)  # (steps, B)
             with clock.epoch(step) as timed_step:  # the steps are timed, the test below is not
                 losses = train_epoch(timed_step, (train_images, train_labels), order, log, header)
+            fast.write_back(step)  # compiled: its state into model (fast.py)
             curve.extend(losses.tolist())
             test_loss, correct = (float(x) for x in evaluate(model, test_images, test_labels))
             test_accuracy = float(accuracy(correct, len(data.test_labels), cfg.dtype))
@@ -93,6 +101,8 @@ def train(
                 break
             epochs.append(epoch_entry(epoch, losses, test_loss, test_accuracy))
             log(f"{header}, Test Loss: {test_loss:.4f}, Test Accuracy: {100 * test_accuracy:.2f} %")
+        if save is not None and status == "ok":
+            checkpoint.save(model, save, cfg)
 
     return make_record(
         backend="jax",
@@ -126,6 +136,8 @@ def build_training(cfg: Config, dev: jax.Device) -> tuple[MLP, nnx.Optimizer, Ca
     # jitted already; cached_partial walks the objects of model and optimizer once, where nnx.jit
     # walks them at every call (Flax's "Performance considerations"; benchmarks/README.md)
     step = nnx.cached_partial(train_step, model, optimizer)
+    if cfg.compile:  # speed only, fenced in fast.py: one compiled call (benchmarks/bench_host.py)
+        step = fast.FastStep(loss_fn, model, optimizer, dev)
     return model, optimizer, step
 
 

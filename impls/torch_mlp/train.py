@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import time
 from collections.abc import Callable
 
@@ -16,8 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from impls.torch_mlp import runtime
-from impls.torch_mlp.compiled import CompiledStep
+from impls.torch_mlp import checkpoint, fast, runtime
 from impls.torch_mlp.model import MLP, build_model
 from shared.batches import epoch_index_matrix
 from shared.config import Config
@@ -72,10 +72,16 @@ def get_batch(
 
 
 def train(
-    cfg: Config, data: Dataset, device: str = "auto", log: Callable[[str], object] | None = print
+    cfg: Config,
+    data: Dataset,
+    device: str = "auto",
+    log: Callable[[str], object] | None = print,
+    *,
+    save: str | os.PathLike | None = None,
 ) -> dict:
     """Train `cfg` on `data`, testing after every epoch: the run's record (shared.record). `log`
-    gets the tutorial's lines (None: silent); a loss that turns NaN/inf ends the run, "diverged"."""
+    gets the tutorial's lines (None: silent); a loss that turns NaN/inf ends the run, "diverged".
+    `save`: where checkpoint.py saves the trained model, if the run ends "ok"."""
     start, log = time.perf_counter(), log or runtime.silent
     dev = runtime.resolve_device(device)
     with runtime.matmul_precision(cfg.tf32), runtime.dtype_scope(cfg.dtype):
@@ -88,6 +94,7 @@ def train(
             order = epoch_order(cfg, data, epoch, dev)  # (steps, B)
             with clock.epoch(step) as timed_step:  # the steps are timed, the test below is not
                 losses = train_epoch(timed_step, (train_images, train_labels), order, log, header)
+            fast.write_back(step)  # compiled: its state into model (fast.py)
             curve.extend(losses.tolist())
             test_loss, correct = (float(x) for x in evaluate(model, test_images, test_labels))
             test_accuracy = float(accuracy(correct, len(data.test_labels), cfg.dtype))
@@ -97,6 +104,8 @@ def train(
                 break
             epochs.append(epoch_entry(epoch, losses, test_loss, test_accuracy))
             log(f"{header}, Test Loss: {test_loss:.4f}, Test Accuracy: {100 * test_accuracy:.2f} %")
+        if save is not None and status == "ok":
+            checkpoint.save(model, save, cfg)
 
     return make_record(
         backend="torch",
@@ -127,22 +136,14 @@ def build_training(cfg: Config, dev: torch.device) -> tuple[MLP, torch.optim.Ada
     model = build_model(cfg).to(dev)
     optimizer = build_optimizer(model, cfg)
     step = functools.partial(train_step, model, optimizer)  # torch runs each op as Python calls it
-    if cfg.compile:
-        step = CompiledStep(step, dev)  # torch.compile (compiled.py; CUDA graphs on a GPU)
+    if cfg.compile:  # speed only, fenced in fast.py: one compiled call (benchmarks/bench_host.py)
+        step = fast.FastStep(loss_fn, model, optimizer, dev)
     return model, optimizer, step
 
 
 def build_optimizer(model: MLP, cfg: Config) -> torch.optim.Adam:
-    """Adam with every hyperparameter spelled out, the same in both twins (eps outside the root).
-    Compiled: the fused Adam, its step count on the device (capturable) so that none recompiles."""
-    return torch.optim.Adam(
-        model.parameters(),
-        lr=cfg.learning_rate,
-        betas=(0.9, 0.999),
-        eps=1e-8,
-        capturable=cfg.compile,
-        fused=cfg.compile or None,  # None: torch's default implementation
-    )
+    """Adam with every hyperparameter spelled out, the same in both twins (eps outside the root)."""
+    return torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.999), eps=1e-8)
 
 
 def epoch_order(cfg: Config, data: Dataset, epoch: int, dev: torch.device) -> torch.Tensor:

@@ -1,0 +1,91 @@
+"""The compiled loop step (Config.compile): train.py's step as one pure function, compiled whole.
+
+Not part of the lesson (train.py is, and its eager step stays the default): a fenced speed path,
+mirrored by impls/flax_mlp/fast.py. Why: at a small step a GPU waits on the host, and
+torch.compile of train.py's train_step broke its graph 7 times (zero_grad, backward, inside
+optimizer.step), each a guarded resume, so compiled it cost more host time than eager. Here the
+forward and backward (torch.func.grad_and_value of train.loss_fn) and torch's own Adam
+(torch.optim.adam's adam(), on the optimizer's state) trace into one graph (benchmarks/README.md,
+bench_host.py).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import torch
+from torch.optim.adam import adam  # the function torch.optim.Adam.step calls
+
+from impls.torch_mlp.compiled import CompiledStep
+
+
+class FastStep(CompiledStep):
+    """step(images, labels) -> the loss, not synced: one compiled call that updates the model's
+    weights and the optimizer's Adam state in place (train.py's evaluate then reads the model)."""
+
+    def __init__(self, loss_fn: Callable, model: torch.nn.Module, optimizer: torch.optim.Adam, dev):
+        names, params = zip(*model.named_parameters())
+        # Views of the parameters' storage: updated in place, the model sees every step.
+        self.params = [p.detach() for p in params]
+        self.opt_state = _adam_state(optimizer, params)
+        # torch.optim.Adam's hyperparameters, as adam() names them.
+        group = optimizer.param_groups[0]
+        hyper = {"beta1": group["betas"][0], "beta2": group["betas"][1], "amsgrad": False}
+        hyper.update({k: group[k] for k in ("lr", "eps", "weight_decay", "maximize")})
+        pure = functools.partial(_pure_step, loss_fn=loss_fn, model=model, names=names, hyper=hyper)
+        super().__init__(pure, dev)
+        if dev.type == "cuda":  # CUDA graphs: the state keeps its addresses (sweep._mark_static)
+            for t in self.params + [t for ts in self.opt_state.values() for t in ts]:
+                torch._dynamo.mark_static_address(t, guard=False)
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return super().__call__(self.params, self.opt_state, images, labels)
+
+
+def write_back(step: Callable) -> None:
+    """Put a FastStep's state where train() reads it: in torch, nothing to do (it updates the
+    model's parameters and the optimizer's state in place)."""
+
+
+def _pure_step(params, opt_state, images, labels, *, loss_fn, model, names, hyper):
+    """One Adam step: grads of loss_fn at `params` (model's structure, these tensors), then torch's
+    Adam (capturable: its step count a tensor, so nothing recompiles), all in place; the loss."""
+
+    def loss_at(weights):  # loss_fn(model, ...) with `weights` swapped in for the parameters
+        with_weights = functools.partial(
+            torch.func.functional_call, model, dict(zip(names, weights))
+        )
+        return loss_fn(with_weights, images, labels)
+
+    grads, loss = torch.func.grad_and_value(loss_at)(params)
+    with torch.no_grad():
+        adam(
+            params,
+            list(grads),
+            opt_state["exp_avg"],
+            opt_state["exp_avg_sq"],
+            [],  # no amsgrad: no max of the second moments
+            opt_state["step"],
+            foreach=False,
+            capturable=True,
+            **hyper,
+        )
+    return loss.detach()
+
+
+def _adam_state(optimizer: torch.optim.Adam, params) -> dict[str, list[torch.Tensor]]:
+    """The optimizer's own state, made now as its first step() would, but with the step count a
+    float64 tensor on the device: capturable Adam computes its bias corrections in the count's
+    dtype, and with torch's float32 count the compiled run drifted from eager's (which uses Python
+    floats) by 6e-6 in 100 steps, in float32 (now 1e-6) and float64 (now 9e-16) alike.
+    {"step", "exp_avg", "exp_avg_sq": [one per parameter]}."""
+    state = {"step": [], "exp_avg": [], "exp_avg_sq": []}
+    for p in params:
+        s = optimizer.state[p]
+        s["step"] = torch.zeros((), dtype=torch.float64, device=p.device)
+        s["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        s["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        for key in state:
+            state[key].append(s[key])
+    return state
