@@ -21,6 +21,7 @@ from comparison.results import (
     ResultsFile,
     ResultsLocked,
     WriteFailed,
+    latest,
     scan_results,
 )
 from shared.cli import ArgumentParser, add_run_args, dataset, fail, grid_from_args
@@ -329,6 +330,7 @@ def build_report(out: pathlib.Path, tensorboard: bool = True) -> int:
             f"--report {out}: no results in {path}; allowed: a folder a compare.py run wrote "
             "(--out)"
         )
+    records = latest(records)  # a run retried after an error: its later record counts
     try:
         report = write_report(records, out)
     except OSError as e:  # a full disk: results.jsonl is intact, only the page is missing

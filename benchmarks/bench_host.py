@@ -184,9 +184,7 @@ def _sweep(sweeper, compiled: bool):
     always `steps`: the epoch is compiled for that length)."""
 
     def make(cfg, data, device, steps):
-        run, sync, _, _, _ = sweeper(
-            [dataclasses.replace(cfg, compile=compiled)], data, device, steps
-        )
+        run, sync, _, _ = sweeper([dataclasses.replace(cfg, compile=compiled)], data, device, steps)
         return (lambda count: run()), sync
 
     return make

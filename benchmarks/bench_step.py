@@ -184,20 +184,26 @@ def _jax_gemm_step(x, ws, acts):
 PATHS = (("torch", "torch", False), ("torch compiled", "torch", True), ("JAX", "jax", False))
 
 
-def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int) -> dict:
-    """Per path (PATHS) and per GEMM floor: first-call seconds, per-round µs/step, device name."""
+@contextlib.contextmanager
+def as_trained(cfg: Config):
+    """Both twins' matmul precision (TF32 or IEEE float32) and dtype as their train sets them:
+    a benchmark times what a run runs (on a GPU JAX's default float32 matmul is TF32, torch's is
+    not, so without this the two would not compute the same thing)."""
     from impls.flax_mlp import runtime as jax_runtime
     from impls.torch_mlp import runtime as torch_runtime
 
-    steppers = {"torch": torch_stepper, "jax": jax_stepper}
-    out = {}
     with contextlib.ExitStack() as stack:
-        for runtime in (
-            torch_runtime,
-            jax_runtime,
-        ):  # both twins' TF32 setting and dtype, as in train
+        for runtime in (torch_runtime, jax_runtime):
             stack.enter_context(runtime.matmul_precision(cfg.tf32))
             stack.enter_context(runtime.dtype_scope(cfg.dtype))
+        yield
+
+
+def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int) -> dict:
+    """Per path (PATHS) and per GEMM floor: first-call seconds, per-round µs/step, device name."""
+    steppers = {"torch": torch_stepper, "jax": jax_stepper}
+    out = {}
+    with as_trained(cfg):
         runners = {}
         for name, framework, compiled in PATHS:
             run, sync, where = steppers[framework](

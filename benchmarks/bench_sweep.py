@@ -21,9 +21,12 @@ Also printed: the matmul GFLOP/s the sweep achieves, against a *GEMM floor* meas
 (the forward and backward matmuls of one sweep step, same shapes, nothing else, in the same
 framework): the fraction says how much of a step is arithmetic and how much everything else
 (activations, loss, Adam's passes over the state, dispatch). torch eager and torch compiled share
-one floor, the median of both paths' floor rounds. Peak memory: the device's peak on a
-GPU, the process's peak resident size on the CPU (both frameworks share the process, so it only
-grows). The last line reads `speedup at batch 100: torch N.NNx, torch compiled N.NNx, jax N.NNx`
+one floor, the median of both paths' floor rounds. Every path runs as the grid's runs do: the
+config's TF32 setting (off by default) and dtype in both twins (bench_step.as_trained). Peak
+memory, per path: the device's peak on a GPU (marked ≤ where JAX's peak, which cannot be reset,
+is only a bound), the process's peak resident size on the CPU (both frameworks share the process,
+so it only grows: ≤ on every row). The last line reads
+`speedup at batch 100: torch N.NNx, torch compiled N.NNx, jax N.NNx`
 (sweep over loop, member-steps/s).
 A benchmark, not a test: compare ratios, not absolute times, across machines.
 """
@@ -45,6 +48,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 # folder, so the checkout goes first on the path; hence `noqa: E402` on each.
 
 from bench_step import (  # noqa: E402
+    as_trained,
     check_devices,
     jax_floor,
     jax_stepper,
@@ -77,7 +81,7 @@ def gemm_flops(cfg: Config, members: int) -> int:
 
 def torch_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
     """(run() -> losses of `steps` steps of every member, sync, gemm() -> the matmuls alone, device
-    name, peak())."""
+    name)."""
     import torch
 
     from impls.torch_mlp import runtime, sweep
@@ -102,21 +106,12 @@ def torch_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
         return sweep.train_epoch(state, members, images, labels, order, step_fn)[1]
 
     gemm = torch_floor(cfg, len(cfgs), device, steps)
-
-    return run, runtime.device_sync(dev), gemm, runtime.describe_device(dev), _torch_peak(dev)
-
-
-def _torch_peak(dev):
-    import torch
-
-    if dev.type == "cuda":
-        return lambda: torch.cuda.max_memory_allocated(dev)
-    return _rss_peak
+    return run, runtime.device_sync(dev), gemm, runtime.describe_device(dev)
 
 
 def jax_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
     """(run() -> losses of `steps` steps of every member, sync, gemm() -> the matmuls alone, device
-    name, peak())."""
+    name)."""
     import jax
     import numpy as np
 
@@ -144,16 +139,40 @@ def jax_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
         return losses
 
     gemm = jax_floor(cfg, len(cfgs), device, steps)
+    return run, runtime.device_sync(dev), gemm, runtime.describe_device(dev)
 
-    def peak():
+
+def peak_meter(framework: str, device: str):
+    """peak() -> (bytes, exact): the peak memory of one path from now on (its setup, first calls).
+
+    torch on a GPU: its peak counter reset now, less what other paths still hold (exact). JAX
+    cannot reset its peak: exact when its process-wide peak rose during the path, else only an
+    upper bound. On the CPU: the process's peak resident size, which only grows (an upper bound).
+    """
+    if framework == "torch":
+        import torch
+
+        from impls.torch_mlp import runtime
+
+        dev = runtime.resolve_device(device)
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+            held = torch.cuda.memory_allocated(dev)
+            return lambda: (torch.cuda.max_memory_allocated(dev) - held, True)
+    else:
+        from impls.flax_mlp import runtime
+
+        dev = runtime.resolve_device(device)
         stats = dev.memory_stats() if dev.platform == "gpu" else None
-        return stats.get("peak_bytes_in_use", 0) if stats else _rss_peak()
+        if stats:
+            held, before = stats.get("bytes_in_use", 0), stats.get("peak_bytes_in_use", 0)
 
-    return run, runtime.device_sync(dev), gemm, runtime.describe_device(dev), peak
+            def peak():
+                now = dev.memory_stats().get("peak_bytes_in_use", 0)
+                return now - held, now > before
 
-
-def _rss_peak() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+            return peak
+    return lambda: (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, False)  # KiB
 
 
 def bench(base: Config, data: Dataset, device: str, members: int, steps: int, rounds: int) -> dict:
@@ -162,12 +181,18 @@ def bench(base: Config, data: Dataset, device: str, members: int, steps: int, ro
     floor), so that a slow spell of a shared machine falls on all paths alike, not on one."""
     cfgs = members_of(base, members)
     loop_cfg = dataclasses.replace(base, learning_rate=1e-3)  # relu logits: the loop's step
-    out, runs = {}, {}
+    with as_trained(base):  # TF32 off and the dtype, as the grid's runs (bench_step.as_trained)
+        return _bench(cfgs, loop_cfg, data, device, steps, rounds)
+
+
+def _bench(cfgs, loop_cfg, data, device, steps, rounds) -> dict:
+    members, out, runs = len(cfgs), {}, {}
     for name, stepper, sweeper, compiled in (
         ("torch", torch_stepper, torch_sweeper, False),
         ("torch compiled", torch_stepper, torch_sweeper, True),  # torch.compile (Config.compile)
         ("jax", jax_stepper, jax_sweeper, False),
     ):
+        peak = peak_meter(name.split()[0], device)
         run_loop, sync_loop, where = stepper(
             dataclasses.replace(loop_cfg, compile=compiled), data, device
         )
@@ -175,15 +200,15 @@ def bench(base: Config, data: Dataset, device: str, members: int, steps: int, ro
         sync_loop(run_loop(1))
         first_loop = time.perf_counter() - t0
         t0 = time.perf_counter()
-        run_sweep, sync_sweep, gemm, _, peak = sweeper(
+        run_sweep, sync_sweep, gemm, _ = sweeper(
             [dataclasses.replace(c, compile=compiled) for c in cfgs], data, device, steps
         )
         sync_sweep(run_sweep())  # includes the ahead-of-time compile (JAX, torch compiled)
         first_sweep = time.perf_counter() - t0
         sync_sweep(gemm())
-        # Each path's peak before the next is set up (on the CPU the process's peak only grows).
+        # Each path's peak before the next is set up.
         out[name] = {"loop": [], "sweep": [], "gemm": [], "first_s": (first_loop, first_sweep)}
-        out[name].update(device=where, peak_bytes=peak())
+        out[name].update(device=where, peak=peak())
         runs[name] = (run_loop, sync_loop, run_sweep, sync_sweep, gemm)
     # A CompiledStep resets dynamo (impls/torch_mlp/compiled.py): the compiled loop's step compiles
     # again here, before the timed rounds.
@@ -304,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{floor:.0f}",
                     f"{100 * achieved / floor:.0f}%",
                     f"{estimate_bytes(base, args.members) / 2**20:.0f} / "
-                    f"{x['peak_bytes'] / 2**20:.0f} MiB",
+                    f"{'' if x['peak'][1] else '≤ '}{x['peak'][0] / 2**20:.0f} MiB",
                     f"{x['first_s'][0]:.2f} s / {x['first_s'][1]:.2f} s",
                 )
             )

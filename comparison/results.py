@@ -27,6 +27,24 @@ def config_of(record: dict) -> Config:
     return Config(**record["config"])
 
 
+def run_key(record: dict) -> tuple[str, str] | None:
+    """(backend, the config's key): which run a record is of; None where its config is invalid."""
+    try:
+        return record["backend"], config_of(record).key()
+    except Exception:
+        return None
+
+
+def latest(records: list[dict]) -> list[dict]:
+    """Each run's last record, in the order the runs first appear. A run recorded as an `error`
+    is trained again by the next compare.py on the same --out, which appends its new record: the
+    later line is the one that counts. Records of an invalid config are kept as they are."""
+    last: dict = {}
+    for i, record in enumerate(records):
+        last[run_key(record) or i] = record
+    return list(last.values())
+
+
 def warmup_s(record: dict) -> float | None:
     """A record's compile and warm-up time. Records written before the field's rename (the committed
     docs/results/*) call it `compile_s`."""
@@ -160,14 +178,22 @@ class ResultsFile:
         self.records.append(record)
 
     def left_to_run(self, runs: list[Config], backends: list[str]) -> list[tuple[Config, str]]:
-        """The (config, backend) pairs not yet recorded, in the order they run: config by config,
-        backends interleaved. A rerun with the same --out resumes here."""
-        done = {(r["backend"], config_of(r).key()) for r in self.records if _valid(r)}
-        todo = [(cfg, b) for cfg in runs for b in backends if (b, cfg.key()) not in done]
-        skipped = len(runs) * len(backends) - len(todo)
+        """The (config, backend) pairs not yet finished, in the order they run: config by config,
+        backends interleaved. A rerun with the same --out resumes here. A run whose last record
+        is an `error` (a CUDA error, a worker killed) is not finished: it runs again."""
+        last = {run_key(r): r["status"] for r in latest(self.records)}
+        wanted = [(cfg, b, last.get((b, cfg.key()))) for cfg in runs for b in backends]
+        todo = [(cfg, b) for cfg, b, status in wanted if status in (None, "error")]
+        skipped = len(wanted) - len(todo)
         if skipped:
             print(
                 f"[compare] {skipped} finished runs found in {self.path}; skipping them",
+                file=sys.stderr,
+            )
+        retried = sum(status == "error" for *_, status in wanted)
+        if retried:
+            print(
+                f"[compare] {retried} runs recorded as errors in {self.path}; training them again",
                 file=sys.stderr,
             )
         return todo
@@ -210,14 +236,6 @@ def scan_results(path: str | os.PathLike) -> tuple[list[dict], list[int]]:
 
 def _line_count(path: pathlib.Path) -> int:
     return len(path.read_text(errors="replace").splitlines())
-
-
-def _valid(record: dict) -> bool:
-    try:
-        config_of(record)
-        return True
-    except Exception:
-        return False
 
 
 # ------------------------------------------------------------------ as a pandas DataFrame

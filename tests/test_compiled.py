@@ -20,7 +20,7 @@ from shared.config import Config, ConfigError
 
 torch = pytest.importorskip("torch")
 
-from impls.torch_mlp import sweep, train  # noqa: E402 (after importorskip: needs torch)
+from impls.torch_mlp import sweep, sweep_tuning, train  # noqa: E402 (after importorskip: needs torch)
 
 BASE = Config(hidden_size=32, batch_size=600, epochs=1)  # one epoch = 100 steps
 TOL = {"float32": 1e-5, "float64": 1e-12}
@@ -47,7 +47,17 @@ def loop_runs(request, mnist):
 
 @pytest.fixture(scope="module")
 def sweep_runs(mnist):
-    return both(lambda cfgs: sweep.train_group(cfgs, mnist, device="cpu", log=None), GROUP)
+    """(eager, compiled, what sweep_tuning._mark_static marked while compiling)."""
+    marked, mark = [], sweep_tuning._mark_static
+
+    def spy(params, opt_state):
+        marked.append((params, opt_state))
+        mark(params, opt_state)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sweep_tuning, "_mark_static", spy)
+        runs = both(lambda cfgs: sweep.train_group(cfgs, mnist, device="cpu", log=None), GROUP)
+    return (*runs, marked)
 
 
 def assert_same_run(eager: dict, compiled: dict) -> None:
@@ -112,7 +122,7 @@ def test_the_twins_fast_paths_agree(loop_runs, jax_loop_runs):
 
 
 def test_sweep_compiled_matches_eager_member_by_member(sweep_runs):
-    eager, compiled = sweep_runs
+    eager, compiled, _ = sweep_runs
     assert [r["status"] for r in eager] == ["ok", "ok", "diverged"]
     for e, c in zip(eager, compiled):
         assert_same_run(e, c)
@@ -124,11 +134,27 @@ def test_sweep_compiled_matches_eager_member_by_member(sweep_runs):
 
 
 def test_sweep_freezes_a_diverging_member_the_same_way(sweep_runs):
-    eager, compiled = sweep_runs
+    eager, compiled, _ = sweep_runs
     bad_eager, bad_compiled = eager[-1], compiled[-1]
     # Frozen at the first log step (step 100, the last of the epoch), as train.py would stop it.
     assert bad_compiled["steps"] == bad_eager["steps"] == 100
     assert bad_compiled["epochs"] == bad_eager["epochs"] == []
+
+
+def test_sweep_compiled_marks_what_adam_updates_in_place_static(sweep_runs):
+    """_mark_static, which lets CUDA graphs capture Adam's in-place update on a GPU, runs here too
+    (inert without CUDA graphs): on the warm-up's copies and on the state itself, every weight and
+    both moments; with them marked the compiled sweep matches eager (the test above)."""
+    *_, marked = sweep_runs
+    tensors = 2 * (BASE.hidden_layers + 1)  # W and b of each layer
+    assert len(marked) == 2
+    state, copies = marked
+    for params, opt_state in marked:
+        flat = [p for layer in params for p in layer]
+        assert len(flat) == len(opt_state["m"]) == len(opt_state["v"]) == tensors
+        for t in flat + opt_state["m"] + opt_state["v"]:
+            assert torch._dynamo.utils.get_static_address_type(t) == "unguarded"
+    assert all(a is not b for a, b in zip(copies[1]["m"], state[1]["m"]))
 
 
 def test_compile_must_be_a_bool():

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 
 import pytest
 
-from comparison.results import config_of, scan_results, warmup_s
+from comparison.results import ResultsFile, config_of, latest, scan_results, warmup_s
 from shared.config import Config, ConfigError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -47,3 +48,41 @@ def test_config_of_reads_committed_records_that_predate_a_field():
     assert config_of(records[0]) == Config()
     with pytest.raises(ConfigError):
         config_of({"config": {**Config().to_dict(), "activation": "tanh"}})
+
+
+def test_latest_keeps_each_runs_last_record_where_the_run_first_appears():
+    def rec(backend, lr, status):
+        return {"backend": backend, "config": Config(learning_rate=lr).to_dict(), "status": status}
+
+    failed, retried = rec("torch", 1e-2, "error"), rec("torch", 1e-2, "ok")
+    other, bad = rec("jax", 1e-2, "ok"), {"backend": "jax", "config": {"hidden_size": -1}}
+    assert latest([failed, other, bad, retried]) == [retried, other, bad]
+    assert latest([other, other | {"status": "diverged"}]) == [other | {"status": "diverged"}]
+
+
+def test_runs_recorded_as_errors_are_left_to_run(tmp_path, capsys):
+    """An `error` record (a CUDA error, a killed worker) does not finish its run: the next
+    compare.py on the same --out trains it again; ok and diverged runs stay finished."""
+    runs = [Config(learning_rate=lr) for lr in (1e-3, 1e-2, 1e30)]
+    path = tmp_path / "results.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"backend": b, "config": cfg.to_dict(), "status": status}) + "\n"
+            for b, cfg, status in [
+                ("torch", runs[0], "ok"),
+                ("jax", runs[0], "error"),
+                ("torch", runs[1], "error"),
+                ("torch", runs[1], "ok"),  # retried before: its later record counts
+                ("torch", runs[2], "diverged"),
+            ]
+        )
+    )
+    with ResultsFile(path) as rf:
+        todo = rf.left_to_run(runs, ["torch", "jax"])
+    assert [(cfg.learning_rate, b) for cfg, b in todo] == [
+        (1e-3, "jax"),
+        (1e-2, "jax"),
+        (1e30, "jax"),
+    ]
+    err = capsys.readouterr().err
+    assert "3 finished runs found" in err and "1 runs recorded as errors" in err

@@ -43,9 +43,10 @@ class _PReLU(torch.autograd.Function):
 def row_blocks(*tensors: torch.Tensor):
     """The tensors cut alike along dim 0 into blocks of about ADAM_BLOCK elements: zip of splits.
     Why: eager torch makes one pass over memory per op, and Adam's passes over a block after its
-    first hit the cache. Compiled, inductor fuses the passes into one loop: one block."""
+    first hit the cache. Compiled, inductor fuses the passes into one loop, and a GPU has no CPU
+    cache to fit (a block is kernel launches more, in a step bound by launches): one block."""
     rows = max(1, ADAM_BLOCK // tensors[0][0].numel())
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or tensors[0].device.type != "cpu":
         rows = tensors[0].shape[0]
     return zip(*(t.split(rows) for t in tensors))
 
@@ -58,9 +59,9 @@ def compile_step(step: Callable, state, members, images, labels, index: torch.Te
     copies = [tuple(p.clone() for p in layer) for layer in state.params]
     state_copy = {"step": opt_state["step"], "m": [t.clone() for t in opt_state["m"]]}
     state_copy["v"] = [t.clone() for t in opt_state["v"]]
-    if images.device.type == "cuda":
-        _mark_static(state.params, opt_state)
-        _mark_static(copies, state_copy)
+    # Needed on a GPU only (CUDA graphs), inert on the CPU, where the tests run it.
+    _mark_static(state.params, opt_state)
+    _mark_static(copies, state_copy)
     compiled(copies, state_copy, state.alive, members, images, labels)
     return compiled
 
