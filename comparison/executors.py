@@ -65,7 +65,7 @@ class Context:
     # take on this CPU (comparison/machine.py). Local CPU runs only: a worker's CPU or a GPU is not
     # the one measured.
     floors: dict = dataclasses.field(default_factory=dict)
-    bar: object = None  # compare.RunBar (None with --quiet): told what trains now, epoch by epoch
+    bar: object = None  # progress.RunBar (None with --quiet): told what trains now, epoch by epoch
     # --save-models: where each finished run's model goes (shared.checkpoint.model_path), else None
     models: pathlib.Path | None = None
 

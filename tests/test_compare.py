@@ -365,8 +365,7 @@ def test_diverged_and_collapsed_runs_are_recorded_and_the_grid_goes_on(
 def test_a_sweep_tells_its_progress_after_each_epoch(backend, mnist):
     """A group trains for minutes on the CPU grid: it says each epoch, and the bar moves."""
     pytest.importorskip("torch" if backend == "torch" else "flax")
-    import compare
-    from comparison import executors
+    from comparison import executors, progress
 
     mod = executors.backend_module(backend, "sweep")
     cfg = Config(hidden_size=16, batch_size=600, epochs=2)
@@ -374,7 +373,7 @@ def test_a_sweep_tells_its_progress_after_each_epoch(backend, mnist):
     told = []
     mod.train_group(members, mnist, device="cpu", log=None, progress=lambda *a: told.append(a))
     assert told == [(1, 2, 2), (2, 2, 2)]  # (epochs done, epochs, members)
-    bar = compare.RunBar(4)
+    bar = progress.RunBar(4)
     bar.start_unit(f"{backend} group")
     for args in told:
         bar.epoch(*args)
