@@ -89,7 +89,7 @@ def test_one_backend_runs_without_the_other(backend, blocked, tmp_path, mnist_di
         f"sys.argv = {argv!r}; import runpy; runpy.run_path('compare.py', run_name='__main__')",
     )
     assert r.returncode == 0, r.stderr[-2000:]
-    assert f"{backend} " in r.stdout and "us/step" in r.stdout
+    assert f"{backend} " in r.stdout and "µs/step" in r.stdout
     assert (tmp_path / "results.jsonl").read_text().count("\n") == 1
 
 
