@@ -128,10 +128,15 @@ def run_all(args, runs: list[Config], out: pathlib.Path) -> int:
     check_out(out)
     datasets = load_datasets(runs, args.data_dir)
     results = open_results(out)
-    executor = executors.choose(args, datasets, ready=lambda: announce(datasets))
     todo = results.left_to_run(runs, backends)
     units = executors.plan_units(runs, todo, engine, backends)
-    say_plan(todo, units, engine)
+
+    # Said once every check has passed (for Ray: once it started): a refused run prints one line.
+    def ready() -> None:
+        announce(datasets)
+        say_plan(todo, units, engine)
+
+    executor = executors.choose(args, datasets, ready=ready)
     floors = {} if on_ray else measure_floors([c for c, _ in todo], devices)
     bar = None if args.quiet else RunBar(len(todo))
     models = out.resolve() / "models" if args.save_models else None  # absolute: Ray's workers

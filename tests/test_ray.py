@@ -225,11 +225,11 @@ def kill_first_task(monkeypatch, marker: pathlib.Path) -> None:
     task, finds it and trains."""
     marker = str(marker)
 
-    def task(unit, data, device, log_steps):
+    def task(unit, data, device, log_steps, models=None):
         try:
             os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
         except FileExistsError:  # on the worker, `executors` is the real, unwrapped module
-            return executors.train_unit(unit, data, device, log_steps)
+            return executors.train_unit(unit, data, device, log_steps, models)
         os.kill(os.getpid(), signal.SIGKILL)
 
     # A function nested here is pickled by value, so the workers need not import this test file.
