@@ -1,11 +1,8 @@
 """The compiled loop step (Config.compile): train.py's step as one pure function, compiled whole.
 
-Not part of the lesson (train.py is, and its nnx.jit step stays the default): a fenced speed path,
-mirrored by impls/torch_mlp/fast.py. Why: at a small step a GPU waits on the host, and an
-nnx.jit call, even through nnx.cached_partial, walks and flattens the model's and optimizer's
-Variables on every call (~5x a plain jax.jit's host time). Here, as Flax's performance guide
-recommends, nnx.split once, a jax.jit of a pure step over the state's flat arrays (donated: updated
-in place), and nnx.merge only inside the trace (benchmarks/README.md, bench_host.py).
+A fenced speed path, not the lesson; twin of impls/torch_mlp/fast.py. Why: at a small step a GPU
+waits on the host, and nnx.jit flattens every Variable on each call; here, as Flax's performance
+guide recommends, nnx.split once and a jax.jit of a pure step over flat, donated arrays.
 """
 
 from __future__ import annotations

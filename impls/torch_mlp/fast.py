@@ -1,12 +1,8 @@
 """The compiled loop step (Config.compile): train.py's step as one pure function, compiled whole.
 
-Not part of the lesson (train.py is, and its eager step stays the default): a fenced speed path,
-mirrored by impls/flax_mlp/fast.py. Why: at a small step a GPU waits on the host, and
-torch.compile of train.py's train_step broke its graph 7 times (zero_grad, backward, inside
-optimizer.step), each a guarded resume, so compiled it cost more host time than eager. Here the
-forward and backward (torch.func.grad_and_value of train.loss_fn) and torch's own Adam
-(torch.optim.adam's adam(), on the optimizer's state) trace into one graph (benchmarks/README.md,
-bench_host.py).
+A fenced speed path, not the lesson; twin of impls/flax_mlp/fast.py. Why: at a small step a GPU
+waits on the host, and torch.compile of train_step breaks its graph 7 times; here forward, backward
+(torch.func.grad_and_value) and torch's own Adam trace into one graph (benchmarks/README.md).
 """
 
 from __future__ import annotations
