@@ -284,11 +284,11 @@ def with_defaults(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    show_profile, eager_torch = "--profile" in argv, "--no-torch-compile" in argv
-    argv = [a for a in argv if a not in ("--profile", "--no-torch-compile")]
-    # --no-torch-compile: leave out the torch paths that compile (tens of seconds each on a CPU).
-    paths = [p for p in PATHS if not (eager_torch and p[1] == "torch" and "compile" in p[0])]
+    show_profile = "--profile" in argv
+    argv = [a for a in argv if a != "--profile"]
     args, runs, data = parse_bench_args("bench_host.py", __doc__, "path", 5, with_defaults(argv))
+    no_compile = args.no_torch_compile
+    paths = [p for p in PATHS if not (no_compile and p[1] == "torch" and "compile" in p[0])]
     load_before = os.getloadavg()
     header = ("config", "path", "µs/step (min)", "median", "x its floor", "GPU ceiling steps/s")
     rows = []

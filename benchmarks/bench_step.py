@@ -182,6 +182,10 @@ def _jax_gemm_step(x, ws, acts):
 # The paths timed side by side: (name, stepper, compile): torch eager, torch under torch.compile
 # (Config.compile; CUDA graphs on a GPU), JAX (always jitted).
 PATHS = (("torch", "torch", False), ("torch compiled", "torch", True), ("JAX", "jax", False))
+NO_TORCH_COMPILE = (
+    "leave out the torch paths that compile (tens of seconds each on a CPU; "
+    "tests/test_compiled.py checks them)"
+)
 
 
 @contextlib.contextmanager
@@ -199,13 +203,13 @@ def as_trained(cfg: Config):
         yield
 
 
-def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int) -> dict:
-    """Per path (PATHS) and per GEMM floor: first-call seconds, per-round µs/step, device name."""
+def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int, *, paths=PATHS) -> dict:
+    """Per path (of PATHS) and per GEMM floor: first-call seconds, per-round µs/step, device."""
     steppers = {"torch": torch_stepper, "jax": jax_stepper}
     out = {}
     with as_trained(cfg):
         runners = {}
-        for name, framework, compiled in PATHS:
+        for name, framework, compiled in paths:
             run, sync, where = steppers[framework](
                 dataclasses.replace(cfg, compile=compiled), data, device
             )
@@ -271,6 +275,7 @@ def parse_bench_args(
         default=default_rounds,
         help=f"timed rounds per {round_of}, interleaved (default {default_rounds})",
     )
+    parser.add_argument("--no-torch-compile", action="store_true", help=NO_TORCH_COMPILE)
     args = parser.parse_args(argv)
     configure_threads()  # as compare.py does, before torch loads (shared/timing.py)
     if args.steps < 1 or args.rounds < 1:
@@ -288,12 +293,14 @@ def parse_bench_args(
 
 def main(argv: list[str] | None = None) -> int:
     args, runs, data = parse_bench_args("bench_step.py", __doc__, "path", 5, argv)
-    names = [name for name, _, _ in PATHS]
+    paths = [p for p in PATHS if not (args.no_torch_compile and p[2])]
+    names = [name for name, _, _ in paths]
+    ratios = {"torch": "torch/JAX", "torch compiled": "compiled/JAX"}  # each torch path over JAX
+    ratios = {n: label for n, label in ratios.items() if n in names}
     header = (
         "config",
         *(f"{n} µs/step" for n in names),
-        "torch/JAX",
-        "compiled/JAX",
+        *ratios.values(),
         *(f"{n} of floor" for n in names),
         "floor torch / JAX µs",
         "first step " + " / ".join(names),
@@ -301,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for cfg in runs:
         try:
-            r = bench(cfg, data[cfg.dataset], args.device, args.steps, args.rounds)
+            r = bench(cfg, data[cfg.dataset], args.device, args.steps, args.rounds, paths=paths)
         except RuntimeError as e:  # --device gpu where a framework sees none
             fail(str(e))
         med = {b: statistics.median(r[b]["rounds"]) for b in r}
@@ -315,8 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{cfg.hidden_layers}x{cfg.hidden_size} b{cfg.batch_size} {cfg.activation} "
                 f"{cfg.output}",
                 *(spread[n] for n in names),
-                f"{med['torch'] / med['JAX']:.2f}",
-                f"{med['torch compiled'] / med['JAX']:.2f}",
+                *(f"{med[n] / med['JAX']:.2f}" for n in ratios),
                 *(f"{100 * floor[n] / med[n]:.0f}%" for n in names),
                 f"{med['torch GEMM']:.0f} / {med['JAX GEMM']:.0f}",
                 " / ".join(f"{r[n]['first_s']:.2f}" for n in names) + " s",
@@ -325,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{rows[-1][0]}: "
             + ", ".join(f"{n} {spread[n]}" for n in names)
-            + f" µs/step; torch/JAX {rows[-1][4]}, compiled/JAX {rows[-1][5]}",
+            + " µs/step; "
+            + ", ".join(f"{label} {med[n] / med['JAX']:.2f}" for n, label in ratios.items()),
             flush=True,
         )
 

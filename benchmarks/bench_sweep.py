@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 # folder, so the checkout goes first on the path; hence `noqa: E402` on each.
 
 from bench_step import (  # noqa: E402
+    NO_TORCH_COMPILE,
     as_trained,
     check_devices,
     jax_floor,
@@ -175,23 +176,29 @@ def peak_meter(framework: str, device: str):
     return lambda: (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, False)  # KiB
 
 
-def bench(base: Config, data: Dataset, device: str, members: int, steps: int, rounds: int) -> dict:
-    """Per path: loop and sweep µs per member-step (per round), first-call seconds, GEMM floor
-    µs/step. Every path is set up first; then each round times every path in turn (loop, sweep,
-    floor), so that a slow spell of a shared machine falls on all paths alike, not on one."""
+# The paths timed side by side: (name, loop's stepper, sweeper, compile).
+PATHS = (
+    ("torch", torch_stepper, torch_sweeper, False),
+    ("torch compiled", torch_stepper, torch_sweeper, True),  # torch.compile (Config.compile)
+    ("jax", jax_stepper, jax_sweeper, False),
+)
+
+
+def bench(
+    base: Config, data: Dataset, device: str, members: int, steps: int, rounds: int, *, paths=PATHS
+) -> dict:
+    """Per path (of PATHS): loop and sweep µs per member-step (per round), first-call seconds,
+    GEMM floor µs/step. Every path is set up first; then each round times every path in turn
+    (loop, sweep, floor), so that a slow spell of a shared machine falls on all paths alike."""
     cfgs = members_of(base, members)
     loop_cfg = dataclasses.replace(base, learning_rate=1e-3)  # relu logits: the loop's step
     with as_trained(base):  # TF32 off and the dtype, as the grid's runs (bench_step.as_trained)
-        return _bench(cfgs, loop_cfg, data, device, steps, rounds)
+        return _bench(cfgs, loop_cfg, data, device, steps, rounds, paths=paths)
 
 
-def _bench(cfgs, loop_cfg, data, device, steps, rounds) -> dict:
+def _bench(cfgs, loop_cfg, data, device, steps, rounds, *, paths) -> dict:
     members, out, runs = len(cfgs), {}, {}
-    for name, stepper, sweeper, compiled in (
-        ("torch", torch_stepper, torch_sweeper, False),
-        ("torch compiled", torch_stepper, torch_sweeper, True),  # torch.compile (Config.compile)
-        ("jax", jax_stepper, jax_sweeper, False),
-    ):
+    for name, stepper, sweeper, compiled in paths:
         peak = peak_meter(name.split()[0], device)
         run_loop, sync_loop, where = stepper(
             dataclasses.replace(loop_cfg, compile=compiled), data, device
@@ -212,8 +219,9 @@ def _bench(cfgs, loop_cfg, data, device, steps, rounds) -> dict:
         runs[name] = (run_loop, sync_loop, run_sweep, sync_sweep, gemm)
     # A CompiledStep resets dynamo (impls/torch_mlp/compiled.py): the compiled loop's step compiles
     # again here, before the timed rounds.
-    run_loop, sync_loop = runs["torch compiled"][:2]
-    sync_loop(run_loop(1))
+    if "torch compiled" in runs:
+        run_loop, sync_loop = runs["torch compiled"][:2]
+        sync_loop(run_loop(1))
     for _ in range(rounds):
         for name, (run_loop, sync_loop, run_sweep, sync_sweep, gemm) in runs.items():
             r = out[name]
@@ -258,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
         "--data-dir", default=None, metavar="DIR", help="folder with the MNIST IDX files"
     )
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
+    parser.add_argument("--no-torch-compile", action="store_true", help=NO_TORCH_COMPILE)
     args = parser.parse_args(argv)
+    paths = [p for p in PATHS if not (args.no_torch_compile and p[3])]
     try:
         batches = [int(b) for b in args.batches.split(",")]
     except ValueError:
@@ -301,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     for batch in batches:
         base = Config(hidden_size=args.hidden, hidden_layers=args.layers, batch_size=batch)
         try:
-            r = bench(base, data, args.device, args.members, args.steps, args.rounds)
+            r = bench(base, data, args.device, args.members, args.steps, args.rounds, paths=paths)
         except RuntimeError as e:  # --device gpu where a framework sees none
             fail(str(e))
         # torch eager and torch compiled time the same matmuls as their floor: one median over

@@ -76,11 +76,13 @@ if $DRY; then
     DEVICE=cpu
     # CPU tests that need MNIST, through the same data path and criterion as the GPU ones.
     TESTS=${TESTS:-tests/test_parity.py::test_outputs_match -k 500x1-relu-logits}
-    STEP_ARGS=(--config smoke --set output=logits --set batch_size=600 --steps 3 --rounds 1)
+    # No torch compiles (~30 s here): tests/test_compiled.py and test_benchmarks.py time them.
+    STEP_ARGS=(--config smoke --set output=logits --set batch_size=600 --steps 3 --rounds 1
+        --no-torch-compile)
     STEP_ROWS=1
-    SWEEP_ARGS=(--batches 600 --hidden 16 --members 2 --steps 3 --rounds 1)
-    SWEEP_ROWS=3
-    HOST_ARGS=(--steps 3 --rounds 1 --no-torch-compile) # torch's compiles: tests/test_compiled.py
+    SWEEP_ARGS=(--batches 600 --hidden 16 --members 2 --steps 3 --rounds 1 --no-torch-compile)
+    SWEEP_ROWS=2
+    HOST_ARGS=(--steps 3 --rounds 1 --no-torch-compile)
     GRID_ARGS=(--config smoke --set epochs=1)
 else
     GPU=$("$PYTHON" -u benchmarks/gpu_run.py preflight "$DATA_DIR" --gpu) || exit 2
@@ -139,8 +141,11 @@ criterion() { # criterion NAME: exit 0 if NAME's own criterion holds, else say w
 command_of() { # command_of NAME: the stage's command, into the array CMD
     case $1 in
     tests)
+        # One process (-o addopts: no pytest-xdist workers): they would share the one GPU, and the
+        # GPU image may not have pytest-xdist.
         # shellcheck disable=SC2206 # TESTS is pytest's arguments, split on spaces
-        CMD=(env CI=true "$PYTHON" -u -m pytest $TESTS -v -p no:cacheprovider --durations=15)
+        CMD=(env CI=true "$PYTHON" -u -m pytest $TESTS -o addopts=-ra -v -p no:cacheprovider
+            --durations=15)
         ;;
     bench_step)
         CMD=("$PYTHON" -u benchmarks/bench_step.py "${STEP_ARGS[@]}" --device "$DEVICE"
