@@ -628,10 +628,13 @@ def test_no_data():
 """
 
 
-@pytest.mark.parametrize("ci", ["", "true"])
-def test_data_skips_are_counted_loudly_and_fail_ci(ci, tmp_path):
+@pytest.mark.parametrize(
+    "ci, workers", [("", "0"), ("true", "0"), ("true", "2")], ids=["local", "ci", "ci-2-workers"]
+)
+def test_data_skips_are_counted_loudly_and_fail_ci(ci, workers, tmp_path):
     # A checkout with nothing beside it, an empty cache and no variable: pytest in a process of
-    # its own, with this conftest.
+    # its own, with this conftest; in one process, or with pytest-xdist's workers as the suite
+    # runs (pyproject.toml), where the skips happen in the workers and the verdict is the main's.
     clone = tmp_path / "clone"
     (clone / "tests").mkdir(parents=True)
     shutil.copyfile(conftest.ROOT / "tests" / "conftest.py", clone / "tests" / "conftest.py")
@@ -640,7 +643,7 @@ def test_data_skips_are_counted_loudly_and_fail_ci(ci, tmp_path):
     env.update(PYTHONPATH=str(conftest.ROOT), XDG_CACHE_HOME=str(tmp_path / "empty"), CI=ci)
     env["MLP_TWINS_TEST_CACHE"] = str(tmp_path / "session-cache")
     r = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", workers, "tests"],
         cwd=clone,
         env=env,
         capture_output=True,
