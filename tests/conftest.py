@@ -40,15 +40,18 @@ HOW = (
     "or set MLP_TWINS_DATASETS to a folder holding mnist/ and fashion-mnist/"
 )
 _data_skips: set[str] = set()  # node ids of the tests skipped for lack of data
+_own_cache: list[str] = []  # the session cache this process made, removed when it ends
 
 
 def pytest_configure(config):
-    # Keep the suite off the user's ~/.cache: one cache per test session, so a dataset parsed
-    # once is reused by every later test. Tests of the cache itself use their own tmp folder.
+    # Keep the suite off the user's ~/.cache: one cache per test session (pytest-xdist's workers
+    # inherit it), so a dataset parsed once is reused by every later test. Tests of the cache
+    # itself use their own tmp folder.
     if "MLP_TWINS_TEST_CACHE" not in os.environ:
         import tempfile
 
-        os.environ["MLP_TWINS_TEST_CACHE"] = tempfile.mkdtemp(prefix="mlp-twins-test-cache-")
+        _own_cache.append(tempfile.mkdtemp(prefix="mlp-twins-test-cache-"))
+        os.environ["MLP_TWINS_TEST_CACHE"] = _own_cache[0]
     os.environ["XDG_CACHE_HOME"] = os.environ["MLP_TWINS_TEST_CACHE"]
     # An explicit dir in the caller's environment must not leak into tests that pass none.
     os.environ.pop("MLP_TWINS_DATA", None)
@@ -171,6 +174,12 @@ def pytest_runtest_logreport(report):
 
 def _ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_unconfigure(config):
+    # ~160 MB of copied and parsed datasets: gone with the session that made them.
+    for folder in _own_cache:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def pytest_sessionfinish(session, exitstatus):

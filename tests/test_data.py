@@ -641,7 +641,9 @@ def test_data_skips_are_counted_loudly_and_fail_ci(ci, workers, tmp_path):
     (clone / "tests" / "test_needs_data.py").write_text(NEEDS_DATA)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLP_TWINS_") and k != "CI"}
     env.update(PYTHONPATH=str(conftest.ROOT), XDG_CACHE_HOME=str(tmp_path / "empty"), CI=ci)
-    env["MLP_TWINS_TEST_CACHE"] = str(tmp_path / "session-cache")
+    env.pop("MLP_TWINS_TEST_CACHE", None)  # the session makes its own, under TMPDIR
+    env["TMPDIR"] = str(tmp_path / "tmp")
+    (tmp_path / "tmp").mkdir()
     r = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", workers, "tests"],
         cwd=clone,
@@ -658,3 +660,5 @@ def test_data_skips_are_counted_loudly_and_fail_ci(ci, workers, tmp_path):
     assert "1 passed, 2 skipped" in r.stdout
     assert r.returncode == (1 if ci else 0), r.stdout
     assert ("CI=true, so this run fails" in lines[0]) == bool(ci)
+    # The session's cache was removed when it ended, workers or not.
+    assert not list((tmp_path / "tmp").glob("mlp-twins-test-cache-*"))
