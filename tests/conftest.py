@@ -121,7 +121,11 @@ def find_real_data(name: str, places: list, dest: pathlib.Path) -> tuple[pathlib
             continue
         dest.mkdir(parents=True, exist_ok=True)
         for path in files.values():
-            shutil.copyfile(path, dest / path.name)
+            # Via a temp file and an atomic rename: pytest-xdist's workers copy into one session
+            # cache at once, and a worker must never read another's half-written copy.
+            part = dest / f".{path.name}.{os.getpid()}.part"
+            shutil.copyfile(path, part)
+            os.replace(part, dest / path.name)
         return dest, f"{origin} {folder}"
     return None, "; ".join(looked)
 

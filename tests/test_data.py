@@ -616,6 +616,31 @@ def test_tests_name_every_place_they_looked(mnist_dir, cache, tmp_path):
     assert not (tmp_path / "copy").exists()
 
 
+def test_a_reader_never_sees_a_half_copied_file(mnist_dir, tmp_path):
+    """pytest-xdist's workers copy the data into one session cache at once: while one copies, what
+    another finds there is whole (conftest.find_real_data writes a temp file, then renames)."""
+    dest, sizes = tmp_path / "copy", {p.name: p.stat().st_size for p in mnist_dir.iterdir()}
+    seen, done = set(), threading.Event()
+
+    def read():
+        while not done.is_set():
+            for name, size in sizes.items():
+                with contextlib.suppress(FileNotFoundError):
+                    seen.add((name, (dest / name).stat().st_size == size))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(3):  # each copy over the last, as a second worker's would be
+            places = [("MLP_TWINS_DATASETS", mnist_dir)]
+            assert conftest.find_real_data("mnist", places, dest)[0] == dest
+    finally:
+        done.set()
+        reader.join()
+    assert {whole for _, whole in seen} == {True}, sorted(seen)
+    assert sorted(p.name for p in dest.iterdir()) == sorted(sizes)  # no temp file left
+
+
 NEEDS_DATA = """
 def test_mnist(mnist_dir):
     pass
