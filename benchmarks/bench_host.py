@@ -137,14 +137,14 @@ def jax_floor_loop(cfg: Config, data: Dataset, device: str):
 
 def torch_compiled_lesson(cfg: Config, data: Dataset, device: str, steps: int):
     """(run(count), sync): the compiled loop before fast.py, for the before/after: train.py's own
-    train_step under torch.compile (compiled.CompiledStep), Adam capturable and fused."""
+    train_step under torch.compile (fast.CompiledStep), Adam capturable and fused."""
     import functools
 
     import torch
 
     from impls.torch_mlp import runtime
     from impls.torch_mlp import train as twin
-    from impls.torch_mlp.compiled import CompiledStep
+    from impls.torch_mlp.fast import CompiledStep
     from impls.torch_mlp.model import build_model
 
     dev = runtime.resolve_device(device)

@@ -217,7 +217,7 @@ def _bench(cfgs, loop_cfg, data, device, steps, rounds, *, paths) -> dict:
         out[name] = {"loop": [], "sweep": [], "gemm": [], "first_s": (first_loop, first_sweep)}
         out[name].update(device=where, peak=peak())
         runs[name] = (run_loop, sync_loop, run_sweep, sync_sweep, gemm)
-    # A CompiledStep resets dynamo (impls/torch_mlp/compiled.py): the compiled loop's step compiles
+    # A CompiledStep resets dynamo (impls/torch_mlp/fast.py): the compiled loop's step compiles
     # again here, before the timed rounds.
     if "torch compiled" in runs:
         run_loop, sync_loop = runs["torch compiled"][:2]

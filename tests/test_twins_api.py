@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from tools.side_by_side import ONE_SIDED
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TWINS = {"torch_mlp": ("torch",), "flax_mlp": ("jax", "flax", "optax")}
 # The walk-through (fundamentals.py) is another engineer's and mirrors on its own terms.
@@ -23,10 +25,8 @@ MODULES = (
     "sweep.py",
     "train.py",
 )
-# What one twin has and the other needs not, each with why. torch_mlp/sweep_tuning.py: what the
-# torch sweep does only for speed on one device or compiler (XLA needs none of it); compiled.py:
-# torch.compile wraps an eager step, where JAX's step is jitted where it is defined.
-ONLY_IN = {"torch_mlp": {"files": {"sweep_tuning.py", "compiled.py"}}}
+# What one twin has and the other needs not, each with why there: in torch_mlp/fast.py only.
+ONLY_IN = {"torch_mlp": {"fast.py": ONE_SIDED["impls/torch_mlp/fast.py"]}}
 
 
 def public_api(path: pathlib.Path) -> list[tuple]:
@@ -54,9 +54,7 @@ def public_api(path: pathlib.Path) -> list[tuple]:
 def test_same_module_files():
     files = {
         name: sorted(
-            p.name
-            for p in (ROOT / "impls" / name).glob("*.py")
-            if p.name != "fundamentals.py" and p.name not in ONLY_IN.get(name, {}).get("files", ())
+            p.name for p in (ROOT / "impls" / name).glob("*.py") if p.name != "fundamentals.py"
         )
         for name in TWINS
     }

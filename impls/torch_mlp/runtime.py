@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import torch
 
-from impls.torch_mlp.compiled import CompiledStep
+from impls.torch_mlp.fast import CompiledStep
 
 
 @contextlib.contextmanager

@@ -3,7 +3,7 @@
 The twin is impls/flax_mlp/sweep.py; docs/sweep-engine.md says how and why. Each member of a group
 (shared/groups.py) trains exactly as train.py would train it alone: the weights get a member axis,
 and learning rate, activation and output become per-member numbers. What is there only for speed on
-one device or compiler is in sweep_tuning.py.
+one device or compiler is in fast.py.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from impls.torch_mlp import checkpoint, runtime
+from impls.torch_mlp.fast import compile_step, prelu, row_blocks
 from impls.torch_mlp.model import LEAKY_SLOPE, build_model, get_weights, set_weights
-from impls.torch_mlp.sweep_tuning import compile_step, prelu, row_blocks
 from impls.torch_mlp.train import LOG_EVERY, device_data, epoch_order
 from shared.config import Config
 from shared.data import Dataset
@@ -71,7 +71,7 @@ def forward(
     x = torch.addmm(b.reshape(-1), images, w.reshape(784, members * width))
     x = x.view(batch, members, width)  # (B, M, n)
     for w, b in rest:
-        x = prelu(x, slopes)  # x if x > 0 else slope * x, per member (sweep_tuning.py)
+        x = prelu(x, slopes)  # x if x > 0 else slope * x, per member (fast.py)
         x = torch.einsum("bmi,mio->bmo", x, w) + b  # (B, M, out): a batched matmul over members
     # The lab report's double softmax, only for the members that have it (see model.py).
     return torch.where(softmax[:, None], torch.softmax(x, dim=-1), x)  # (B, M, 10)
@@ -117,7 +117,7 @@ def adam_step(params, grads, opt_state: dict, lr: torch.Tensor, alive: torch.Ten
     flat_grads = [g for layer in grads for g in layer]
     for i, tensors in enumerate(zip(flat, flat_grads, opt_state["m"], opt_state["v"])):
         step_size = _along_members(neg_step_size, i, flat[i]).expand_as(flat[i])  # a view, no copy
-        for p, grad, m, v, size in row_blocks(*tensors, step_size):  # sweep_tuning.py
+        for p, grad, m, v, size in row_blocks(*tensors, step_size):  # fast.py
             m.lerp_(grad, 1 - BETA1)
             v.mul_(BETA2).addcmul_(grad, grad, value=1 - BETA2)
             denom = v.sqrt().div_(bias_correction2_sqrt).add_(EPS)
