@@ -21,7 +21,6 @@ run; compare ratios, not absolute times, across machines or loads. A benchmark, 
 
 from __future__ import annotations
 
-import contextlib
 import cProfile
 import dataclasses
 import io
@@ -30,7 +29,6 @@ import pathlib
 import pstats
 import statistics
 import sys
-import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -38,7 +36,15 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 # The imports below need the sys.path line(s) above: the benchmarks run as scripts from any
 # folder, so the checkout goes first on the path; hence `noqa: E402` on each.
 
-from bench_step import jax_stepper, parse_bench_args, torch_stepper  # noqa: E402
+from bench_step import (  # noqa: E402
+    as_trained,
+    hot_loop,
+    ignoring_count,
+    jax_stepper,
+    parse_bench_args,
+    time_rounds,
+    torch_stepper,
+)
 from bench_sweep import jax_sweeper, torch_sweeper  # noqa: E402
 
 from shared.batches import epoch_index_matrix  # noqa: E402
@@ -155,15 +161,7 @@ def torch_compiled_lesson(cfg: Config, data: Dataset, device: str, steps: int):
     )
     step = CompiledStep(functools.partial(twin.train_step, model, optimizer), dev)
     order = torch.from_numpy(_order(cfg, data)).to(dev)
-    position = 0
-
-    def run(count: int):
-        nonlocal position
-        for _ in range(count):
-            loss = step(*twin.get_batch(images, labels, order, position % len(order)))
-            position += 1
-        return loss
-
+    run = hot_loop(step, twin.get_batch, images, labels, order, len(order))
     return run, runtime.device_sync(dev)
 
 
@@ -185,7 +183,7 @@ def _sweep(sweeper, compiled: bool):
 
     def make(cfg, data, device, steps):
         run, sync, _, _ = sweeper([dataclasses.replace(cfg, compile=compiled)], data, device, steps)
-        return (lambda count: run()), sync
+        return ignoring_count(run), sync
 
     return make
 
@@ -209,61 +207,40 @@ PATHS = (
 )
 
 
-def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int, paths=PATHS) -> dict:
+def bench(
+    cfg: Config, data: Dataset, device: str, steps: int, rounds: int, *, paths=PATHS, top=0
+) -> dict:
     """{path: µs/step of each round}: every path set up, warmed up twice (a CompiledStep resets
-    dynamo, so the torch paths compiled before the last one compile again), then timed in turn."""
+    dynamo, so the torch paths compiled before the last one compile again), then timed in turn.
+    With `top`, first a cProfile of each path's `steps` steps, its `top` functions by own time."""
     import torch
-
-    from impls.flax_mlp import runtime as jax_runtime
-    from impls.torch_mlp import runtime as torch_runtime
 
     # One torch thread: a step this small has nothing to split, and on a shared CPU a second
     # OpenMP thread turns every op into a wait for a core (a GPU's host loop is one thread too).
     torch.set_num_threads(1)
-    with contextlib.ExitStack() as stack:
-        for runtime in (torch_runtime, jax_runtime):  # TF32 and dtype as in train
-            stack.enter_context(runtime.matmul_precision(cfg.tf32))
-            stack.enter_context(runtime.dtype_scope(cfg.dtype))
+    with as_trained(cfg):  # TF32 and dtype as in train
         runners = {name: make(cfg, data, device, steps) for name, _, make in paths}
         for _ in range(2):
             for run, sync in runners.values():
                 sync(run(steps))
-        out = {name: [] for name in runners}
-        for _ in range(rounds):
-            for name, (run, sync) in runners.items():
-                t0 = time.perf_counter()
-                sync(run(steps))
-                out[name].append(1e6 * (time.perf_counter() - t0) / steps)
-        return out
+        for name, (run, sync) in runners.items() if top else ():
+            profile(name, run, sync, steps, top)
+        return time_rounds(runners, steps, rounds)
 
 
-def profile(cfg: Config, data: Dataset, device: str, steps: int, paths=PATHS, top=12) -> None:
-    """cProfile of `steps` steps of each path (after its warm-up): the functions with the most own
-    time, per step. Where the host time goes, call by call; the profiler's own cost inflates every
-    Python call alike, so read it for shares, not for µs."""
-    import torch
-
-    from impls.flax_mlp import runtime as jax_runtime
-    from impls.torch_mlp import runtime as torch_runtime
-
-    torch.set_num_threads(1)  # as bench() does
-    with contextlib.ExitStack() as stack:
-        for runtime in (torch_runtime, jax_runtime):
-            stack.enter_context(runtime.matmul_precision(cfg.tf32))
-            stack.enter_context(runtime.dtype_scope(cfg.dtype))
-        for name, _, make in paths:
-            run, sync = make(cfg, data, device, steps)
-            sync(run(steps))
-            sync(run(steps))
-            profiler = cProfile.Profile()
-            profiler.enable()
-            sync(run(steps))
-            profiler.disable()
-            text = io.StringIO()
-            stats = pstats.Stats(profiler, stream=text)
-            print(f"\n## {name}: {stats.total_calls / steps:.0f} Python calls a step")
-            stats.sort_stats("tottime").print_stats(top)
-            print(_own_times(text.getvalue()))
+def profile(name: str, run, sync, steps: int, top: int) -> None:
+    """cProfile of `steps` steps of a warmed-up path: the functions with the most own time, per
+    step. Where the host time goes, call by call; the profiler's own cost inflates every Python
+    call alike, so read it for shares, not for µs."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    sync(run(steps))
+    profiler.disable()
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    print(f"\n## {name}: {stats.total_calls / steps:.0f} Python calls a step")
+    stats.sort_stats("tottime").print_stats(top)
+    print(_own_times(text.getvalue()))
 
 
 def _own_times(report: str) -> str:
@@ -284,18 +261,24 @@ def with_defaults(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    show_profile = "--profile" in argv
-    argv = [a for a in argv if a != "--profile"]
-    args, runs, data = parse_bench_args("bench_host.py", __doc__, "path", 5, with_defaults(argv))
+    args, runs, data = parse_bench_args(
+        "bench_host.py", __doc__, "path", 5, with_defaults(argv), add_args=_add_profile
+    )
     no_compile = args.no_torch_compile
     paths = [p for p in PATHS if not (no_compile and p[1] == "torch" and "compile" in p[0])]
     load_before = os.getloadavg()
     header = ("config", "path", "µs/step (min)", "median", "x its floor", "GPU ceiling steps/s")
     rows = []
     for cfg in runs:
-        if show_profile:
-            profile(cfg, data[cfg.dataset], args.device, args.steps, paths)
-        r = bench(cfg, data[cfg.dataset], args.device, args.steps, args.rounds, paths)
+        r = bench(
+            cfg,
+            data[cfg.dataset],
+            args.device,
+            args.steps,
+            args.rounds,
+            paths=paths,
+            top=12 if args.profile else 0,
+        )
         best = {name: min(us) for name, us in r.items()}
         floor = {"torch": best["torch floor"], "JAX": best["JAX floor"]}
         for name, framework, _ in paths:
@@ -324,6 +307,12 @@ def main(argv: list[str] | None = None) -> int:
         "1e6 / µs, the most steps per second this host time allows on any card."
     )
     return 0
+
+
+def _add_profile(parser) -> None:
+    parser.add_argument(
+        "--profile", action="store_true", help="a cProfile of each path first, before the timing"
+    )
 
 
 def _load(avg: tuple[float, float, float]) -> str:

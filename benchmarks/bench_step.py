@@ -62,7 +62,7 @@ def torch_stepper(cfg: Config, data: Dataset, device: str):
         epoch_index_matrix(cfg.seed, 0, len(data.train_labels), cfg.batch_size)
     ).to(dev)
     return (
-        _runner(step, twin.get_batch, images, labels, order, cfg.steps_per_epoch),
+        hot_loop(step, twin.get_batch, images, labels, order, cfg.steps_per_epoch),
         runtime.device_sync(dev),
         runtime.describe_device(dev),
     )
@@ -85,13 +85,13 @@ def jax_stepper(cfg: Config, data: Dataset, device: str):
         dev,
     )
     return (
-        _runner(step, twin.get_batch, images, labels, order, cfg.steps_per_epoch),
+        hot_loop(step, twin.get_batch, images, labels, order, cfg.steps_per_epoch),
         runtime.device_sync(dev),
         runtime.describe_device(dev),
     )
 
 
-def _runner(step, get_batch, images, labels, order, steps_per_epoch):
+def hot_loop(step, get_batch, images, labels, order, steps_per_epoch):
     """The twins' hot loop as `run(count)`, cycling through epoch 0's batches."""
     position = 0
 
@@ -220,18 +220,27 @@ def bench(cfg: Config, data: Dataset, device: str, steps: int, rounds: int, *, p
             ("torch GEMM", torch_floor, "torch"),
             ("JAX GEMM", jax_floor, "JAX"),
         ):
-            run, sync = _ignoring_count(floor(cfg, 1, device, steps)), runners[framework][1]
+            run, sync = ignoring_count(floor(cfg, 1, device, steps)), runners[framework][1]
             runners[name] = run, sync
             out[name] = {"first_s": _first(run, sync, 1), "rounds": [], "device": ""}
-        for _ in range(rounds):
-            for name, (run, sync) in runners.items():
-                t0 = time.perf_counter()
-                sync(run(steps))
-                out[name]["rounds"].append(1e6 * (time.perf_counter() - t0) / steps)
+        for name, rounds_us in time_rounds(runners, steps, rounds).items():
+            out[name]["rounds"] = rounds_us
     return out
 
 
-def _ignoring_count(gemm):
+def time_rounds(runners: dict, steps: int, rounds: int) -> dict[str, list[float]]:
+    """{name: µs/step of each round}: each round runs `steps` steps of every (run, sync) runner in
+    turn, synced once at its end, so a slow spell of a shared machine falls on all alike."""
+    out = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, (run, sync) in runners.items():
+            t0 = time.perf_counter()
+            sync(run(steps))
+            out[name].append(1e6 * (time.perf_counter() - t0) / steps)
+    return out
+
+
+def ignoring_count(gemm):
     """gemm() as run(count): it always times `--steps` steps' matmuls."""
     return lambda count: gemm()
 
@@ -258,12 +267,12 @@ def check_devices(device: str) -> None:
 
 
 def parse_bench_args(
-    prog: str, doc: str, round_of: str, default_rounds: int, argv: list[str] | None
+    prog: str, doc: str, round_of: str, default_rounds: int, argv: list[str] | None, add_args=None
 ):
     """The step benchmarks' shared start: flags, threads, checks, data.
 
     Returns (args, runs, {dataset: Dataset}). round_of names what a timed round times, for --help
-    ('path', 'loop')."""
+    ('path', 'loop'); add_args(parser), if given, adds a benchmark's own flags."""
     parser = ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
     add_run_args(parser)
     parser.add_argument(
@@ -276,6 +285,8 @@ def parse_bench_args(
         help=f"timed rounds per {round_of}, interleaved (default {default_rounds})",
     )
     parser.add_argument("--no-torch-compile", action="store_true", help=NO_TORCH_COMPILE)
+    if add_args is not None:
+        add_args(parser)
     args = parser.parse_args(argv)
     configure_threads()  # as compare.py does, before torch loads (shared/timing.py)
     if args.steps < 1 or args.rounds < 1:
@@ -317,12 +328,13 @@ def main(argv: list[str] | None = None) -> int:
         }
         # A path's GEMM floor is its own framework's: the matmuls alone take that many µs.
         floor = {n: med["JAX GEMM" if n == "JAX" else "torch GEMM"] for n in names}
+        rel = {n: f"{med[n] / med['JAX']:.2f}" for n in ratios}  # each torch path over JAX
         rows.append(
             (
                 f"{cfg.hidden_layers}x{cfg.hidden_size} b{cfg.batch_size} {cfg.activation} "
                 f"{cfg.output}",
                 *(spread[n] for n in names),
-                *(f"{med[n] / med['JAX']:.2f}" for n in ratios),
+                *rel.values(),
                 *(f"{100 * floor[n] / med[n]:.0f}%" for n in names),
                 f"{med['torch GEMM']:.0f} / {med['JAX GEMM']:.0f}",
                 " / ".join(f"{r[n]['first_s']:.2f}" for n in names) + " s",
@@ -332,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{rows[-1][0]}: "
             + ", ".join(f"{n} {spread[n]}" for n in names)
             + " µs/step; "
-            + ", ".join(f"{label} {med[n] / med['JAX']:.2f}" for n, label in ratios.items()),
+            + ", ".join(f"{label} {rel[n]}" for n, label in ratios.items()),
             flush=True,
         )
 

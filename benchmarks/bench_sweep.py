@@ -192,48 +192,45 @@ def bench(
     (loop, sweep, floor), so that a slow spell of a shared machine falls on all paths alike."""
     cfgs = members_of(base, members)
     loop_cfg = dataclasses.replace(base, learning_rate=1e-3)  # relu logits: the loop's step
+    out, runs = {}, {}
     with as_trained(base):  # TF32 off and the dtype, as the grid's runs (bench_step.as_trained)
-        return _bench(cfgs, loop_cfg, data, device, steps, rounds, paths=paths)
-
-
-def _bench(cfgs, loop_cfg, data, device, steps, rounds, *, paths) -> dict:
-    members, out, runs = len(cfgs), {}, {}
-    for name, stepper, sweeper, compiled in paths:
-        peak = peak_meter(name.split()[0], device)
-        run_loop, sync_loop, where = stepper(
-            dataclasses.replace(loop_cfg, compile=compiled), data, device
-        )
-        t0 = time.perf_counter()
-        sync_loop(run_loop(1))
-        first_loop = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        run_sweep, sync_sweep, gemm, _ = sweeper(
-            [dataclasses.replace(c, compile=compiled) for c in cfgs], data, device, steps
-        )
-        sync_sweep(run_sweep())  # includes the ahead-of-time compile (JAX, torch compiled)
-        first_sweep = time.perf_counter() - t0
-        sync_sweep(gemm())
-        # Each path's peak before the next is set up.
-        out[name] = {"loop": [], "sweep": [], "gemm": [], "first_s": (first_loop, first_sweep)}
-        out[name].update(device=where, peak=peak())
-        runs[name] = (run_loop, sync_loop, run_sweep, sync_sweep, gemm)
-    # A CompiledStep resets dynamo (impls/torch_mlp/fast.py): the compiled loop's step compiles
-    # again here, before the timed rounds.
-    if "torch compiled" in runs:
-        run_loop, sync_loop = runs["torch compiled"][:2]
-        sync_loop(run_loop(1))
-    for _ in range(rounds):
-        for name, (run_loop, sync_loop, run_sweep, sync_sweep, gemm) in runs.items():
-            r = out[name]
+        for name, stepper, sweeper, compiled in paths:
+            peak = peak_meter(name.split()[0], device)
+            run_loop, sync_loop, where = stepper(
+                dataclasses.replace(loop_cfg, compile=compiled), data, device
+            )
             t0 = time.perf_counter()
-            sync_loop(run_loop(steps))
-            r["loop"].append(1e6 * (time.perf_counter() - t0) / steps)  # one member per step
+            sync_loop(run_loop(1))
+            first_loop = time.perf_counter() - t0
             t0 = time.perf_counter()
-            sync_sweep(run_sweep())
-            r["sweep"].append(1e6 * (time.perf_counter() - t0) / (steps * members))  # a member-step
-            t0 = time.perf_counter()
+            run_sweep, sync_sweep, gemm, _ = sweeper(
+                [dataclasses.replace(c, compile=compiled) for c in cfgs], data, device, steps
+            )
+            sync_sweep(run_sweep())  # includes the ahead-of-time compile (JAX, torch compiled)
+            first_sweep = time.perf_counter() - t0
             sync_sweep(gemm())
-            r["gemm"].append(1e6 * (time.perf_counter() - t0) / steps)  # per group step
+            # Each path's peak before the next is set up.
+            out[name] = {"loop": [], "sweep": [], "gemm": [], "first_s": (first_loop, first_sweep)}
+            out[name].update(device=where, peak=peak())
+            runs[name] = (run_loop, sync_loop, run_sweep, sync_sweep, gemm)
+        # A CompiledStep resets dynamo (impls/torch_mlp/fast.py): the compiled loop's step compiles
+        # again here, before the timed rounds.
+        if "torch compiled" in runs:
+            run_loop, sync_loop = runs["torch compiled"][:2]
+            sync_loop(run_loop(1))
+        for _ in range(rounds):
+            for name, (run_loop, sync_loop, run_sweep, sync_sweep, gemm) in runs.items():
+                r = out[name]
+                t0 = time.perf_counter()
+                sync_loop(run_loop(steps))
+                r["loop"].append(1e6 * (time.perf_counter() - t0) / steps)  # one member per step
+                t0 = time.perf_counter()
+                sync_sweep(run_sweep())
+                member_steps = steps * members
+                r["sweep"].append(1e6 * (time.perf_counter() - t0) / member_steps)
+                t0 = time.perf_counter()
+                sync_sweep(gemm())
+                r["gemm"].append(1e6 * (time.perf_counter() - t0) / steps)  # per group step
     return out
 
 
