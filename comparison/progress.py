@@ -123,4 +123,5 @@ def count_line(runs: list[Config], backend: str) -> str:
 
 
 def plural(n: int, word: str) -> str:
+    """ "1 configuration", "4 configurations": a one-run report must not say "1 configurations"."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -16,15 +16,19 @@ import math
 import os
 import pathlib
 import sys
-from dataclasses import fields
 
 from shared.checkpoint import run_name
-from shared.config import Config
+from shared.config import FIELD_NAMES, Config
 
 
 def config_of(record: dict) -> Config:
     """The Config a record ran (ConfigError where its "config" is not a valid one)."""
     return Config(**record["config"])
+
+
+def varying(cfgs: list[Config]) -> list[str]:
+    """The Config fields whose values differ among `cfgs`, in Config's order."""
+    return [n for n in FIELD_NAMES if len({getattr(c, n) for c in cfgs}) > 1]
 
 
 def run_key(record: dict) -> tuple[str, str] | None:
@@ -240,7 +244,7 @@ def _line_count(path: pathlib.Path) -> int:
 
 # ------------------------------------------------------------------ as a pandas DataFrame
 
-CONFIG_FIELDS = tuple(f.name for f in fields(Config))
+CONFIG_FIELDS = FIELD_NAMES
 TIMINGS = ("step_time_us", "samples_per_s", "warmup_s", "train_s", "wall_s", "gemm_floor_us")
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import pathlib
 import time
-from dataclasses import fields
 
 from google.protobuf.struct_pb2 import ListValue, Value
 from tensorboardX.proto.api_pb2 import DataType, Experiment, HParamInfo, MetricInfo, MetricName
@@ -19,8 +18,8 @@ from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
 from tensorboardX.record_writer import RecordWriter
 from tensorboardX.summary import hparams as hparams_summary
 
+from comparison.results import config_of, varying
 from shared.checkpoint import atomic_file, atomic_folder, run_name
-from shared.config import Config
 
 # In the order the HParams dashboard lists them as metrics: what a grid is sorted by first.
 TAGS = ("test/accuracy", "test/loss", "train/loss", "train/epoch_loss", "time/step_time_us")
@@ -33,7 +32,7 @@ def write_events(records: list[dict], logdir: str | os.PathLike) -> pathlib.Path
     axes = grid_axes(records)
     write_experiment(logdir, records, axes)
     for record in records:
-        cfg = Config(**record["config"])
+        cfg = config_of(record)
         # Atomically: a reader (a running TensorBoard) never sees half a run, nor two copies.
         with atomic_folder(logdir / run_name(cfg) / record["backend"]) as tmp:
             write_run(tmp, scalars(record), hparams(record, axes))
@@ -118,15 +117,16 @@ def scalars(record: dict) -> list[tuple[str, int, float]]:
 
 
 def grid_axes(records: list[dict]) -> list[str]:
-    """The config fields whose values differ among `records`, in Config's order."""
-    names = [f.name for f in fields(Config)]
-    return [n for n in names if len({repr(r["config"].get(n)) for r in records}) > 1]
+    """The config fields whose values differ among `records`, in Config's order (a field an older
+    record lacks counts at its default)."""
+    return varying([config_of(r) for r in records])
 
 
 def hparams(record: dict, axes: list[str]) -> dict:
     """The HParams of a record's session: its value on each axis, its backend and its status."""
+    cfg = config_of(record)
     return {
-        **{a: record["config"][a] for a in axes},
+        **{a: getattr(cfg, a) for a in axes},
         "backend": record["backend"],
         "status": record["status"],
     }

@@ -112,6 +112,17 @@ def test_hparams_are_the_grids_axes_and_the_backend(records, logdir):
         assert got == {k: float(v) if isinstance(v, int) else v for k, v in want.items()}
 
 
+def test_a_field_older_records_lack_is_not_an_axis(records, tmp_path):
+    """A resumed --out can hold records written before a Config field existed: such a record
+    runs at the field's default, so the field does not vary and the file still converts."""
+    old = copy.deepcopy(records[:2])  # the committed grid's: written before Config.compile
+    assert "compile" not in old[0]["config"]
+    old[1]["config"]["compile"] = False  # a record written since, at the default
+    assert grid_axes(old) == grid_axes(records[:2])
+    run = write_events(old, tmp_path) / run_name(Config(**old[0]["config"])) / old[0]["backend"]
+    assert hparams_of(read_run(run))["backend"] == old[0]["backend"]
+
+
 def test_rewriting_replaces_a_run_not_appends_to_it(records, tmp_path):
     write_events(records[:2], tmp_path)
     write_events(records[:2], tmp_path)

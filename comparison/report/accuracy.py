@@ -9,6 +9,7 @@ from statistics import median
 
 import numpy as np
 
+from comparison.progress import plural
 from comparison.report.common import (
     BACKENDS,
     COLORS,
@@ -25,7 +26,6 @@ from comparison.report.common import (
     ok,
     pct,
     plt,
-    plural,
     points,
     shared_label,
     table,

@@ -7,7 +7,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from comparison.report.common import Page, curve, first_cfg, learned, plural, table
+from comparison.progress import plural
+from comparison.report.common import Page, curve, first_cfg, learned, table
 from comparison.report.loss import DRIFT, DRIFT_TEXT
 from shared.config import Config
 
@@ -39,11 +40,6 @@ def section(page: Page) -> list[str]:
     md = ["## Agreement of the twins", "", why, "", MEASURE, "", _left_out_text(left_out), ""]
     md += [_table(compared, left_out), ""]
     return md + _float64(compared)
-
-
-def _without_figure(text: str) -> str:
-    """The drift paragraph where Loss shows no difference panel to point at."""
-    return text.replace("; the lower panel shows their per-step difference. It is", ". It is")
 
 
 def split(pairs) -> tuple[list[tuple[Config, float]], dict[tuple[str, float], list]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from statistics import mean, median
 
+from comparison.progress import plural
 from comparison.report.common import (
     DID_NOT_LEARN_BELOW,
     NAMES,
@@ -13,7 +14,6 @@ from comparison.report.common import (
     learned,
     path_of,
     pct,
-    plural,
     points,
 )
 from comparison.report.convergence import did_not_learn, stuck_counts

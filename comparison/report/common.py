@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 
-from comparison.results import config_of
+from comparison.results import config_of, varying
 from shared.config import FIELD_NAMES, Config
 
 BACKENDS = ("torch", "jax")
@@ -174,11 +174,6 @@ def arch_order(a: str) -> tuple[int, ...]:
 _SHORT = {"learning_rate": "lr", "batch_size": "batch", "hidden_size": "hidden", "epochs": "epochs"}
 
 
-def varying(cfgs: list[Config]) -> list[str]:
-    """The Config fields whose values differ among `cfgs`, in Config's order."""
-    return [n for n in FIELD_NAMES if len({getattr(c, n) for c in cfgs}) > 1]
-
-
 def field_text(cfg: Config, name: str) -> str:
     """One field of `cfg` as a panel or a legend names it: "lr 0.01", "batch 100", "relu",
     "float64", "seed 3", "compile true"."""
@@ -240,11 +235,6 @@ def table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def plural(n: int, word: str) -> str:
-    """ "1 configuration", "4 configurations": a one-run report must not say "1 configurations"."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def points(x: float, decimals: int = 2, sign: bool = False) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from statistics import median
 
+from comparison.progress import plural
 from comparison.report.common import (
     DID_NOT_LEARN_BELOW,
     Page,
@@ -16,7 +17,6 @@ from comparison.report.common import (
     ok,
     path_of,
     pct,
-    plural,
     table,
 )
 from comparison.results import config_of

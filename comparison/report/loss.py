@@ -259,7 +259,7 @@ def fig_loss_grid(pairs: dict[str, dict[str, dict]], ref: dict[str, dict] | None
 
 def _slice_note(shown: int, total: int, vary: list[str], shared: str) -> str:
     """The page's line under the small multiples: what they show, and where the rest is."""
-    what = " and ".join(_WORDS.get(n, n.replace("_", " ")) for n in vary) or "the configuration"
+    what = " and ".join(n.replace("_", " ") for n in vary) or "the configuration"
     if shown == total:
         return f"Training loss of every configuration, one panel each; the panels vary {what}."
     around = (
@@ -269,11 +269,3 @@ def _slice_note(shown: int, total: int, vary: list[str], shared: str) -> str:
         f"Training loss of {shown} of the {total} configurations, a slice chosen on purpose: "
         f"{around} over {what}. Every configuration's final accuracy is under Accuracy."
     )
-
-
-_WORDS = {
-    "learning_rate": "learning rate",
-    "batch_size": "batch size",
-    "hidden_layers": "hidden layers",
-    "hidden_size": "hidden size",
-}

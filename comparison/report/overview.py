@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from comparison.report.common import BACKENDS, NAMES, Page, first_cfg, plural
+from comparison.progress import plural
+from comparison.report.common import BACKENDS, NAMES, Page, first_cfg
 from shared.config import FIELD_NAMES, Config
 
 # Versions as a reader looks for them: each backend's libraries, then what both use.

@@ -12,6 +12,7 @@ from statistics import median
 
 import numpy as np
 
+from comparison.progress import plural
 from comparison.report.common import (
     BACKENDS,
     COLORS,
@@ -24,7 +25,6 @@ from comparison.report.common import (
     eager_key,
     path_of,
     plt,
-    plural,
     table,
 )
 from comparison.results import config_of, warmup_s
