@@ -19,7 +19,8 @@ from tensorboardX.record_writer import RecordWriter
 from tensorboardX.summary import hparams as hparams_summary
 
 from comparison.results import config_of, varying
-from shared.checkpoint import atomic_file, atomic_folder, run_name
+from shared.checkpoint import run_name
+from shared.files import atomic_file, atomic_folder
 
 # In the order the HParams dashboard lists them as metrics: what a grid is sorted by first.
 TAGS = ("test/accuracy", "test/loss", "train/loss", "train/epoch_loss", "time/step_time_us")

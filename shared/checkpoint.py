@@ -1,21 +1,18 @@
 """What both twins' checkpoints share, framework-free: where a run's model goes
-(DIR/<run name>/torch.pt | jax.orbax, its config.json beside), which framework wrote a file, atomic
-writes, and the one-line CheckpointError. The formats are the twins' own (impls/*/checkpoint.py);
-why and how: docs/results-format.md#saved-models-outmodels.
+(DIR/<run name>/torch.pt | jax.orbax, its config.json beside), which framework wrote a file, and
+the one-line CheckpointError (atomic writes: shared/files.py). The formats are the twins' own
+(impls/*/checkpoint.py); why and how: docs/results-format.md#saved-models-outmodels.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pathlib
-import shutil
-import tempfile
 from dataclasses import fields
 
 from shared.config import Config, ConfigError
-from shared.init import Weights
+from shared.files import atomic_file
 
 FILE_NAMES = {"torch": "torch.pt", "jax": "jax.orbax"}  # backend -> its checkpoint in a folder
 CONFIG_FILE = "config.json"
@@ -96,52 +93,3 @@ def check_shapes(path, cfg: Config, found: list[tuple[tuple, tuple]]) -> None:
 
 def _shapes(layers) -> str:
     return " ".join(f"{'x'.join(map(str, w))}+{'x'.join(map(str, b))}" for w, b in layers)
-
-
-def weight_shapes(weights: Weights) -> list[tuple[tuple, tuple]]:
-    return [(tuple(w.shape), tuple(b.shape)) for w, b in weights]
-
-
-@contextlib.contextmanager
-def atomic_file(path: str | os.PathLike):
-    """Yields a temporary path beside `path`; on success it replaces `path` at once (os.replace),
-    so that a run killed while writing leaves the previous file or none, never half of one."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield pathlib.Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
-@contextlib.contextmanager
-def atomic_folder(path: str | os.PathLike):
-    """atomic_file for a folder (Orbax writes one): yields a fresh temporary folder path beside
-    `path`, renamed to `path` on success. A previous folder is moved aside first and deleted after,
-    so a kill leaves the previous one, the new one, or (between two renames) none."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    tmp.rmdir()  # Orbax creates the folder itself
-    old = path.with_name(f".{path.name}.old")
-    try:
-        yield tmp
-        _remove(old)
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-        _remove(old)
-    finally:
-        _remove(tmp)
-
-
-def _remove(path: pathlib.Path) -> None:
-    """Delete a file or a folder, if there."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)

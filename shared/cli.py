@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from shared.checkpoint import CheckpointError, read_config
 from shared.config import FIELD_NAMES, PRESETS, ConfigError, Grid, resolve
 
 _prog = "mlp-twins"  # the name errors start with: the last ArgumentParser's prog
@@ -98,8 +99,6 @@ def evaluate_args(prog: str, framework: str, argv: list[str] | None = None):
 
     The Config is --config/--set where given, else the config.json saved beside PATH, else the
     baseline."""
-    from shared.checkpoint import CheckpointError, read_config
-
     parser = ArgumentParser(
         prog=prog,
         description=f"Evaluate a saved model (torch.pt, jax.orbax) on the test set: {framework}.",

@@ -17,8 +17,9 @@ from flax import nnx
 
 from impls.flax_mlp import runtime
 from impls.flax_mlp.model import MLP, get_weights
-from shared.checkpoint import CheckpointError, atomic_folder, check_shapes, write_config
+from shared.checkpoint import CheckpointError, check_shapes, write_config
 from shared.config import Config
+from shared.files import atomic_folder
 from shared.init import Weights
 
 

@@ -16,8 +16,9 @@ import torch
 
 from impls.torch_mlp import runtime
 from impls.torch_mlp.model import MLP, build_model, get_weights
-from shared.checkpoint import CheckpointError, atomic_file, check_shapes, write_config
+from shared.checkpoint import CheckpointError, check_shapes, write_config
 from shared.config import Config
+from shared.files import atomic_file
 from shared.init import Weights
 
 

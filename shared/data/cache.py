@@ -7,10 +7,11 @@ import json
 import os
 import pathlib
 import sys
-import tempfile
 import time
 
 import numpy as np
+
+from shared.files import atomic_file
 
 ARRAY_NAMES = ("train_images", "train_labels", "test_images", "test_labels")
 
@@ -56,11 +57,10 @@ def _save_arrays(arrays_dir: pathlib.Path, arrays, sig: dict, md5: dict) -> None
         _sweep_stale(arrays_dir)
         (arrays_dir / "meta.json").unlink(missing_ok=True)  # invalidate before touching the arrays
         for key, arr in zip(ARRAY_NAMES, arrays):
-            _atomic_write(
-                arrays_dir / f"{key}.npy", lambda f, a=arr: np.save(f, a, allow_pickle=False)
-            )
-        meta = json.dumps({"sources": sig, "md5": md5})
-        _atomic_write(arrays_dir / "meta.json", lambda f: f.write(meta.encode()))
+            with atomic_file(arrays_dir / f"{key}.npy") as tmp, open(tmp, "wb") as f:
+                np.save(f, arr, allow_pickle=False)
+        with atomic_file(arrays_dir / "meta.json") as tmp:
+            tmp.write_text(json.dumps({"sources": sig, "md5": md5}))
     except OSError as e:  # a read-only cache only costs speed
         print(f"[data] warning: could not cache arrays in {arrays_dir}: {e}", file=sys.stderr)
 
@@ -80,17 +80,6 @@ def _sweep_stale(folder: pathlib.Path) -> None:
                 tmp.unlink()
         except OSError:
             pass
-
-
-def _atomic_write(path: pathlib.Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _unlink(path: pathlib.Path) -> bool:
