@@ -16,15 +16,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["evaluate"]:
         return evaluate(argv[1:])
-    prog = PROG
-    args, runs = backend_args(prog, FRAMEWORK, argv)
+    args, runs = backend_args(PROG, FRAMEWORK, argv)
     # The framework is imported once the flags are known to be good, so that bad flags fail at once.
     from impls.flax_mlp import runtime, train
 
     try:
         device = runtime.resolve_device(args.device)
     except RuntimeError as e:
-        fail(str(e), prog=prog)
+        fail(str(e), prog=PROG)
     for n, cfg in enumerate(runs, 1):
         print(
             f"== run {n}/{len(runs)} on {runtime.describe_device(device)}: {cfg.key()}", flush=True
