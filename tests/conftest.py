@@ -121,9 +121,10 @@ def find_real_data(name: str, places: list, dest: pathlib.Path) -> tuple[pathlib
             continue
         dest.mkdir(parents=True, exist_ok=True)
         for path in files.values():
-            # Via a temp file and an atomic rename: pytest-xdist's workers copy into one session
-            # cache at once, and a worker must never read another's half-written copy.
-            part = dest / f".{path.name}.{os.getpid()}.part"
+            # Via a temp file beside `dest` and an atomic rename: pytest-xdist's workers copy into
+            # one session cache at once, and a worker must never read another's half-written copy,
+            # nor find a temp file in the folder its tests list or copy whole.
+            part = dest.parent / f".{dest.name}.{path.name}.{os.getpid()}.part"
             shutil.copyfile(path, part)
             os.replace(part, dest / path.name)
         return dest, f"{origin} {folder}"

@@ -618,7 +618,8 @@ def test_tests_name_every_place_they_looked(mnist_dir, cache, tmp_path):
 
 def test_a_reader_never_sees_a_half_copied_file(mnist_dir, tmp_path):
     """pytest-xdist's workers copy the data into one session cache at once: while one copies, what
-    another finds there is whole (conftest.find_real_data writes a temp file, then renames)."""
+    another finds there is whole and is the data's files only, no temp file (tests copy the folder
+    whole); conftest.find_real_data writes a temp file beside it, then renames."""
     dest, sizes = tmp_path / "copy", {p.name: p.stat().st_size for p in mnist_dir.iterdir()}
     seen, done = set(), threading.Event()
 
@@ -627,6 +628,8 @@ def test_a_reader_never_sees_a_half_copied_file(mnist_dir, tmp_path):
             for name, size in sizes.items():
                 with contextlib.suppress(FileNotFoundError):
                     seen.add((name, (dest / name).stat().st_size == size))
+            with contextlib.suppress(FileNotFoundError):  # only the data's own files, ever
+                seen.update((p.name, p.name in sizes) for p in dest.iterdir())
 
     reader = threading.Thread(target=read)
     reader.start()
