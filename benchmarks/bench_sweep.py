@@ -97,14 +97,13 @@ def torch_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
         epoch_index_matrix(cfg.seed, 0, len(data.train_labels), cfg.batch_size)[:steps]
     ).to(dev)
 
-    step_fn = sweep.train_step
-    if cfg.compile:  # as sweep._train_part does: compiled ahead, on copies of the state
-        state = sweep.State(params, opt_state, alive)
-        step_fn = sweep.compile_step(step_fn, state, members, images, labels, order[0])
+    # as sweep._train_part does: compiled ahead (with cfg.compile; on copies of the state)
+    state = sweep.State(params, opt_state, alive)
+    run_epoch, _ = sweep.compile_epoch(cfg, state, members, images, labels, order)
 
     def run():
         state = sweep.State(params, opt_state, alive)
-        return sweep.train_epoch(state, members, images, labels, order, step_fn)[1]
+        return run_epoch(state, members, images, labels, order)[1]
 
     gemm = torch_floor(cfg, len(cfgs), device, steps)
     return run, runtime.device_sync(dev), gemm, runtime.describe_device(dev)
@@ -133,7 +132,7 @@ def jax_sweeper(cfgs: list[Config], data: Dataset, device: str, steps: int):
         dev,
     )
     # as sweep._train_part does: the whole epoch compiled ahead of time
-    epoch = sweep.train_epoch.lower(state["now"], members, images, labels, order).compile()
+    epoch, _ = sweep.compile_epoch(cfg, state["now"], members, images, labels, order)
 
     def run():
         state["now"], losses = epoch(state["now"], members, images, labels, order)

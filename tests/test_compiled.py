@@ -20,7 +20,7 @@ from shared.config import Config, ConfigError
 
 torch = pytest.importorskip("torch")
 
-from impls.torch_mlp import fast, sweep, train  # noqa: E402 (after importorskip: needs torch)
+from impls.torch_mlp import sweep, train  # noqa: E402 (after importorskip: needs torch)
 
 BASE = Config(hidden_size=32, batch_size=600, epochs=1)  # one epoch = 100 steps
 TOL = {"float32": 1e-5, "float64": 1e-12}
@@ -47,15 +47,15 @@ def loop_runs(request, mnist):
 
 @pytest.fixture(scope="module")
 def sweep_runs(mnist):
-    """(eager, compiled, what fast._mark_static marked while compiling)."""
-    marked, mark = [], fast._mark_static
+    """(eager, compiled, what sweep._mark_static marked while compiling)."""
+    marked, mark = [], sweep._mark_static
 
     def spy(params, opt_state):
         marked.append((params, opt_state))
         mark(params, opt_state)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(fast, "_mark_static", spy)
+        mp.setattr(sweep, "_mark_static", spy)
         runs = both(lambda cfgs: sweep.train_group(cfgs, mnist, device="cpu", log=None), GROUP)
     return (*runs, marked)
 

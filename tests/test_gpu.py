@@ -178,7 +178,7 @@ def test_compiled_torch_matches_eager_on_the_gpu(dtype, mnist):
     for got, want in zip(swept_fast, swept):
         assert_curves(got, want, TOL[dtype])
         assert got["compiled"]["recompiles"] == 0
-        # Adam's graph too: fast._mark_static makes the state it updates in place static.
+        # Adam's graph too: sweep._mark_static makes the state it updates in place static.
         assert got["compiled"]["cudagraph_skips"] == 0
 
 

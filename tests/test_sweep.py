@@ -153,23 +153,23 @@ def test_stacked_adam_equals_independent_adam(framework):
 
 def test_torch_adam_in_blocks_equals_independent_adam(monkeypatch):
     """The same, with torch's update done in blocks of 1,000 elements (the first W, 784 x 3 x 8, in
-    many blocks of a few rows), as it is for the grid's ~25 MB tensors (fast.row_blocks).
+    many blocks of a few rows), as it is for the grid's ~25 MB tensors (sweep._row_blocks).
     (XLA fuses the update: no blocks.)"""
-    from impls.torch_mlp import fast
+    from impls.torch_mlp import sweep
 
-    monkeypatch.setattr(fast, "ADAM_BLOCK", 1000)
+    monkeypatch.setattr(sweep, "_ADAM_BLOCK", 1000)
     _check_stacked_adam("torch")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_torch_prelu_equals_f_prelu_bit_for_bit(dtype):
-    """fast.prelu (its backward reads the mask off the output) gives F.prelu's values and
+    """sweep._prelu (its backward reads the mask off the output) gives F.prelu's values and
     gradients bit for bit, on the values where a mask could differ: ±0, the smallest subnormals,
     ±inf, NaN, and the slopes of ReLU and LeakyReLU side by side."""
     torch = pytest.importorskip("torch")
     import torch.nn.functional as F
 
-    from impls.torch_mlp import fast
+    from impls.torch_mlp import sweep
 
     dt = getattr(torch, dtype)
     tiny = torch.finfo(dt).tiny * torch.finfo(dt).eps  # the smallest positive subnormal
@@ -181,7 +181,7 @@ def test_torch_prelu_equals_f_prelu_bit_for_bit(dtype):
     slopes = torch.tensor([0.0, 0.01, 0.0, 0.01], dtype=dt)
     grad = torch.randn(x.shape, generator=generator, dtype=dt)
     outs, grads = [], []
-    for fn in (fast.prelu, F.prelu):
+    for fn in (sweep._prelu, F.prelu):
         xi = x.clone().requires_grad_()
         out = fn(xi, slopes)
         out.backward(grad)

@@ -29,13 +29,10 @@ SIDES = (("impls/torch_mlp", "PyTorch"), ("impls/flax_mlp", "JAX/Flax"))
 # Reading order: the model, the loop, its plumbing, the sweep engine, the walk-through, the CLI.
 ORDER = ("model", "train", "runtime", "sweep", "fundamentals", "__main__")
 SKIP = ("__init__",)  # a one-line docstring each: nothing to set side by side
-# Public definitions one twin has and the other needs not, each with why (tests/test_twins_api.py
-# holds the twins to the rest): CompiledStep, since torch.compile wraps an eager step where JAX's
-# step is jitted where it is defined; and the torch sweep's tuning for one device or compiler, which
-# XLA does itself.
-ONE_SIDED = {
-    "impls/torch_mlp/fast.py": {"CompiledStep", "ADAM_BLOCK", "prelu", "row_blocks", "compile_step"}
-}
+# Public definitions one twin has and the other needs not, with why (tests/test_twins_api.py holds
+# the twins to the rest): CompiledStep, torch.compile's plumbing (a dynamo reset, its counters, CUDA
+# graphs' outputs), which the loop's and the sweep's compiled steps share; jax.jit needs none.
+ONE_SIDED = {"impls/torch_mlp/fast.py": {"CompiledStep"}}
 
 
 class MirrorError(ValueError):

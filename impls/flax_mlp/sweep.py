@@ -169,6 +169,16 @@ def train_epoch(
     return jax.lax.scan(step, state, (jnp.arange(order.shape[0]), order))
 
 
+def compile_epoch(
+    cfg: Config, state: State, members, images: jax.Array, labels: jax.Array, order
+) -> tuple[Callable, Callable]:
+    """(run_epoch(state, members, images, labels, order), the step it runs), compiled now for
+    these shapes where there is something to compile, so that the compile is timed as warm-up."""
+    step = train_step  # jit traces it into the epoch's program, whatever cfg.compile says
+    run_epoch = train_epoch.lower(state, members, images, labels, order, step).compile()
+    return run_epoch, step
+
+
 def evaluate(
     params, members, images: jax.Array, labels: jax.Array
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -242,9 +252,7 @@ def _train_part(
         clock = StepClock(runtime.device_sync(dev))
         order = epoch_order(cfg, data, 0, dev)
         t0 = time.perf_counter()
-        step = train_step  # jit traces it into the epoch's program, whatever cfg.compile says
-        run_epoch = train_epoch.lower(state, members, train_images, train_labels, order, step)
-        run_epoch = run_epoch.compile()  # the whole epoch, compiled now for these shapes
+        run_epoch, step = compile_epoch(cfg, state, members, train_images, train_labels, order)
         clock.record_warmup(time.perf_counter() - t0)
         for epoch in range(cfg.epochs):
             order = epoch_order(cfg, data, epoch, dev) if epoch else order  # (steps, B)

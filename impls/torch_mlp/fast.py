@@ -3,8 +3,8 @@
 A fenced speed path, not the lesson; twin of impls/flax_mlp/fast.py. Why: at a small step a GPU
 waits on the host, and torch.compile of train_step breaks its graph 7 times; here forward, backward
 (torch.func.grad_and_value) and torch's own Adam trace into one graph (benchmarks/README.md).
-torch only, around it: torch.compile's plumbing (jax.jit needs none) and what the sweep does by hand
-for speed (XLA fuses it), each computing what its plain form would, bit for bit.
+torch only, before it: torch.compile's plumbing (CompiledStep, which the sweep's compiled step uses
+too); jax.jit needs none.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from collections.abc import Callable
 
 import torch
 import torch._functorch.config  # CompiledStep: recompute_views
-import torch.nn.functional as F
 from torch.optim.adam import adam  # the function torch.optim.Adam.step calls
 
-# ---------------------------------------------------------- torch.compile's plumbing, both engines
+# ---------------------------------------------- torch.compile's plumbing, both engines (torch only)
 
 
 class CompiledStep:
@@ -29,7 +28,7 @@ class CompiledStep:
         # a grid's runs fill its recompile limit, after which the step runs eager.
         torch._dynamo.reset()
         # Views rebuilt in the backward, not saved: else the sweep's activation saves a bool mask
-        # (prelu, below). Process-wide: a patch per call costs more.
+        # (sweep._prelu). Process-wide: a patch per call costs more.
         torch._functorch.config.recompute_views = True
         self.mode = "reduce-overhead" if dev.type == "cuda" else "default"
         self.fn = torch.compile(step, mode=self.mode)
@@ -81,7 +80,7 @@ class FastStep(CompiledStep):
         hyper.update({k: group[k] for k in ("lr", "eps", "weight_decay", "maximize")})
         pure = functools.partial(_pure_step, loss_fn=loss_fn, model=model, names=names, hyper=hyper)
         super().__init__(pure, dev)
-        if dev.type == "cuda":  # CUDA graphs: the state keeps its addresses (_mark_static)
+        if dev.type == "cuda":  # CUDA graphs: the state keeps its addresses (sweep._mark_static)
             for t in self.params + [t for ts in self.opt_state.values() for t in ts]:
                 torch._dynamo.mark_static_address(t, guard=False)
 
@@ -135,68 +134,3 @@ def _adam_state(optimizer: torch.optim.Adam, params) -> dict[str, list[torch.Ten
         for key in state:
             state[key].append(s[key])
     return state
-
-
-# ------------------------------------------------------------------- the sweep's tuning (sweep.py)
-# Not the algorithm: each piece computes what its plain form would, bit for bit
-# (tests/test_sweep.py); benchmarks/README.md ("The torch sweep's tuning") shows what each pays.
-
-ADAM_BLOCK = 1 << 20  # elements per block of Adam's update: a few blocks fit the CPU's cache
-
-
-def prelu(x: torch.Tensor, slopes: torch.Tensor) -> torch.Tensor:
-    """F.prelu(x, slopes), one slope per member (dim 1), its backward reading the output, not x."""
-    return _PReLU.apply(x, slopes)
-
-
-class _PReLU(torch.autograd.Function):
-    # Why: compiled, F.prelu's backward saves the mask x > 0 as a bool tensor, which inductor's CPU
-    # code writes slowly; the output, saved anyway, gives the same mask for slopes in [0, 1].
-    # forward and setup_context apart, as torch.func's transforms require of a Function.
-
-    @staticmethod
-    def forward(x: torch.Tensor, slopes: torch.Tensor) -> torch.Tensor:
-        return F.prelu(x, slopes)
-
-    @staticmethod
-    def setup_context(ctx, inputs: tuple, output: torch.Tensor) -> None:
-        ctx.save_for_backward(output, inputs[1])
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        out, slopes = ctx.saved_tensors
-        return torch.where(out > 0, grad, slopes[:, None] * grad), None  # F.prelu's gradient
-
-
-def row_blocks(*tensors: torch.Tensor):
-    """The tensors cut alike along dim 0 into blocks of about ADAM_BLOCK elements: zip of splits.
-    Why: eager torch makes one pass over memory per op, and Adam's passes over a block after its
-    first hit the cache. Compiled, inductor fuses the passes into one loop, and a GPU has no CPU
-    cache to fit (a block is kernel launches more, in a step bound by launches): one block."""
-    rows = max(1, ADAM_BLOCK // tensors[0][0].numel())
-    if torch.compiler.is_compiling() or tensors[0].device.type != "cpu":
-        rows = tensors[0].shape[0]
-    return zip(*(t.split(rows) for t in tensors))
-
-
-def compile_step(step: Callable, state, members, images, labels, index: torch.Tensor):
-    """The sweep's `step` under torch.compile (CompiledStep), compiled now on copies of the
-    state and the batch `index` (B,), so that the compile is timed as the warm-up."""
-    images, labels, opt_state = images[index], labels[index], state.opt_state
-    compiled = CompiledStep(step, images.device)
-    copies = [tuple(p.clone() for p in layer) for layer in state.params]
-    state_copy = {"step": opt_state["step"], "m": [t.clone() for t in opt_state["m"]]}
-    state_copy["v"] = [t.clone() for t in opt_state["v"]]
-    # Needed on a GPU only (CUDA graphs), inert on the CPU, where the tests run it.
-    _mark_static(state.params, opt_state)
-    _mark_static(copies, state_copy)
-    compiled(copies, state_copy, state.alive, members, images, labels)
-    return compiled
-
-
-def _mark_static(params, opt_state: dict) -> None:
-    # Why: "reduce-overhead" records a CUDA graph for Adam's graph, which updates the weights and
-    # moments in place, only if they keep their addresses (are static), as nn.Module parameters do.
-    # Unguarded: the warm-up's copies differ in address, which costs one re-recording, no recompile.
-    for t in [p for layer in params for p in layer] + opt_state["m"] + opt_state["v"]:
-        torch._dynamo.mark_static_address(t, guard=False)

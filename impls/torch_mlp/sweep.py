@@ -3,7 +3,7 @@
 The twin is impls/flax_mlp/sweep.py; docs/sweep-engine.md says how and why. Each member of a group
 (shared/groups.py) trains exactly as train.py would train it alone: the weights get a member axis,
 and learning rate, activation and output become per-member numbers. What is there only for speed on
-one device or compiler is in fast.py.
+one device or compiler is fenced off at the end.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from impls.torch_mlp import checkpoint, runtime
-from impls.torch_mlp.fast import compile_step, prelu, row_blocks
+from impls.torch_mlp.fast import CompiledStep
 from impls.torch_mlp.model import LEAKY_SLOPE, build_model, get_weights, set_weights
 from impls.torch_mlp.train import LOG_EVERY, device_data, epoch_order
 from shared.config import Config
@@ -71,7 +71,7 @@ def forward(
     x = torch.addmm(b.reshape(-1), images, w.reshape(784, members * width))
     x = x.view(batch, members, width)  # (B, M, n)
     for w, b in rest:
-        x = prelu(x, slopes)  # x if x > 0 else slope * x, per member (fast.py)
+        x = _prelu(x, slopes)  # x if x > 0 else slope * x, per member (F.prelu, below)
         x = torch.einsum("bmi,mio->bmo", x, w) + b  # (B, M, out): a batched matmul over members
     # The lab report's double softmax, only for the members that have it (see model.py).
     return torch.where(softmax[:, None], torch.softmax(x, dim=-1), x)  # (B, M, 10)
@@ -117,7 +117,7 @@ def adam_step(params, grads, opt_state: dict, lr: torch.Tensor, alive: torch.Ten
     flat_grads = [g for layer in grads for g in layer]
     for i, tensors in enumerate(zip(flat, flat_grads, opt_state["m"], opt_state["v"])):
         step_size = _along_members(neg_step_size, i, flat[i]).expand_as(flat[i])  # a view, no copy
-        for p, grad, m, v, size in row_blocks(*tensors, step_size):  # fast.py
+        for p, grad, m, v, size in _row_blocks(*tensors, step_size):  # cache-sized, below
             m.lerp_(grad, 1 - BETA1)
             v.mul_(BETA2).addcmul_(grad, grad, value=1 - BETA2)
             denom = v.sqrt().div_(bias_correction2_sqrt).add_(EPS)
@@ -197,6 +197,18 @@ def train_epoch(
     return State(params, opt_state, alive), torch.stack(losses)
 
 
+def compile_epoch(
+    cfg: Config, state: State, members, images: torch.Tensor, labels: torch.Tensor, order
+) -> tuple[Callable, Callable]:
+    """(run_epoch(state, members, images, labels, order), the step it runs), compiled now for
+    these shapes where there is something to compile, so that the compile is timed as warm-up."""
+    step = train_step  # eager: torch runs each op as Python calls it
+    if cfg.compile:  # torch.compile, on copies of the state (below)
+        step = _compile_step(step, state, members, images, labels, order[0])
+    run_epoch = functools.partial(train_epoch, step_fn=step)
+    return run_epoch, step
+
+
 def evaluate(
     params, members, images: torch.Tensor, labels: torch.Tensor
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -269,10 +281,7 @@ def _train_part(
         clock = StepClock(runtime.device_sync(dev))
         order = epoch_order(cfg, data, 0, dev)
         t0 = time.perf_counter()
-        step = train_step  # torch runs each op as Python calls it
-        if cfg.compile:  # torch.compile, compiled now (the warm-up) on copies of the state
-            step = compile_step(step, state, members, train_images, train_labels, order[0])
-        run_epoch = functools.partial(train_epoch, step_fn=step)
+        run_epoch, step = compile_epoch(cfg, state, members, train_images, train_labels, order)
         clock.record_warmup(time.perf_counter() - t0)
         for epoch in range(cfg.epochs):
             order = epoch_order(cfg, data, epoch, dev) if epoch else order  # (steps, B)
@@ -331,3 +340,69 @@ def _evaluate_chunk(params, slopes, softmax, images, labels):
     targets = labels[:, None].expand(-1, outputs.shape[1])
     loss = F.cross_entropy(outputs.permute(0, 2, 1), targets, reduction="none").mean(dim=0)
     return loss, (outputs.argmax(dim=-1) == targets).sum(dim=0)
+
+
+# -------------------------------------------------------- torch only, for speed: not the algorithm
+# XLA does these itself (it fuses Adam's passes and the activation; jit compiles the epoch whole).
+# Each computes what its plain form would, bit for bit (tests/test_sweep.py, test_compiled.py);
+# benchmarks/README.md ("The torch sweep's tuning") shows what each pays.
+
+_ADAM_BLOCK = 1 << 20  # elements per block of Adam's update: a few blocks fit the CPU's cache
+
+
+def _prelu(x: torch.Tensor, slopes: torch.Tensor) -> torch.Tensor:
+    """F.prelu(x, slopes), one slope per member (dim 1), its backward reading the output, not x."""
+    return _PReLU.apply(x, slopes)
+
+
+class _PReLU(torch.autograd.Function):
+    # Why: compiled, F.prelu's backward saves the mask x > 0 as a bool tensor, which inductor's CPU
+    # code writes slowly; the output, saved anyway, gives the same mask for slopes in [0, 1].
+    # forward and setup_context apart, as torch.func's transforms require of a Function.
+
+    @staticmethod
+    def forward(x: torch.Tensor, slopes: torch.Tensor) -> torch.Tensor:
+        return F.prelu(x, slopes)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: torch.Tensor) -> None:
+        ctx.save_for_backward(output, inputs[1])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        out, slopes = ctx.saved_tensors
+        return torch.where(out > 0, grad, slopes[:, None] * grad), None  # F.prelu's gradient
+
+
+def _row_blocks(*tensors: torch.Tensor):
+    """The tensors cut alike along dim 0 into blocks of about _ADAM_BLOCK elements: zip of splits.
+    Why: eager torch makes one pass over memory per op, and Adam's passes over a block after its
+    first hit the cache. Compiled, inductor fuses the passes into one loop, and a GPU has no CPU
+    cache to fit (a block is kernel launches more, in a step bound by launches): one block."""
+    rows = max(1, _ADAM_BLOCK // tensors[0][0].numel())
+    if torch.compiler.is_compiling() or tensors[0].device.type != "cpu":
+        rows = tensors[0].shape[0]
+    return zip(*(t.split(rows) for t in tensors))
+
+
+def _compile_step(step: Callable, state, members, images, labels, index: torch.Tensor):
+    """The sweep's `step` under torch.compile (CompiledStep), compiled now on copies of the
+    state and the batch `index` (B,), so that the compile is timed as the warm-up."""
+    images, labels, opt_state = images[index], labels[index], state.opt_state
+    compiled = CompiledStep(step, images.device)
+    copies = [tuple(p.clone() for p in layer) for layer in state.params]
+    state_copy = {"step": opt_state["step"], "m": [t.clone() for t in opt_state["m"]]}
+    state_copy["v"] = [t.clone() for t in opt_state["v"]]
+    # Needed on a GPU only (CUDA graphs), inert on the CPU, where the tests run it.
+    _mark_static(state.params, opt_state)
+    _mark_static(copies, state_copy)
+    compiled(copies, state_copy, state.alive, members, images, labels)
+    return compiled
+
+
+def _mark_static(params, opt_state: dict) -> None:
+    # Why: "reduce-overhead" records a CUDA graph for Adam's graph, which updates the weights and
+    # moments in place, only if they keep their addresses (are static), as nn.Module parameters do.
+    # Unguarded: the warm-up's copies differ in address, which costs one re-recording, no recompile.
+    for t in [p for layer in params for p in layer] + opt_state["m"] + opt_state["v"]:
+        torch._dynamo.mark_static_address(t, guard=False)
