@@ -244,7 +244,6 @@ def _line_count(path: pathlib.Path) -> int:
 
 # ------------------------------------------------------------------ as a pandas DataFrame
 
-CONFIG_FIELDS = FIELD_NAMES
 TIMINGS = ("step_time_us", "samples_per_s", "warmup_s", "train_s", "wall_s", "gemm_floor_us")
 
 
@@ -262,7 +261,7 @@ def to_dataframe(results: str | os.PathLike | list[dict]):
         records, bad = scan_results(path)
         if bad:
             raise ValueError(f"{path}: line {bad[0]} is not a result record ({len(bad)} such)")
-    columns = ["backend", "engine", "status", *CONFIG_FIELDS, "run_name", "final_test_accuracy"]
+    columns = ["backend", "engine", "status", *FIELD_NAMES, "run_name", "final_test_accuracy"]
     columns += ["final_test_loss", "final_train_loss", "epochs_done", "steps", *TIMINGS]
     return pd.DataFrame([row(r) for r in records], columns=[*columns, "device", "model"])
 

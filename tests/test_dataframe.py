@@ -12,11 +12,11 @@ import pytest
 
 from comparison.results import scan_results
 from shared.checkpoint import run_name
-from shared.config import Config
+from shared.config import FIELD_NAMES, Config
 
 pd = pytest.importorskip("pandas")
 
-from comparison.results import CONFIG_FIELDS, to_dataframe  # noqa: E402
+from comparison.results import to_dataframe  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 GRID = ROOT / "docs" / "results" / "cpu-grid"
@@ -30,7 +30,7 @@ def grid():
 def test_one_row_per_run_with_every_config_field(grid):
     df, records = grid
     assert len(df) == len(records) == 864
-    assert set(CONFIG_FIELDS) <= set(df.columns)
+    assert set(FIELD_NAMES) <= set(df.columns)
     assert {"final_test_accuracy", "step_time_us", "wall_s", "run_name", "model"} <= set(df.columns)
     assert df.groupby("run_name").size().eq(2).all()  # torch and JAX of each configuration
     assert sorted(df.backend.unique()) == ["jax", "torch"]
@@ -40,7 +40,7 @@ def test_rows_equal_the_records(grid):
     df, records = grid
     for (_, row), rec in zip(df.iterrows(), records):
         cfg = Config(**rec["config"])
-        assert {f: row[f] for f in CONFIG_FIELDS} == cfg.to_dict()
+        assert {f: row[f] for f in FIELD_NAMES} == cfg.to_dict()
         assert row.run_name == run_name(cfg)
         assert row.backend == rec["backend"] and row.status == rec["status"]
         assert row.final_test_accuracy == rec["epochs"][-1]["test_accuracy"]
